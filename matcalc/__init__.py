@@ -1,0 +1,46 @@
+"""matcalc: symbolic matrix calculus, the way deep-learning texts write it.
+
+>>> import matcalc
+>>> e = matcalc.parse("x' A x")
+>>> e.shape
+(Dim('n'), ...)
+"""
+
+from __future__ import annotations
+
+from .errors import (
+    CheckError,
+    DeclarationError,
+    DerivativeError,
+    MatcalcError,
+    MatcalcSyntaxError,
+    NestingError,
+    NoMatrixFormError,
+    ShapeError,
+    UnknownFunctionError,
+    UnknownNameError,
+)
+from .nodes import Node
+from .printing import to_latex, to_text, to_unicode
+from .shapes import Dim
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "parse", "Node", "Dim", "to_text", "to_unicode", "to_latex",
+    "MatcalcError", "MatcalcSyntaxError", "ShapeError", "UnknownNameError", "UnknownFunctionError",
+    "DeclarationError", "NestingError", "DerivativeError", "NoMatrixFormError", "CheckError",
+]
+
+
+def parse(text: str, **declarations) -> Node:
+    """Parse ``text`` into an immutable, typed, shape-checked AST.
+
+    ``declarations`` give kinds by name: ``parse("x'*A*x", A="matrix(n,n)", x="vector(n)")``; kinds may
+    also be declared inside the text (``"w·x + b where b: scalar, w, x: vector(n)"``). Undeclared names
+    follow usage, then the naming convention (``a``-``g`` scalars, ``h``-``z`` vectors, capitals matrices).
+    Every node has ``.shape``: ``()``, ``(n, 1)``, ``(1, n)`` or ``(m, n)``.
+    """
+    from .typecheck import typecheck
+
+    return typecheck(text, **declarations)

@@ -1,0 +1,315 @@
+"""Text to a positioned raw tree, with lark's LALR parser.
+
+The grammar lives in ``grammar/matcalc.lark`` (shipped inside the wheel as ``matcalc/grammar/``). Lark
+calls :class:`_RawBuilder` at each reduction, so no recursive tree walk happens while parsing; chains such
+as ``a + b + c + ...`` are collected into one flat list, so a 100 KB sum does not nest 25,000 levels deep.
+
+The raw tree is untyped: :mod:`matcalc.typecheck` turns it into the typed AST. This module is the only
+one that imports lark.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from fractions import Fraction
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from .errors import DeclarationError, MatcalcError, MatcalcSyntaxError, NestingError
+
+#: Deepest nesting of operators and calls accepted (parentheses alone do not count).
+MAX_DEPTH = 2500
+#: Longest input accepted, in characters.
+MAX_LENGTH = 1_000_000
+
+
+@contextmanager
+def deep_recursion(limit: int = 40_000):
+    """Raise Python's recursion limit for the duration of one matcalc call on a deep expression."""
+    old = sys.getrecursionlimit()
+    if old < limit:
+        sys.setrecursionlimit(limit)
+    try:
+        yield
+    finally:
+        if old < limit:
+            sys.setrecursionlimit(old)
+
+
+class Raw:
+    """A node of the raw tree: ``kind``, its ``items``, and where it stands in the input."""
+
+    __slots__ = ("kind", "items", "start", "end", "op", "depth", "grouped")
+
+    def __init__(self, kind: str, items, start: int, end: int, op: int | None = None, depth: int = 1):
+        self.kind = kind
+        self.items = items
+        self.start = start
+        self.end = end
+        self.op = op
+        self.depth = depth
+        self.grouped = False
+
+    def __repr__(self) -> str:  # pragma: no cover - debugging aid
+        return f"Raw({self.kind}, {self.items!r})"
+
+
+def _depth(*raws) -> int:
+    d = 1 + max((r.depth for r in raws if isinstance(r, Raw)), default=0)
+    if d > MAX_DEPTH:
+        first = next(r for r in raws if isinstance(r, Raw))
+        raise NestingError(f"the expression is nested more than {MAX_DEPTH} levels deep", first.start)
+    return d
+
+
+def _tok_end(tok: Token) -> int:
+    return tok.end_pos if tok.end_pos is not None else tok.start_pos + len(tok)
+
+
+class _RawBuilder(Transformer):
+    """Lark callbacks, one per grammar alternative, building :class:`Raw` nodes."""
+
+    # --- leaves --------------------------------------------------------------------------------
+    def number(self, c):
+        (tok,) = c
+        return Raw("num", Fraction(str(tok)), tok.start_pos, _tok_end(tok))
+
+    def name(self, c):
+        (tok,) = c
+        return Raw("name", str(tok), tok.start_pos, _tok_end(tok))
+
+    def group(self, c):
+        lpar, inner, rpar = c
+        inner.grouped = True
+        return inner
+
+    # --- operators -----------------------------------------------------------------------------
+    def add(self, c):
+        left, op, right = c
+        sign = 1 if op.type == "PLUS" else -1
+        if left.kind == "add" and not left.grouped:
+            left.items.append((sign, right, op.start_pos))
+            left.end = right.end
+            left.depth = max(left.depth, _depth(right))
+            return left
+        return Raw("add", [(1, left, None), (sign, right, op.start_pos)], left.start, right.end,
+                   op.start_pos, _depth(left, right))
+
+    def mul(self, c):
+        if len(c) == 3:
+            left, op, right = c
+            op_pos = op.start_pos
+        else:
+            left, right = c
+            op_pos = right.start
+        return self._chain("mul", left, right, op_pos)
+
+    def hadamard(self, c):
+        left, op, right = c
+        return self._chain("hadamard", left, right, op.start_pos)
+
+    def _chain(self, kind, left, right, op_pos):
+        if left.kind == kind and not left.grouped:
+            left.items.append((right, op_pos))
+            left.end = right.end
+            left.depth = max(left.depth, _depth(right))
+            return left
+        return Raw(kind, [(left, None), (right, op_pos)], left.start, right.end, op_pos, _depth(left, right))
+
+    def _binary(self, kind, c):
+        left, op, right = c
+        return Raw(kind, (left, right), left.start, right.end, op.start_pos, _depth(left, right))
+
+    def elemdiv(self, c):
+        return self._binary("elemdiv", c)
+
+    def div(self, c):
+        return self._binary("div", c)
+
+    def dot(self, c):
+        return self._binary("dot", c)
+
+    def power(self, c):
+        return self._binary("power", c)
+
+    def elempower(self, c):
+        return self._binary("elempower", c)
+
+    def neg(self, c):
+        op, x = c
+        if x.kind == "num" and not x.grouped:
+            return Raw("num", -x.items, op.start_pos, x.end)
+        return Raw("neg", x, op.start_pos, x.end, op.start_pos, _depth(x))
+
+    def pos(self, c):
+        op, x = c
+        return x
+
+    def transpose(self, c):
+        x, tok = c
+        return Raw("transpose", x, x.start, _tok_end(tok), tok.start_pos, _depth(x))
+
+    # --- calls, norms, literals ----------------------------------------------------------------
+    def arguments(self, c):
+        return [x for x in c if isinstance(x, Raw)]
+
+    def call(self, c):
+        fname, lpar = c[0], c[1]
+        args = c[2] if len(c) == 4 else []
+        rpar = c[-1]
+        return Raw("call", (str(fname), args), fname.start_pos, _tok_end(rpar), fname.start_pos,
+                   _depth(*args) if args else 1)
+
+    def norm(self, c):
+        open_bar, inner, close_bar = c[0], c[1], c[2]
+        sub = str(c[3]) if len(c) == 4 else None
+        end = _tok_end(c[-1])
+        return Raw("norm", (inner, sub), open_bar.start_pos, end, open_bar.start_pos, _depth(inner))
+
+    def row(self, c):
+        return [x for x in c if isinstance(x, Raw)]
+
+    def rows(self, c):
+        return [x for x in c if isinstance(x, list)]
+
+    def literal(self, c):
+        lsqb, rows, rsqb = c
+        entries = [e for r in rows for e in r]
+        return Raw("literal", rows, lsqb.start_pos, _tok_end(rsqb), lsqb.start_pos, _depth(*entries))
+
+    # --- declarations --------------------------------------------------------------------------
+    def dim(self, c):
+        (tok,) = c
+        return tok
+
+    def kind(self, c):
+        name = c[0]
+        dims = [t for t in c[1:] if isinstance(t, Token) and t.type in ("NAME", "NUMBER")]
+        return (str(name), name.start_pos, [(str(t), t.start_pos) for t in dims])
+
+    def declaration(self, c):
+        names = [(str(t), t.start_pos) for t in c if isinstance(t, Token) and t.type == "NAME"]
+        kind = c[-1]
+        return (names, kind)
+
+    def declarations(self, c):
+        return [x for x in c if isinstance(x, tuple)]
+
+    def start(self, c):
+        expr = c[0]
+        decls = c[2] if len(c) == 3 else []
+        return expr, decls
+
+    def kind_only(self, c):
+        return c[0]
+
+    def let_only(self, c):
+        return c[0]
+
+
+def _grammar_text() -> str:
+    """The grammar file, from the installed package or, in a checkout, from ``grammar/``."""
+    try:
+        res = resources.files("matcalc").joinpath("grammar/matcalc.lark")
+        if res.is_file():
+            return res.read_text(encoding="utf-8")
+    except (FileNotFoundError, ModuleNotFoundError):  # pragma: no cover
+        pass
+    checkout = Path(__file__).resolve().parent.parent / "grammar" / "matcalc.lark"
+    return checkout.read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=None)
+def _parser(start: str) -> Lark:
+    return Lark(
+        _grammar_text(),
+        parser="lalr",
+        start=start,
+        transformer=_RawBuilder(),
+        keep_all_tokens=True,
+        maybe_placeholders=False,
+    )
+
+
+_TOKEN_NAMES = {
+    "NAME": "a name", "NUMBER": "a number", "FUNCNAME": "a function", "LPAR": "'('", "RPAR": "')'",
+    "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "SEMI": "';'", "COLON": "':'", "PLUS": "'+'",
+    "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "HADAMARD": "'.*'", "ELEMDIV": "'./'", "DOT": "'·'",
+    "CARET": "'^'", "ELEMPOW": "'.^'", "TRANSPOSE": "a transpose (')", "NORMBAR": "'||'",
+    "NORMSUB": "'_F'", "WHERE": "'where'", "$END": "the end of the input",
+}
+_OPERAND = {"NAME", "NUMBER", "FUNCNAME", "LPAR", "LSQB", "NORMBAR", "MINUS", "PLUS"}
+
+
+def _expected(names) -> str:
+    names = set(names)
+    parts: list[str] = []
+    if names & _OPERAND and len(names & _OPERAND) >= 3:
+        parts.append("an expression (a name, a number, '(' ...)")
+        names -= _OPERAND
+    parts.extend(sorted(_TOKEN_NAMES.get(n, n) for n in names))
+    if not parts:
+        return "something else"
+    if len(parts) > 6:
+        parts = parts[:6] + ["..."]
+    return ", ".join(parts)
+
+
+def _syntax_error(exc: UnexpectedInput, text: str, what: str) -> MatcalcSyntaxError:
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+        msg = f"unexpected character {ch!r} in {what}"
+        if ch == "|":
+            msg += "; a norm is written ||e|| (two bars) or norm(e)"
+        return MatcalcSyntaxError(msg, exc.pos_in_stream, text)
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        if tok.type == "$END":
+            return MatcalcSyntaxError(
+                f"unexpected end of {what}; expected {_expected(exc.expected)}", len(text), text)
+        return MatcalcSyntaxError(
+            f"unexpected {str(tok)!r} in {what}; expected {_expected(exc.expected)}", tok.start_pos, text)
+    if isinstance(exc, UnexpectedEOF):
+        return MatcalcSyntaxError(f"unexpected end of {what}; expected {_expected(exc.expected)}",
+                                  len(text), text)
+    return MatcalcSyntaxError(f"cannot parse {what}", getattr(exc, "pos_in_stream", 0), text)
+
+
+def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
+    if not isinstance(text, str):
+        raise error_cls(f"{what} must be a string, not {type(text).__name__}")
+    if len(text) > MAX_LENGTH:
+        raise error_cls(f"{what} is longer than {MAX_LENGTH} characters", MAX_LENGTH, text[:200])
+    if not text.strip():
+        raise MatcalcSyntaxError(f"empty {what}", 0, text)
+    try:
+        return _parser(start).parse(text)
+    except UnexpectedInput as exc:
+        err = _syntax_error(exc, text, what)
+        if error_cls is not MatcalcSyntaxError:
+            err = error_cls(err.message, err.position, text)
+        raise err from None
+    except MatcalcError as exc:
+        raise exc.located(exc.position, text) from None
+    except RecursionError:  # pragma: no cover - guarded by MAX_DEPTH
+        raise NestingError("the expression is nested too deeply", 0, text) from None
+
+
+def parse_raw(text: str):
+    """Parse an expression (with an optional ``where`` clause) into ``(raw_tree, declarations)``."""
+    return _parse(text, "start", "the expression")
+
+
+def parse_kind(text: str):
+    """Parse a kind such as ``matrix(n, n)`` into ``(name, position, [(dim, position), ...])``."""
+    return _parse(text, "kind_only", "the declaration", DeclarationError)
+
+
+def parse_let(text: str):
+    """Parse ``"A: matrix(n, n)"`` (the command line's ``--let``) into ``([(name, pos)], kind)``."""
+    return _parse(text, "let_only", "the declaration", DeclarationError)

@@ -1,0 +1,73 @@
+"""Printers: text (the input language), Unicode (the texts' notation) and LaTeX."""
+
+from __future__ import annotations
+
+from ..errors import MatcalcError
+from ..nodes import Node, symbols_of
+from .latex import LatexPrinter
+from .text import TextPrinter
+from .unicode import UnicodePrinter
+
+__all__ = ["to_text", "to_unicode", "to_latex", "declarations_of", "TextPrinter", "UnicodePrinter",
+           "LatexPrinter"]
+
+
+def declarations_of(node: Node) -> dict[str, str]:
+    """The declaration of every symbol of ``node``, as strings ``parse`` accepts (``"matrix(m, n)"``)."""
+    out: dict[str, str] = {}
+    for s in symbols_of(node):
+        shape = s.shape
+        if shape == ():
+            out[s.name] = "scalar"
+        elif s.symmetric:
+            out[s.name] = f"symmetric({shape[0]})"
+        elif shape[1] == 1:
+            out[s.name] = f"vector({shape[0]})"
+        else:
+            out[s.name] = f"matrix({shape[0]}, {shape[1]})"
+    return out
+
+
+def _where_clause(decls: dict[str, str]) -> str:
+    groups: dict[str, list[str]] = {}
+    for name, kind in decls.items():
+        groups.setdefault(kind, []).append(name)
+    return ", ".join(f"{', '.join(names)}: {kind}" for kind, names in groups.items())
+
+
+def to_text(node: Node, declarations: bool = False) -> str:
+    """The input-language text of ``node``.
+
+    With ``declarations=True`` a ``where`` clause is added when the bare text would not parse back to
+    the same node (a name declared against the naming convention, or dimensions that inference would
+    name differently), so that ``parse(to_text(e, True)) == e`` always holds.
+    """
+    from ..parser import deep_recursion
+
+    with deep_recursion():
+        body = TextPrinter().doprint(node)
+        if not declarations:
+            return body
+        from ..typecheck import typecheck
+
+        try:
+            if typecheck(body) is node:
+                return body
+        except MatcalcError:
+            pass
+        decls = declarations_of(node)
+        return f"{body} where {_where_clause(decls)}" if decls else body
+
+
+def to_unicode(node: Node) -> str:
+    from ..parser import deep_recursion
+
+    with deep_recursion():
+        return UnicodePrinter().doprint(node)
+
+
+def to_latex(node: Node) -> str:
+    from ..parser import deep_recursion
+
+    with deep_recursion():
+        return LatexPrinter().doprint(node)

@@ -1,0 +1,53 @@
+"""The printer machinery shared by every target: dispatch on the node class and minimal parentheses.
+
+A printer method ``_print_<NodeClass>(node)`` returns ``(text, precedence)``; :meth:`Printer.sub` prints a
+child and parenthesises it when it binds more loosely than its position needs. The precedence levels
+mirror ``grammar/matcalc.lark`` so that the text printer's output parses back to the same tree.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, localcontext
+from fractions import Fraction
+
+from ..nodes import Node
+
+ADD, MUL, HAD, EDIV, DIV, DOT, NEG, POW, POST, ATOM = range(1, 11)
+
+
+def fraction_text(value: Fraction) -> tuple[str, int]:
+    """An exact rational as a decimal when one exists (0.5, 0.001), else as p/q."""
+    if value.denominator == 1:
+        return str(value.numerator), (ATOM if value >= 0 else NEG)
+    den = value.denominator
+    while den % 2 == 0:
+        den //= 2
+    while den % 5 == 0:
+        den //= 5
+    if den == 1:
+        with localcontext() as ctx:
+            ctx.prec = 200
+            text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
+        if len(text) <= 24:
+            return text, (ATOM if value >= 0 else NEG)
+    return f"{value.numerator}/{value.denominator}", DIV
+
+
+class Printer:
+    """Base class: subclasses define ``_print_<Class>`` methods and the spellings they use."""
+
+    def doprint(self, node: Node) -> str:
+        return self.print(node)[0]
+
+    def print(self, node: Node) -> tuple[str, int]:
+        method = getattr(self, "_print_" + type(node).__name__, None)
+        if method is None:  # pragma: no cover - every node class has a method
+            raise NotImplementedError(f"{type(self).__name__} cannot print {type(node).__name__}")
+        return method(node)
+
+    def sub(self, node: Node, level: int) -> str:
+        text, prec = self.print(node)
+        return self.paren(text) if prec < level else text
+
+    def paren(self, text: str) -> str:
+        return f"({text})"

@@ -1,0 +1,167 @@
+"""The LaTeX printer: bold vectors, \\top, \\odot, \\operatorname{diag}, for notebooks and papers."""
+
+from __future__ import annotations
+
+import re
+
+from .. import nodes as N
+from ..shapes import is_matrix
+from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text
+
+_GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu",
+    "xi", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
+}
+
+
+def latex_name(name: str, shape) -> str:
+    """``W_1`` -> ``\\mathbf{W}_{1}``; vectors and matrices are bold, scalars italic, Greek as symbols."""
+    base, _, subscript = name.partition("_")
+    match = re.fullmatch(r"([A-Za-z]+)(\d+)", base)
+    if match and not subscript:
+        base, subscript = match.groups()
+    if base in _GREEK or base == "lam":
+        body = "\\" + ("lambda" if base == "lam" else base)
+    elif len(base) > 1 and not base.isupper():
+        body = f"\\mathrm{{{base}}}"
+    else:
+        body = base
+    if shape != () and base not in _GREEK:
+        body = f"\\mathbf{{{body}}}"
+    return body + (f"_{{{subscript}}}" if subscript else "")
+
+
+class LatexPrinter(Printer):
+    """LaTeX for ``Derivative._repr_latex_`` and ``--format latex``."""
+
+    def paren(self, text: str) -> str:
+        return f"\\left({text}\\right)"
+
+    def _print_Symbol(self, n):
+        return latex_name(n.name, n.shape), ATOM
+
+    def _print_Differential(self, n):
+        return "d" + latex_name(n.symbol.name, n.symbol.shape), ATOM
+
+    def _print_Number(self, n):
+        v = n.value
+        if v.denominator != 1 and fraction_text(v)[1] == DIV:
+            sign = "-" if v < 0 else ""
+            return f"{sign}\\frac{{{abs(v.numerator)}}}{{{v.denominator}}}", (NEG if v < 0 else ATOM)
+        return fraction_text(v)
+
+    def _print_Identity(self, n):
+        return "I", ATOM
+
+    def _print_Ones(self, n):
+        return ("\\mathbf{1}^{\\top}", POST) if n.shape[0] == 1 else ("\\mathbf{1}", ATOM)
+
+    def _print_Zeros(self, n):
+        return ("\\mathbf{0}^{\\top}", POST) if n.shape[0] == 1 else ("\\mathbf{0}", ATOM)
+
+    def _print_Fill(self, n):
+        return f"{self.sub(n.value, MUL)} \\mathbf{{1}}", MUL
+
+    def _print_Add(self, n):
+        parts = [self.sub(n.args[0], ADD)]
+        for t in n.args[1:]:
+            if isinstance(t, N.Neg):
+                parts.append(" - " + self.sub(t.args[0], MUL))
+            else:
+                parts.append(" + " + self.sub(t, MUL))
+        return "".join(parts), ADD
+
+    def _print_Neg(self, n):
+        return "-" + self.sub(n.args[0], NEG), NEG
+
+    def _print_MatMul(self, n):
+        parts = [self.sub(n.args[0], MUL)]
+        for f in n.args[1:]:
+            t = self.sub(f, HAD)
+            parts.append(("\\cdot " if t[:1] in "-0123456789" else "") + t)
+        return " ".join(parts), MUL
+
+    def _print_Div(self, n):
+        return f"\\frac{{{self.doprint(n.args[0])}}}{{{self.doprint(n.args[1])}}}", ATOM
+
+    def _print_Hadamard(self, n):
+        return " \\odot ".join([self.sub(n.args[0], HAD)] + [self.sub(f, EDIV) for f in n.args[1:]]), HAD
+
+    def _print_ElemDiv(self, n):
+        return f"{self.sub(n.args[0], EDIV)} \\oslash {self.sub(n.args[1], DIV)}", EDIV
+
+    def _print_Dot(self, n):
+        return f"{self.sub(n.args[0], DOT)} \\cdot {self.sub(n.args[1], NEG)}", DOT
+
+    def _print_Power(self, n):
+        return f"{self.sub(n.args[0], POST)}^{{{self.doprint(n.args[1])}}}", POW
+
+    def _print_ElemPower(self, n):
+        return f"{self.sub(n.args[0], POST)}^{{\\circ {self.doprint(n.args[1])}}}", POW
+
+    def _print_Transpose(self, n):
+        return f"{self.sub(n.args[0], POST)}^{{\\top}}", POST
+
+    def call(self, name, *args):
+        inner = ", ".join(self.doprint(a) for a in args)
+        return f"{name}\\left({inner}\\right)", ATOM
+
+    def _print_Apply(self, n):
+        names = {"exp": "\\exp", "log": "\\log", "sin": "\\sin", "cos": "\\cos", "tan": "\\tan",
+                 "tanh": "\\tanh", "arcsin": "\\arcsin", "arccos": "\\arccos", "arctan": "\\arctan",
+                 "sigmoid": "\\sigma"}
+        name = names.get(n.function, f"\\operatorname{{{n.function}}}")
+        if n.function == "sqrt":
+            return f"\\sqrt{{{self.doprint(n.args[1])}}}", ATOM
+        if n.function == "abs":
+            return f"\\left|{self.doprint(n.args[1])}\\right|", ATOM
+        return self.call(name, n.args[1])
+
+    def _print_Sum(self, n):
+        return self.call("\\operatorname{sum}", n.args[0])
+
+    def _print_Mean(self, n):
+        return self.call("\\operatorname{mean}", n.args[0])
+
+    def _print_Numel(self, n):
+        return self.call("\\operatorname{numel}", n.args[0])
+
+    def _print_LogSumExp(self, n):
+        return self.call("\\operatorname{logsumexp}", n.args[0])
+
+    def _print_Norm(self, n):
+        x = n.args[0]
+        sub = "_{1}" if n.order == 1 else ("_{F}" if is_matrix(x.shape) else "")
+        return f"\\left\\lVert {self.doprint(x)} \\right\\rVert{sub}", ATOM
+
+    def _print_Trace(self, n):
+        return self.call("\\operatorname{tr}", n.args[0])
+
+    def _print_Det(self, n):
+        return self.call("\\det", n.args[0])
+
+    def _print_LogDet(self, n):
+        return self.call("\\log\\det", n.args[0])
+
+    def _print_Inv(self, n):
+        return f"{self.sub(n.args[0], POST)}^{{-1}}", POW
+
+    def _print_Softmax(self, n):
+        return self.call("\\operatorname{softmax}", n.args[0])
+
+    def _print_DiagMat(self, n):
+        return self.call("\\operatorname{diag}", n.args[0])
+
+    def _print_DiagVec(self, n):
+        return self.call("\\operatorname{diag}", n.args[0])
+
+    def _print_Kron(self, n):
+        return f"{self.sub(n.args[0], HAD)} \\otimes {self.sub(n.args[1], HAD)}", HAD
+
+    def _print_VectorLit(self, n):
+        body = " \\\\ ".join(self.doprint(e) for e in n.args)
+        return f"\\begin{{bmatrix}} {body} \\end{{bmatrix}}", ATOM
+
+    def _print_MatrixLit(self, n):
+        body = " \\\\ ".join(" & ".join(self.doprint(e) for e in row) for row in n.rows)
+        return f"\\begin{{bmatrix}} {body} \\end{{bmatrix}}", ATOM

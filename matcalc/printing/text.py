@@ -1,0 +1,158 @@
+"""The text printer: the input language, in ASCII, so that ``parse(to_text(e)) == e``."""
+
+from __future__ import annotations
+
+from .. import nodes as N
+from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text
+
+
+class TextPrinter(Printer):
+    """Prints a node in the matcalc input language (ASCII operators, juxtaposition for products)."""
+
+    transpose_mark = "'"
+    hadamard_op = " .* "
+    elemdiv_op = " ./ "
+    elempow_op = ".^"
+
+    # --- leaves --------------------------------------------------------------------------------
+    def _print_Symbol(self, n):
+        return n.name, ATOM
+
+    def _print_Differential(self, n):
+        return "d" + n.symbol.name, ATOM
+
+    def _print_Number(self, n):
+        return fraction_text(n.value)
+
+    def _print_Identity(self, n):
+        return "I", ATOM
+
+    def _shape_args(self, shape):
+        if shape[1] == 1:
+            return str(shape[0])
+        return f"{shape[0]}, {shape[1]}"
+
+    def _print_Ones(self, n):
+        if n.shape[0] == 1:  # a row of ones is the transpose of a column
+            return f"ones({n.shape[1]}){self.transpose_mark}", POST
+        return f"ones({self._shape_args(n.shape)})", ATOM
+
+    def _print_Zeros(self, n):
+        if n.shape[0] == 1:
+            return f"zeros({n.shape[1]}){self.transpose_mark}", POST
+        return f"zeros({self._shape_args(n.shape)})", ATOM
+
+    def _print_Fill(self, n):
+        kind = "vector" if n.shape[1] == 1 else "matrix"
+        return f"{kind}({self.doprint(n.value)})", ATOM
+
+    # --- operators -----------------------------------------------------------------------------
+    def _print_Add(self, n):
+        parts = [self.sub(n.args[0], ADD)]
+        for t in n.args[1:]:
+            if isinstance(t, N.Neg):
+                parts.append(" - " + self.sub(t.args[0], MUL))
+            else:
+                parts.append(" + " + self.sub(t, MUL))
+        return "".join(parts), ADD
+
+    def _print_Neg(self, n):
+        x = n.args[0]
+        if isinstance(x, N.Number):  # keep Neg(2) distinct from the number -2
+            return "-(" + self.doprint(x) + ")", NEG
+        return "-" + self.sub(x, NEG), NEG
+
+    def _juxtaposable(self, left: str, right: str) -> bool:
+        if not right or right[0] in "-+|‖" or right.startswith("−"):
+            return False
+        return not (left[-1:].isdigit() and (right[0].isdigit() or right[0] == "."))
+
+    def mul_sep(self, left: str, right: str) -> str:
+        return " " if self._juxtaposable(left, right) else " * "
+
+    def _print_MatMul(self, n):
+        text = self.sub(n.args[0], MUL)
+        for f in n.args[1:]:
+            right = self.sub(f, HAD)
+            text += self.mul_sep(text, right) + right
+        return text, MUL
+
+    def _print_Div(self, n):
+        return f"{self.sub(n.args[0], DIV)} / {self.sub(n.args[1], DOT)}", DIV
+
+    def _print_Hadamard(self, n):
+        return self.hadamard_op.join(
+            [self.sub(n.args[0], HAD)] + [self.sub(f, EDIV) for f in n.args[1:]]), HAD
+
+    def _print_ElemDiv(self, n):
+        return f"{self.sub(n.args[0], EDIV)}{self.elemdiv_op}{self.sub(n.args[1], DIV)}", EDIV
+
+    def _print_Dot(self, n):
+        return f"dot({self.doprint(n.args[0])}, {self.doprint(n.args[1])})", ATOM
+
+    def exponent(self, e) -> str:
+        if isinstance(e, N.Number) and e.value < 0:
+            text, prec = self.print(e)
+            return text if prec >= NEG else self.paren(text)
+        return self.sub(e, POW)
+
+    def _print_Power(self, n):
+        return f"{self.sub(n.args[0], POST)}^{self.exponent(n.args[1])}", POW
+
+    def _print_ElemPower(self, n):
+        return f"{self.sub(n.args[0], POST)}{self.elempow_op}{self.exponent(n.args[1])}", POW
+
+    def _print_Transpose(self, n):
+        return self.sub(n.args[0], POST) + self.transpose_mark, POST
+
+    # --- functions -----------------------------------------------------------------------------
+    def call(self, name, *args):
+        return f"{name}({', '.join(self.doprint(a) for a in args)})", ATOM
+
+    def _print_Apply(self, n):
+        return self.call(n.function, n.args[1])
+
+    def _print_Sum(self, n):
+        return self.call("sum", n.args[0])
+
+    def _print_Mean(self, n):
+        return self.call("mean", n.args[0])
+
+    def _print_Numel(self, n):
+        return self.call("numel", n.args[0])
+
+    def _print_LogSumExp(self, n):
+        return self.call("logsumexp", n.args[0])
+
+    def _print_Norm(self, n):
+        return self.call("norm" if n.order == 2 else "norm1", n.args[0])
+
+    def _print_Trace(self, n):
+        return self.call("tr", n.args[0])
+
+    def _print_Det(self, n):
+        return self.call("det", n.args[0])
+
+    def _print_LogDet(self, n):
+        return self.call("logdet", n.args[0])
+
+    def _print_Inv(self, n):
+        return self.call("inv", n.args[0])
+
+    def _print_Softmax(self, n):
+        return self.call("softmax", n.args[0])
+
+    def _print_DiagMat(self, n):
+        return self.call("diag", n.args[0])
+
+    def _print_DiagVec(self, n):
+        return self.call("diag", n.args[0])
+
+    def _print_Kron(self, n):
+        return self.call("kron", *n.args)
+
+    def _print_VectorLit(self, n):
+        return "[" + ", ".join(self.doprint(e) for e in n.args) + "]", ATOM
+
+    def _print_MatrixLit(self, n):
+        return "[" + "; ".join(", ".join(self.doprint(e) for e in row) for row in n.rows) + "]", ATOM

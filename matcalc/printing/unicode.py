@@ -1,0 +1,58 @@
+"""The Unicode printer: the notation of the source texts (ᵀ, ⊙, ⊘, ·, 𝟙, ‖x‖, A⁻¹, x²)."""
+
+from __future__ import annotations
+
+from .. import nodes as N
+from .base import ATOM, DOT, NEG, POST, POW
+from .text import TextPrinter
+
+_SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
+
+
+class UnicodePrinter(TextPrinter):
+    """Math notation for reading; not meant to be parsed back (use the text printer for that)."""
+
+    transpose_mark = "ᵀ"
+    hadamard_op = " ⊙ "
+    elemdiv_op = " ⊘ "
+
+    def mul_sep(self, left: str, right: str) -> str:
+        return " " if not right.startswith("-") else " ⋅ "
+
+    def _print_Ones(self, n):
+        return ("𝟙ᵀ", POST) if n.shape[0] == 1 else ("𝟙", ATOM)
+
+    def _print_Zeros(self, n):
+        return ("0ᵀ", POST) if n.shape[0] == 1 else ("0", ATOM)
+
+    def _print_Dot(self, n):
+        return f"{self.sub(n.args[0], DOT)} · {self.sub(n.args[1], NEG)}", DOT
+
+    def _small_int(self, e):
+        return isinstance(e, N.Number) and e.value.denominator == 1 and abs(e.value) < 100
+
+    def _print_Power(self, n):
+        base, e = n.args
+        if self._small_int(e):
+            return self.sub(base, POST) + str(e.value.numerator).translate(_SUPERSCRIPT), POW
+        return super()._print_Power(n)
+
+    def _print_ElemPower(self, n):
+        base, e = n.args
+        if self._small_int(e):
+            return self.sub(base, POST) + "⊙" + str(e.value.numerator).translate(_SUPERSCRIPT), POW
+        return super()._print_ElemPower(n)
+
+    def _print_Inv(self, n):
+        return self.sub(n.args[0], POST) + "⁻¹", POW
+
+    def _print_Norm(self, n):
+        inner = self.doprint(n.args[0])
+        return (f"‖{inner}‖", ATOM) if n.order == 2 else (f"‖{inner}‖₁", ATOM)
+
+    def _print_Apply(self, n):
+        name = {"sigmoid": "σ"}.get(n.function, n.function)
+        return self.call(name, n.args[1])
+
+    def _print_Differential(self, n):
+        return "d" + n.symbol.name, ATOM

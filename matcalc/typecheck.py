@@ -1,0 +1,861 @@
+"""The raw tree to the typed AST: kinds, shape inference by unification, and positioned errors.
+
+Four passes over the raw tree from :mod:`matcalc.parser`:
+
+1. *kinds*: each name is a scalar, vector or matrix by declaration, else by the usage that forces one
+   (the divisor of ``/`` and exponents are scalars, the operands of ``·`` are vectors, ...), else by the
+   naming convention of matrixcalculus.org (``a``-``g`` and Greek scalars, ``h``-``z`` vectors, capitals
+   matrices). An expression written as scalar algebra (``3x^2 y``: a name is forced scalar and nothing
+   forces a vector or a matrix) makes all its undeclared names scalars, as in the calculus texts.
+2. *shapes*: every subexpression gets a shape whose dimensions are unification variables; operators
+   unify them and report a :class:`~matcalc.errors.ShapeError` naming both operands.
+3. *naming*: the dimensions left symbolic are named (declared names first, then ``n, m, k, ...``).
+4. *building*: the typed, immutable nodes of :mod:`matcalc.nodes`.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from fractions import Fraction
+
+from . import nodes as N
+from .errors import DeclarationError, MatcalcError, ShapeError, UnknownFunctionError
+from .parser import Raw, deep_recursion, parse_kind, parse_raw
+from .shapes import Dim
+
+SCALAR, VECTOR, MATRIX, SYMMETRIC = "scalar", "vector", "matrix", "symmetric"
+KINDS = (SCALAR, VECTOR, MATRIX, SYMMETRIC)
+
+GREEK = {
+    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "lam",
+    "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
+}
+
+ELEMENTWISE_ALIASES = {name: name for name in N.ELEMENTWISE}
+ELEMENTWISE_ALIASES.update({"ln": "log", "σ": "sigmoid"})
+FUNCTIONS = sorted(set(ELEMENTWISE_ALIASES) | {
+    "max", "min", "sum", "mean", "dot", "norm", "norm1", "norm2", "tr", "trace", "det", "logdet",
+    "logsumexp", "inv", "diag", "softmax", "outer", "kron", "ones", "zeros", "eye", "vector", "matrix",
+    "numel",
+})
+_MATRIX_ARG = {"tr", "trace", "det", "logdet", "inv"}
+_VECTOR_FORCING = {"sum", "mean", "dot", "norm", "norm1", "norm2", "logsumexp", "softmax", "outer", "kron",
+                   "diag", "ones", "zeros", "eye", "vector", "matrix", "numel"} | _MATRIX_ARG
+
+
+@dataclass(frozen=True)
+class Declaration:
+    """``name: kind(dims)``; ``dims`` holds ints, dimension names, or None where left to inference."""
+
+    kind: str
+    dims: tuple
+    position: int | None = None
+
+    def describe(self) -> str:
+        if self.kind == SCALAR:
+            return SCALAR
+        return f"{self.kind}({', '.join('?' if d is None else str(d) for d in self.dims)})"
+
+
+def convention_kind(name: str) -> str:
+    """The naming convention for an undeclared name."""
+    first = name[0]
+    if name in GREEK or "\u0370" <= first <= "\u03ff":
+        return SCALAR
+    if "a" <= first <= "g":
+        return SCALAR
+    if "A" <= first <= "Z":
+        return MATRIX
+    return VECTOR
+
+
+# --- declarations -----------------------------------------------------------------------------------
+def _kind_from_parts(kname: str, kpos: int, dims, source: str) -> Declaration:
+    kname_l = kname.lower()
+    aliases = {"real": SCALAR, "number": SCALAR, "vec": VECTOR, "mat": MATRIX, "sym": SYMMETRIC}
+    kname_l = aliases.get(kname_l, kname_l)
+    if kname_l not in KINDS:
+        close = difflib.get_close_matches(kname_l, KINDS, n=1)
+        hint = f"; did you mean {close[0]}?" if close else f"; the kinds are {', '.join(KINDS)}"
+        raise DeclarationError(f"unknown kind {kname!r}{hint}", kpos, source)
+    values = []
+    for text, pos in dims:
+        if text[0].isdigit() or text[0] == ".":
+            try:
+                value = Fraction(text)
+            except ValueError:  # pragma: no cover - the grammar only lets numbers through
+                value = Fraction(0)
+            if value.denominator != 1 or value < 1:
+                raise DeclarationError(f"a dimension must be a positive integer or a name, not {text}",
+                                       pos, source)
+            values.append(int(value))
+        else:
+            values.append(text)
+    want = {SCALAR: (0,), VECTOR: (0, 1), MATRIX: (0, 1, 2), SYMMETRIC: (0, 1)}[kname_l]
+    if len(values) not in want:
+        raise DeclarationError(
+            f"{kname_l} takes {' or '.join(str(w) for w in want)} dimensions, not {len(values)}", kpos, source)
+    if kname_l == SCALAR:
+        return Declaration(SCALAR, (), kpos)
+    if kname_l == VECTOR:
+        return Declaration(VECTOR, (values[0] if values else None,), kpos)
+    if kname_l == SYMMETRIC:
+        d = values[0] if values else None
+        return Declaration(SYMMETRIC, (d, d), kpos)
+    if len(values) == 1:  # matrix(n) is square, as in MATLAB's zeros(n)
+        return Declaration(MATRIX, (values[0], values[0]), kpos)
+    if not values:
+        return Declaration(MATRIX, (None, None), kpos)
+    return Declaration(MATRIX, tuple(values), kpos)
+
+
+def parse_declaration(value, name: str = "?") -> Declaration:
+    """A Python-side declaration: ``"matrix(n, n)"``, ``"scalar"``, or a shape tuple like ``("n", 1)``."""
+    if isinstance(value, Declaration):
+        return value
+    if isinstance(value, str):
+        kname, kpos, dims = parse_kind(value)
+        return _kind_from_parts(kname, kpos, dims, value)
+    if isinstance(value, tuple | list):
+        dims = tuple(value)
+        if not all(isinstance(d, int | str) for d in dims):
+            raise DeclarationError(f"the shape of {name} must hold ints and dimension names: {value!r}")
+        if dims == ():
+            return Declaration(SCALAR, ())
+        if len(dims) == 1 or (len(dims) == 2 and dims[1] == 1):
+            return Declaration(VECTOR, (dims[0],))
+        if len(dims) == 2:
+            return Declaration(MATRIX, dims)
+        raise DeclarationError(f"matcalc handles scalars, vectors and matrices, not shape {value!r}")
+    raise DeclarationError(f"cannot read the declaration of {name}: {value!r} "
+                           "(use e.g. \"scalar\", \"vector(n)\", \"matrix(m, n)\", \"symmetric(n)\")")
+
+
+# --- unification --------------------------------------------------------------------------------------
+class _Var:
+    """A dimension unification variable."""
+
+    __slots__ = ("index", "name")
+
+    def __init__(self, index: int, name: str | None = None):
+        self.index = index
+        self.name = name  # a declared dimension name, if any
+
+    def __repr__(self) -> str:  # pragma: no cover
+        return f"?{self.index}"
+
+
+class _Unifier:
+    def __init__(self):
+        self.parent: dict[int, object] = {}
+        self.vars: list[_Var] = []
+        self.named: dict[str, _Var] = {}
+
+    def fresh(self) -> _Var:
+        v = _Var(len(self.vars))
+        self.vars.append(v)
+        return v
+
+    def named_dim(self, name: str) -> _Var:
+        if name not in self.named:
+            v = self.fresh()
+            v.name = name
+            self.named[name] = v
+        return self.named[name]
+
+    def find(self, d):
+        while isinstance(d, _Var) and d.index in self.parent:
+            d = self.parent[d.index]
+        return d
+
+    def unify(self, a, b) -> bool:
+        a, b = self.find(a), self.find(b)
+        if a is b or (isinstance(a, int) and isinstance(b, int) and a == b):
+            return True
+        if isinstance(a, int) and isinstance(b, int):
+            return False
+        if isinstance(a, int):
+            a, b = b, a
+        # a is a variable now
+        if isinstance(b, int):
+            if b == 1:  # a vector's length or a matrix side never becomes 1 by inference
+                return False
+            if a.name is not None and isinstance(b, int):
+                # a declared symbolic dimension equal to a concrete size: take the size
+                self.parent[a.index] = b
+                return True
+            self.parent[a.index] = b
+            return True
+        # both variables: keep a declared name, else the older variable, as representative
+        if b.name is not None and a.name is None:
+            a, b = b, a
+        elif a.name is not None and b.name is not None:
+            if a.name != b.name:
+                return False
+        elif b.index < a.index and b.name is None and a.name is None:
+            a, b = b, a
+        self.parent[b.index] = a
+        return True
+
+
+def _describe(shape, u: _Unifier) -> str:
+    def dim(d):
+        d = u.find(d)
+        if isinstance(d, int):
+            return str(d)
+        if d.name:
+            return d.name
+        pool = "nmkpqrst"
+        return pool[d.index] if d.index < len(pool) else f"n{d.index}"
+
+    if shape == ():
+        return "scalar"
+    r, c = shape
+    if u.find(c) == 1 and u.find(r) != 1:
+        return f"vector({dim(r)})"
+    if u.find(r) == 1 and u.find(c) != 1:
+        return f"row vector(1, {dim(c)})"
+    return f"matrix({dim(r)}, {dim(c)})"
+
+
+# --- the checker --------------------------------------------------------------------------------------
+class _Checker:
+    def __init__(self, source: str, decls: dict[str, Declaration]):
+        self.source = source
+        self.decls = decls
+        self.u = _Unifier()
+        self.kinds: dict[str, str] = {}
+        self.first_pos: dict[str, int] = {}
+        self.forced: dict[str, str] = {}
+        self.symbol_shapes: dict[str, tuple] = {}
+        self.order: list[str] = []
+        self.shapes: dict[int, tuple] = {}  # id(raw) -> shape with variables
+        self.identities: dict[int, _Var] = {}
+        self.fills: dict[int, tuple] = {}
+        self.decided: dict[int, object] = {}  # id(raw) -> extra decisions (diag kind, max form ...)
+
+    def text(self, raw: Raw) -> str:
+        t = self.source[raw.start:raw.end]
+        return t if len(t) <= 40 else t[:37] + "..."
+
+    def shape_error(self, msg: str, pos: int) -> ShapeError:
+        return ShapeError(msg, pos, self.source)
+
+    # --- pass 1: kinds ---------------------------------------------------------------------------
+    def collect(self, root: Raw):
+        stack = [root]
+        vector_forcing = False
+        while stack:
+            r = stack.pop()
+            k = r.kind
+            if k == "name":
+                self.first_pos.setdefault(r.items, r.start)
+                if r.items not in self.order:
+                    self.order.append(r.items)
+                continue
+            if k == "num":
+                continue
+            if k in ("add",):
+                stack.extend(reversed([t for _, t, _ in r.items]))
+            elif k in ("mul", "hadamard"):
+                stack.extend(reversed([t for t, _ in r.items]))
+            elif k in ("elemdiv", "div", "power", "elempower"):
+                stack.extend(reversed(r.items))
+                if k == "div":
+                    self.demand_scalar(r.items[1])
+                elif k in ("power", "elempower"):
+                    self.demand_scalar(r.items[1])
+                    if k == "power":
+                        self.demand_scalar(r.items[0], only_vector_convention=True)
+            elif k == "dot":
+                stack.extend(reversed(r.items))
+                vector_forcing = True
+                for side in r.items:
+                    self.force_bare(side, VECTOR)
+            elif k in ("neg", "transpose"):
+                stack.append(r.items)
+                if k == "transpose":
+                    vector_forcing = True
+            elif k == "call":
+                fname, args = r.items
+                stack.extend(reversed(args))
+                if fname in _VECTOR_FORCING:
+                    vector_forcing = True
+                if fname in _MATRIX_ARG and args:
+                    self.force_bare(args[0], MATRIX)
+                if fname == "dot":
+                    for a in args:
+                        self.force_bare(a, VECTOR)
+                if fname == "softmax" and args:
+                    self.force_bare(args[0], VECTOR)
+                if fname in ("vector", "matrix") and args:
+                    self.demand_scalar(args[0])
+            elif k == "norm":
+                stack.append(r.items[0])
+                vector_forcing = True
+            elif k == "literal":
+                for row in r.items:
+                    for e in row:
+                        stack.append(e)
+                        self.demand_scalar(e)
+        for name in self.order:
+            if name in self.decls:
+                self.kinds[name] = self.decls[name].kind
+            elif name in self.forced:
+                self.kinds[name] = self.forced[name]
+            else:
+                self.kinds[name] = convention_kind(name)
+        # scalar algebra: a name forced scalar, and nothing that needs a vector or a matrix
+        if any(v == SCALAR for v in self.forced.values()) and not vector_forcing:
+            if all(self.kinds[n] in (SCALAR, VECTOR) or n in ("I",) for n in self.order if n not in self.decls):
+                for n in self.order:
+                    if n not in self.decls and self.kinds[n] == VECTOR:
+                        self.kinds[n] = SCALAR
+
+    def force_bare(self, raw: Raw, kind: str):
+        if raw.kind == "name" and raw.items not in self.decls:
+            self.forced.setdefault(raw.items, kind)
+
+    def demand_scalar(self, raw: Raw, only_vector_convention: bool = False):
+        """Names whose value must be a scalar here become scalars (``x^2``, ``a / s``, ``[e1, e2]``)."""
+        stack = [raw]
+        while stack:
+            r = stack.pop()
+            k = r.kind
+            if k == "name":
+                name = r.items
+                if name in self.decls:
+                    continue
+                if convention_kind(name) == VECTOR or not only_vector_convention:
+                    if convention_kind(name) != MATRIX or not only_vector_convention:
+                        self.forced.setdefault(name, SCALAR)
+            elif k == "add":
+                stack.extend(t for _, t, _ in r.items)
+            elif k in ("mul", "hadamard"):
+                factors = [t for t, _ in r.items]
+                if not any(f.kind == "transpose" for f in factors):
+                    stack.extend(factors)
+            elif k in ("elemdiv",):
+                stack.extend(r.items)
+            elif k in ("div", "power", "elempower"):
+                stack.append(r.items[0])
+            elif k == "neg":
+                stack.append(r.items)
+            elif k == "call":
+                fname, args = r.items
+                if fname in ELEMENTWISE_ALIASES and len(args) == 1:
+                    stack.append(args[0])
+                elif fname in ("max", "min"):
+                    stack.extend(args)
+
+    # --- pass 2: shapes --------------------------------------------------------------------------
+    def symbol_shape(self, name: str):
+        if name in self.symbol_shapes:
+            return self.symbol_shapes[name]
+        kind = self.kinds[name]
+        decl = self.decls.get(name)
+
+        def dim(d):
+            if d is None:
+                return self.u.fresh()
+            if isinstance(d, int):
+                return d
+            return self.u.named_dim(d)
+
+        if kind == SCALAR:
+            shape = ()
+        elif kind == VECTOR:
+            shape = (dim(decl.dims[0]) if decl else self.u.fresh(), 1)
+        elif kind == SYMMETRIC:
+            d = dim(decl.dims[0]) if decl else self.u.fresh()
+            shape = (d, d)
+        else:
+            shape = (dim(decl.dims[0]), dim(decl.dims[1])) if decl else (self.u.fresh(), self.u.fresh())
+        self.symbol_shapes[name] = shape
+        return shape
+
+    def unify_or_fail(self, a, b, message, pos):
+        if not self.u.unify(a, b):
+            raise self.shape_error(message, pos)
+
+    def is_scalar(self, shape) -> bool:
+        return shape == ()
+
+    def col_like(self, shape) -> bool:
+        return shape != () and self.u.find(shape[1]) == 1 and self.u.find(shape[0]) != 1
+
+    def row_like(self, shape) -> bool:
+        return shape != () and self.u.find(shape[0]) == 1 and self.u.find(shape[1]) != 1
+
+    def vec_like(self, shape) -> bool:
+        return self.col_like(shape) or self.row_like(shape)
+
+    def normalise(self, shape):
+        if shape != () and self.u.find(shape[0]) == 1 and self.u.find(shape[1]) == 1:
+            return ()
+        return shape
+
+    def check(self, r: Raw):
+        shape = self._check(r)
+        shape = self.normalise(shape)
+        self.shapes[id(r)] = shape
+        return shape
+
+    def broadcast(self, a, b, ra: Raw, rb: Raw, op: str, pos: int):
+        if a == ():
+            return b
+        if b == ():
+            return a
+        ok = self.u.unify(a[0], b[0]) and self.u.unify(a[1], b[1])
+        if not ok:
+            raise self.shape_error(
+                f"cannot {op} {self.text(ra)} ({_describe(a, self.u)}) and {self.text(rb)} "
+                f"({_describe(b, self.u)}): their shapes differ", pos)
+        return a
+
+    def _check(self, r: Raw):
+        k = r.kind
+        u = self.u
+        if k == "num":
+            return ()
+        if k == "name":
+            name = r.items
+            if name == "I" and name not in self.decls or name == "eye" and name not in self.decls:
+                v = self.identities.setdefault(id(r), u.fresh())
+                return (v, v)
+            if name in FUNCTIONS and name not in self.decls:
+                raise UnknownFunctionError(f"{name} is a function; call it with an argument: {name}(...)",
+                                           r.start, self.source)
+            return self.symbol_shape(name)
+        if k == "add":
+            shape = None
+            first = None
+            for _sign, term, pos in r.items:
+                s = self.check(term)
+                if shape is None:
+                    shape, first = s, term
+                    continue
+                shape = self.broadcast(shape, s, first, term, "add" if _sign > 0 else "subtract", pos)
+                if first is not None and shape == s:
+                    first = term if s != () else first
+            return shape
+        if k == "neg":
+            return self.check(r.items)
+        if k == "mul":
+            return self.check_product(r)
+        if k == "hadamard":
+            shape = ()
+            acc = r.items[0][0]
+            for term, pos in r.items:
+                s = self.check(term)
+                shape = self.broadcast(shape, s, acc, term, "multiply element-wise", pos or term.start)
+                acc = term
+            return shape
+        if k == "elemdiv":
+            a, b = r.items
+            return self.broadcast(self.check(a), self.check(b), a, b, "divide element-wise", r.op)
+        if k == "div":
+            a, b = r.items
+            sa, sb = self.check(a), self.check(b)
+            if sb != ():
+                raise self.shape_error(
+                    f"cannot divide {self.text(a)} ({_describe(sa, u)}) by {self.text(b)} "
+                    f"({_describe(sb, u)}): the divisor of / must be a scalar; use ./ for element-wise "
+                    "division or inv() for a matrix inverse", r.op)
+            return sa
+        if k == "dot":
+            a, b = r.items
+            sa, sb = self.check(a), self.check(b)
+            self.require_dot(sa, sb, a, b, r.op)
+            return ()
+        if k in ("power", "elempower"):
+            base, exp = r.items
+            sb, se = self.check(base), self.check(exp)
+            if se != ():
+                raise self.shape_error(f"the exponent {self.text(exp)} must be a scalar, "
+                                       f"not {_describe(se, u)}", exp.start)
+            if k == "elempower" or sb == ():
+                return sb
+            if self.vec_like(sb):
+                raise self.shape_error(
+                    f"cannot raise {self.text(base)} ({_describe(sb, u)}) to a power with ^: "
+                    "it is not a square matrix; use .^ for an element-wise power", r.op)
+            self.unify_or_fail(sb[0], sb[1], f"a matrix power needs a square matrix, and {self.text(base)} "
+                               f"is {_describe(sb, u)}", r.op)
+            value = self.constant(exp)
+            if value is None or value.denominator != 1:
+                raise self.shape_error("the power of a matrix must be an integer constant; "
+                                       "use .^ for an element-wise power", exp.start)
+            return sb
+        if k == "transpose":
+            s = self.check(r.items)
+            return s if s == () else (s[1], s[0])
+        if k == "norm":
+            inner, sub = r.items
+            s = self.check(inner)
+            if sub in ("_2", "_1") and s != () and not self.vec_like(s):
+                raise self.shape_error(
+                    f"||{self.text(inner)}||{sub} of a matrix is an operator norm, which matcalc does not "
+                    "support; use ||A||_F (Frobenius) or norm1(A) (sum of absolute entries)", r.start)
+            return ()
+        if k == "literal":
+            rows = r.items
+            width = len(rows[0])
+            for row in rows:
+                if len(row) != width:
+                    raise self.shape_error(f"the rows of this matrix have {width} and {len(row)} entries",
+                                           row[0].start)
+                for e in row:
+                    s = self.check(e)
+                    if s != ():
+                        raise self.shape_error(
+                            f"the entries of [...] must be scalars; {self.text(e)} is {_describe(s, u)}",
+                            e.start)
+            if len(rows) == 1:
+                return () if width == 1 else (width, 1)
+            return (len(rows), width)
+        if k == "call":
+            return self.check_call(r)
+        raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)  # pragma: no cover
+
+    def constant(self, r: Raw):
+        """The value of a constant numeric expression, or None."""
+        if r.kind == "num":
+            return r.items
+        if r.kind == "neg":
+            v = self.constant(r.items)
+            return None if v is None else -v
+        if r.kind == "div":
+            a, b = (self.constant(x) for x in r.items)
+            return None if a is None or b is None or b == 0 else a / b
+        return None
+
+    def require_dot(self, sa, sb, a, b, pos):
+        u = self.u
+        if not (self.vec_like(sa) and self.vec_like(sb)):
+            raise self.shape_error(
+                f"the dot product needs two vectors; {self.text(a)} is {_describe(sa, u)} and "
+                f"{self.text(b)} is {_describe(sb, u)}", pos)
+        la = sa[0] if self.col_like(sa) else sa[1]
+        lb = sb[0] if self.col_like(sb) else sb[1]
+        self.unify_or_fail(la, lb, f"the dot product of {self.text(a)} ({_describe(sa, u)}) and "
+                           f"{self.text(b)} ({_describe(sb, u)}) needs vectors of one length", pos)
+
+    def check_product(self, r: Raw):
+        u = self.u
+        shape = ()
+        start = r.items[0][0].start
+        prev_end = r.items[0][0].end
+        for i, (factor, pos) in enumerate(r.items):
+            s = self.check(factor)
+            if i > 0 and pos is not None and r.items[i - 1][0].kind == "name" and factor.grouped:
+                self.maybe_unknown_function(r.items[i - 1][0], factor)
+            if s == ():
+                prev_end = factor.end
+                continue
+            if shape == ():
+                shape = s
+                prev_end = factor.end
+                continue
+            left_text = self.source[start:prev_end]
+            left_text = left_text if len(left_text) <= 40 else left_text[:37] + "..."
+            if not u.unify(shape[1], s[0]):
+                raise self.shape_error(
+                    f"cannot multiply {left_text} ({_describe(shape, u)}) by {self.text(factor)} "
+                    f"({_describe(s, u)}): {self._inner_hint(shape, s)}", pos if pos is not None else factor.start)
+            shape = self.normalise((shape[0], s[1]))
+            prev_end = factor.end
+        return shape
+
+    def _inner_hint(self, a, b) -> str:
+        if self.col_like(a) and self.col_like(b):
+            return "two column vectors; transpose one (x' y) or use dot(x, y) or .* for element-wise"
+        return "the inner dimensions differ"
+
+    def maybe_unknown_function(self, name_raw: Raw, group: Raw):
+        """``sine(x)``: a multi-letter undeclared name right before '(' is a misspelt function."""
+        name = name_raw.items
+        if name in self.decls or name in GREEK or len(name) < 2 or not name.isalpha():
+            return
+        # the '(' must follow the name directly
+        after = self.source[name_raw.end:group.start]
+        if after.strip() != "(":
+            return
+        close = difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        raise UnknownFunctionError(f"unknown function {name!r}{hint}", name_raw.start, self.source)
+
+    def check_call(self, r: Raw):
+        u = self.u
+        fname, args = r.items
+        n = len(args)
+
+        def arity(*allowed):
+            if n not in allowed:
+                want = " or ".join(str(a) for a in allowed)
+                raise self.shape_error(f"{fname}() takes {want} argument{'s' if allowed != (1,) else ''}, "
+                                       f"not {n}", r.start)
+
+        if fname in ("ones", "zeros", "eye"):
+            arity(0, 1, 2) if fname != "eye" else arity(0, 1)
+            dims = []
+            for a in args:
+                if a.kind == "num" and a.items.denominator == 1 and a.items >= 1:
+                    dims.append(int(a.items))
+                elif a.kind == "name":
+                    dims.append(u.named_dim(a.items))
+                else:
+                    raise self.shape_error(f"the size in {fname}() must be a number or a dimension name",
+                                           a.start)
+            if fname == "eye":
+                v = dims[0] if dims else u.fresh()
+                self.identities[id(r)] = v
+                return (v, v)
+            if not dims:
+                dims = [u.fresh()]
+            shape = (dims[0], 1) if len(dims) == 1 else (dims[0], dims[1])
+            self.fills[id(r)] = shape
+            return self.normalise(shape)
+        shapes = [self.check(a) for a in args]
+        if fname in ELEMENTWISE_ALIASES:
+            arity(1)
+            return shapes[0]
+        if fname in ("max", "min"):
+            arity(2)
+            return self.broadcast(shapes[0], shapes[1], args[0], args[1], f"take the {fname} of", r.start)
+        if fname in ("sum", "mean", "numel", "logsumexp", "norm", "norm1", "norm2"):
+            arity(1)
+            return ()
+        if fname == "dot":
+            arity(2)
+            self.require_dot(shapes[0], shapes[1], args[0], args[1], r.start)
+            return ()
+        if fname in _MATRIX_ARG:
+            arity(1)
+            s = shapes[0]
+            if s == () or self.vec_like(s):
+                raise self.shape_error(f"{fname}() needs a square matrix; {self.text(args[0])} is "
+                                       f"{_describe(s, u)}", args[0].start)
+            self.unify_or_fail(s[0], s[1], f"{fname}() needs a square matrix; {self.text(args[0])} is "
+                               f"{_describe(s, u)}", args[0].start)
+            return s if fname == "inv" else ()
+        if fname == "diag":
+            arity(1)
+            s = shapes[0]
+            if self.col_like(s):
+                self.decided[id(r)] = "mat"
+                return (s[0], s[0])
+            if s != () and not self.row_like(s):
+                self.unify_or_fail(s[0], s[1], f"diag() needs a vector or a square matrix; "
+                                   f"{self.text(args[0])} is {_describe(s, u)}", args[0].start)
+                self.decided[id(r)] = "vec"
+                return (s[0], 1)
+            raise self.shape_error(f"diag() needs a column vector or a square matrix; {self.text(args[0])} is "
+                                   f"{_describe(s, u)}", args[0].start)
+        if fname == "softmax":
+            arity(1)
+            if not self.col_like(shapes[0]):
+                raise self.shape_error(f"softmax() needs a column vector; {self.text(args[0])} is "
+                                       f"{_describe(shapes[0], u)}", args[0].start)
+            return shapes[0]
+        if fname == "outer":
+            arity(2)
+            for a, s in zip(args, shapes):
+                if not self.col_like(s):
+                    raise self.shape_error(f"outer() needs two column vectors; {self.text(a)} is "
+                                           f"{_describe(s, u)}", a.start)
+            return (shapes[0][0], shapes[1][0])
+        if fname == "kron":
+            arity(2)
+            for a, s in zip(args, shapes):
+                if s == ():
+                    raise self.shape_error(f"kron() needs vectors or matrices; {self.text(a)} is a scalar",
+                                           a.start)
+            # Products of dimensions are not unified: the Kronecker product's sides stay free here and the
+            # node computes its exact shape (m*p, n*q) when it is built.
+            return (u.fresh(), u.fresh())
+        if fname in ("vector", "matrix"):
+            arity(1)
+            if shapes[0] != ():
+                raise self.shape_error(f"{fname}(c) fills a {fname} with the scalar c; {self.text(args[0])} "
+                                       f"is {_describe(shapes[0], u)}", args[0].start)
+            shape = (u.fresh(), 1) if fname == "vector" else (u.fresh(), u.fresh())
+            self.fills[id(r)] = shape
+            return shape
+        raise UnknownFunctionError(f"unknown function {fname!r}", r.start, self.source)  # pragma: no cover
+
+    # --- passes 3 and 4: naming and building -----------------------------------------------------
+    def name_dims(self):
+        used = {v.name for v in self.u.vars if v.name is not None}
+        pool = [p for p in ("n", "m", "k", "p", "q", "r", "s", "t", "l", "d") if p not in used]
+        counter = iter(range(10**9))
+        self.dim_names: dict[int, object] = {}
+
+        def next_name():
+            if pool:
+                return pool.pop(0)
+            while True:
+                cand = f"n{next(counter) + 1}"
+                if cand not in used:
+                    return cand
+
+        def visit(d):
+            rep = self.u.find(d)
+            if isinstance(rep, int):
+                return
+            if rep.index not in self.dim_names:
+                self.dim_names[rep.index] = Dim(rep.name) if rep.name is not None else Dim(next_name())
+
+        for name in self.order:
+            if name in self.symbol_shapes:
+                for d in self.symbol_shapes[name]:
+                    visit(d)
+        for v in self.u.vars:
+            visit(v)
+
+    def resolve(self, d):
+        rep = self.u.find(d)
+        if isinstance(rep, int):
+            return rep
+        return self.dim_names[rep.index]
+
+    def resolve_shape(self, shape):
+        return tuple(self.resolve(d) for d in shape)
+
+    def build(self, r: Raw) -> N.Node:
+        node = self._build(r)
+        return node
+
+    def _build(self, r: Raw) -> N.Node:
+        k = r.kind
+        b = self.build
+        if k == "num":
+            return N.Number(r.items)
+        if k == "name":
+            name = r.items
+            if id(r) in self.identities:
+                return N.Identity(self.resolve(self.identities[id(r)]))
+            shape = self.resolve_shape(self.symbol_shapes[name])
+            decl = self.decls.get(name)
+            return N.Symbol(name, shape, bool(decl and decl.kind == SYMMETRIC))
+        if k == "add":
+            terms = []
+            for sign, t, _ in r.items:
+                node = b(t)
+                terms.append(node if sign > 0 else N.Neg(node))
+            return N.Add(*terms)
+        if k == "neg":
+            return N.Neg(b(r.items))
+        if k == "mul":
+            return N.MatMul(*[b(t) for t, _ in r.items])
+        if k == "hadamard":
+            return N.Hadamard(*[b(t) for t, _ in r.items])
+        if k == "elemdiv":
+            return N.ElemDiv(b(r.items[0]), b(r.items[1]))
+        if k == "div":
+            x, s = b(r.items[0]), b(r.items[1])
+            if isinstance(x, N.Number) and isinstance(s, N.Number) and s.value != 0:
+                return N.Number(x.value / s.value)
+            return N.Div(x, s)
+        if k == "dot":
+            return N.Dot(b(r.items[0]), b(r.items[1]))
+        if k == "power":
+            base, exp = b(r.items[0]), b(r.items[1])
+            if base.shape != () and isinstance(exp, N.Number) and exp.value == -1:
+                return N.Inv(base)
+            return N.Power(base, exp)
+        if k == "elempower":
+            return N.ElemPower(b(r.items[0]), b(r.items[1]))
+        if k == "transpose":
+            return N.Transpose(b(r.items))
+        if k == "norm":
+            inner, sub = r.items
+            return N.Norm(b(inner), 1 if sub == "_1" else 2)
+        if k == "literal":
+            rows = [[b(e) for e in row] for row in r.items]
+            if len(rows) == 1:
+                return rows[0][0] if len(rows[0]) == 1 else N.VectorLit(*rows[0])
+            return N.MatrixLit(rows)
+        if k == "call":
+            return self.build_call(r)
+        raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)  # pragma: no cover
+
+    def build_call(self, r: Raw) -> N.Node:
+        fname, args = r.items
+        if fname in ("ones", "zeros"):
+            shape = self.resolve_shape(self.fills[id(r)])
+            return (N.Ones if fname == "ones" else N.Zeros)(shape) if shape != (1, 1) else N.Number(
+                1 if fname == "ones" else 0)
+        if fname == "eye":
+            return N.Identity(self.resolve(self.identities[id(r)]))
+        a = [self.build(x) for x in args]
+        if fname in ELEMENTWISE_ALIASES:
+            return N.Apply(ELEMENTWISE_ALIASES[fname], a[0])
+        if fname in ("max", "min"):
+            x, y = a
+            zero_x = isinstance(x, N.Number) and x.value == 0
+            zero_y = isinstance(y, N.Number) and y.value == 0
+            if fname == "max":
+                if zero_x or zero_y:
+                    return N.Apply("relu", y if zero_x else x)
+                return N.Add(y, N.Apply("relu", N.Add(x, N.Neg(y))))  # max(a, b) = b + relu(a - b)
+            if zero_x or zero_y:
+                e = y if zero_x else x
+                return N.Neg(N.Apply("relu", N.Neg(e)))  # min(0, e) = -relu(-e)
+            return N.Add(x, N.Neg(N.Apply("relu", N.Add(x, N.Neg(y)))))  # min(a, b) = a - relu(a - b)
+        simple = {"sum": N.Sum, "mean": N.Mean, "numel": N.Numel, "logsumexp": N.LogSumExp, "tr": N.Trace,
+                  "trace": N.Trace, "det": N.Det, "logdet": N.LogDet, "inv": N.Inv, "softmax": N.Softmax}
+        if fname in simple:
+            return simple[fname](a[0])
+        if fname in ("norm", "norm2"):
+            return N.Norm(a[0], 2)
+        if fname == "norm1":
+            return N.Norm(a[0], 1)
+        if fname == "dot":
+            return N.Dot(a[0], a[1])
+        if fname == "diag":
+            return N.DiagMat(a[0]) if self.decided[id(r)] == "mat" else N.DiagVec(a[0])
+        if fname == "outer":
+            return N.MatMul(a[0], N.Transpose(a[1]))
+        if fname == "kron":
+            return N.Kron(a[0], a[1])
+        if fname in ("vector", "matrix"):
+            return N.Fill(a[0], self.resolve_shape(self.fills[id(r)]))
+        raise MatcalcError(f"internal: unknown function {fname}", r.start, self.source)  # pragma: no cover
+
+
+def _merge_declarations(source: str, where, python: dict) -> dict[str, Declaration]:
+    decls: dict[str, Declaration] = {}
+    for name, value in python.items():
+        decls[name] = parse_declaration(value, name)
+    for names, (kname, kpos, dims) in where:
+        decl = _kind_from_parts(kname, kpos, dims, source)
+        for name, pos in names:
+            if name in ("I",) or name in FUNCTIONS:
+                raise DeclarationError(f"{name!r} is reserved and cannot be declared", pos, source)
+            old = decls.get(name)
+            if old is not None and (old.kind, old.dims) != (decl.kind, decl.dims):
+                raise DeclarationError(
+                    f"{name} is declared twice: as {old.describe()} and as {decl.describe()}", pos, source)
+            decls[name] = Declaration(decl.kind, decl.dims, pos)
+    return decls
+
+
+def typecheck(source: str, **declarations) -> N.Node:
+    """Parse ``source`` and return its typed AST (the implementation of :func:`matcalc.parse`)."""
+    with deep_recursion():
+        raw, where = parse_raw(source)
+        decls = _merge_declarations(source, where, declarations)
+        checker = _Checker(source, decls)
+        checker.collect(raw)
+        try:
+            checker.check(raw)
+            checker.name_dims()
+            return checker.build(raw)
+        except ShapeError as exc:
+            raise exc.located(raw.start, source) from None
+        except RecursionError:  # pragma: no cover - guarded by MAX_DEPTH
+            from .errors import NestingError
+
+            raise NestingError("the expression is nested too deeply", raw.start, source) from None
