@@ -250,8 +250,8 @@ class _Checker:
             r = stack.pop()
             k = r.kind
             if k == "name":
-                self.first_pos.setdefault(r.items, r.start)
-                if r.items not in self.order:
+                if r.items not in self.first_pos:  # a dict lookup: O(1) even with 20,000 names
+                    self.first_pos[r.items] = r.start
                     self.order.append(r.items)
                 continue
             if k == "num":
