@@ -10,6 +10,8 @@ Conventions (shared with :mod:`matcalc.sympy_backend`):
   Deciding by the static shape (not by the array's size) keeps a vector with ``n = 1`` a vector.
 * Symbolic dimensions are bound from the shapes of the values given (and from ``sizes``); each binding
   remembers which symbol fixed it, so a conflict names both sides.
+* A symbol declared symmetric (and its differential) must be given a symmetric value: derivatives
+  with respect to symmetric matrices are only right on symmetric points, so a wrong input is an error.
 * What is returned to the user goes through :func:`to_user`: scalars as ``float``, row and column
   vectors as 1-D arrays, matrices as 2-D arrays.
 * Floating-point trouble follows IEEE rules silently (``log(0) = -inf``, ``0/0 = nan``): the verifier

@@ -367,6 +367,8 @@ def numeric_value(explicit: Explicit, symbols: Mapping[str, Explicit], values: M
     :func:`matcalc.numeric.to_user` for ``shape`` (the node's static shape); without it a SymPy scalar
     gives a float, an ``n x 1`` or ``1 x n`` Matrix a 1-D array and any other Matrix a 2-D array.
     """
+    if not _is_matrix(explicit):
+        explicit = sympy.sympify(explicit)
     named = _named_values(values)
     free = explicit.free_symbols
     args: list[sympy.Symbol] = []
