@@ -100,6 +100,8 @@ class LatexPrinter(Printer):
         return f"{self.sub(n.args[0], POST)}^{{\\circ {self.doprint(n.args[1])}}}", POW
 
     def _print_Transpose(self, n):
+        if isinstance(n.args[0], N.Inv):
+            return f"{self.sub(n.args[0].args[0], POST)}^{{-\\top}}", POW
         return f"{self.sub(n.args[0], POST)}^{{\\top}}", POST
 
     def call(self, name, *args):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import nodes as N
+from ..shapes import Dim
 from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text
 
 
@@ -13,6 +14,11 @@ class TextPrinter(Printer):
     hadamard_op = " .* "
     elemdiv_op = " ./ "
     elempow_op = ".^"
+
+    def __init__(self, explicit_sizes: bool = False):
+        # With explicit_sizes, constants whose size the text would otherwise leave to inference are
+        # printed with it (eye(n), ones(1, n)), so that the text parses back to the very same node.
+        self.explicit_sizes = explicit_sizes
 
     # --- leaves --------------------------------------------------------------------------------
     def _print_Symbol(self, n):
@@ -25,6 +31,8 @@ class TextPrinter(Printer):
         return fraction_text(n.value)
 
     def _print_Identity(self, n):
+        if self.explicit_sizes and isinstance(n.size, int | Dim):
+            return f"eye({n.size})", ATOM
         return "I", ATOM
 
     def _shape_args(self, shape):
@@ -33,12 +41,12 @@ class TextPrinter(Printer):
         return f"{shape[0]}, {shape[1]}"
 
     def _print_Ones(self, n):
-        if n.shape[0] == 1:  # a row of ones is the transpose of a column
+        if n.shape[0] == 1 and not self.explicit_sizes:  # a row of ones is the transpose of a column
             return f"ones({n.shape[1]}){self.transpose_mark}", POST
         return f"ones({self._shape_args(n.shape)})", ATOM
 
     def _print_Zeros(self, n):
-        if n.shape[0] == 1:
+        if n.shape[0] == 1 and not self.explicit_sizes:
             return f"zeros({n.shape[1]}){self.transpose_mark}", POST
         return f"zeros({self._shape_args(n.shape)})", ATOM
 
@@ -52,6 +60,9 @@ class TextPrinter(Printer):
         for t in n.args[1:]:
             if isinstance(t, N.Neg):
                 parts.append(" - " + self.sub(t.args[0], MUL))
+            elif isinstance(t, N.MatMul) and isinstance(t.args[0], N.Number) and t.args[0].value < 0:
+                positive = N.MatMul(N.Number(-t.args[0].value), *t.args[1:])
+                parts.append(" - " + self.sub(positive, MUL))
             else:
                 parts.append(" + " + self.sub(t, MUL))
         return "".join(parts), ADD
@@ -71,7 +82,9 @@ class TextPrinter(Printer):
         return " " if self._juxtaposable(left, right) else " * "
 
     def _print_MatMul(self, n):
-        text = self.sub(n.args[0], MUL)
+        # a scalar quotient leading a product reads better in parentheses: (2 / N) X' r
+        first = n.args[0]
+        text = self.paren(self.doprint(first)) if isinstance(first, N.Div) else self.sub(first, MUL)
         for f in n.args[1:]:
             right = self.sub(f, HAD)
             text += self.mul_sep(text, right) + right

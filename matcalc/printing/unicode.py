@@ -43,6 +43,11 @@ class UnicodePrinter(TextPrinter):
             return self.sub(base, POST) + "⊙" + str(e.value.numerator).translate(_SUPERSCRIPT), POW
         return super()._print_ElemPower(n)
 
+    def _print_Transpose(self, n):
+        if isinstance(n.args[0], N.Inv):
+            return self.sub(n.args[0].args[0], POST) + "⁻ᵀ", POW
+        return super()._print_Transpose(n)
+
     def _print_Inv(self, n):
         return self.sub(n.args[0], POST) + "⁻¹", POW
 

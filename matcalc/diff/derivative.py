@@ -1,0 +1,267 @@
+"""``derive()``, ``hessian()`` and the :class:`Derivative` they return.
+
+The pipeline for ``derive(F, X)`` is: the differential ``dF`` (:mod:`.rules`), then the matrix form read
+off it (:mod:`.linear`), then the simplifier. Which reading applies depends on the shapes:
+
+=====================  ==================  ==========================================================
+F                      X                   result (numerator layout; denominator is the transpose)
+=====================  ==================  ==========================================================
+any                    scalar              dF/dX, shaped like F (``dx = 1``)
+scalar                 vector or matrix    gradient by transposition; numerator is its transpose
+vector                 vector              Jacobian (len F x len X) by forward batched tangents
+vector or matrix       matrix              a 3- or 4-way tensor: no matrix form (see the error)
+=====================  ==================  ==========================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .. import nodes as N
+from .. import simplify as S
+from ..errors import DeclarationError, MatcalcError, NoMatrixFormError, UnknownNameError
+from ..nodes import Node, symbols_of
+from ..printing import to_latex, to_text, to_unicode
+from ..shapes import is_column, is_matrix, is_row
+from .linear import forward_jacobian, pullback, substitute
+from .rules import differential
+
+LAYOUTS = ("numerator", "denominator")
+
+
+def _symmetrise(g: Node) -> Node:
+    """The gradient on the space of symmetric matrices: (G + Gᵀ) / 2."""
+    gt = S.transpose(g)
+    if gt is g:
+        return g
+    return S.div(S.add(g, gt), N.Number(2))
+
+
+def gradient(F: Node, X: N.Symbol) -> Node:
+    """The gradient of a scalar ``F`` in ``X``'s own shape (denominator layout)."""
+    dF = differential(F, X)
+    if dF is None:
+        return S.zero_like(X.shape)
+    if X.shape == ():
+        return substitute(dF, {N.Differential(X): S.ONE})
+    g = S.simplify(pullback(dF, N.Differential(X), S.ONE))
+    return _symmetrise(g) if X.symmetric else g
+
+
+def jacobian(F: Node, X: N.Symbol) -> Node:
+    """The numerator-layout derivative of ``F`` with respect to ``X`` when it is a matrix."""
+    if X.shape == ():
+        dF = differential(F, X)
+        return S.zero_like(F.shape) if dF is None else substitute(dF, {N.Differential(X): S.ONE})
+    if F.shape == ():
+        return S.transpose(gradient(F, X))
+    if (is_column(F.shape) or is_row(F.shape)) and is_column(X.shape):
+        dF = differential(F, X)
+        length = F.shape[0] if is_column(F.shape) else F.shape[1]
+        if dF is None:
+            return N.Zeros((length, X.shape[0]))
+        return S.simplify(forward_jacobian(dF, N.Differential(X)))
+    dF = differential(F, X)
+    shown = "0" if dF is None else to_unicode(dF)
+    raise NoMatrixFormError(
+        f"the derivative of {to_unicode(F)} ({_kind(F)}) with respect to {X.name} ({_kind(X)}) is a "
+        f"{len(_axes(F)) + len(_axes(X))}-way tensor with no matrix form; its differential is "
+        f"d({to_unicode(F)}) = {shown}")
+
+
+def _axes(n: Node) -> tuple:
+    if n.shape == ():
+        return ()
+    if is_column(n.shape) or is_row(n.shape):
+        return (0,)
+    return (0, 1)
+
+
+def _kind(n: Node) -> str:
+    if n.shape == ():
+        return "scalar"
+    if is_column(n.shape) or is_row(n.shape):
+        return "vector"
+    return "matrix"
+
+
+def _find_variable(expr: Node, name, source: str | None) -> N.Symbol:
+    if isinstance(name, N.Symbol):
+        return name
+    if not isinstance(name, str):
+        raise UnknownNameError(f"wrt must be a variable name, not {name!r}")
+    for s in symbols_of(expr):
+        if s.name == name:
+            return s
+    names = ", ".join(s.name for s in symbols_of(expr)) or "no variables"
+    raise UnknownNameError(f"{name!r} does not occur in the expression (it has {names})", None, source)
+
+
+class Derivative:
+    """The derivative of ``function`` with respect to ``variable``: a closed form in matrix notation.
+
+    ``expr`` is the closed form (a node of the same language), ``shape`` its shape; ``str()`` prints it
+    in the input language; ``evaluate(**values)`` computes it with NumPy.
+    """
+
+    def __init__(self, function: Node, variable: N.Symbol, expr: Node, layout: str, order: int = 1):
+        self.function = function
+        self.variable = variable
+        self.expr = expr
+        self.layout = layout
+        self.order = order
+
+    @property
+    def shape(self) -> tuple:
+        return self.expr.shape
+
+    @property
+    def steps(self):
+        """The derivation, step by step, as Parr and Howard write it (see :mod:`matcalc.diff.steps`)."""
+        from .steps import explain
+
+        return explain(self)
+
+    def evaluate(self, **values):
+        """The value at concrete ``values`` (scalars as floats, vectors 1-D, matrices 2-D arrays)."""
+        from ..numeric import evaluate
+
+        return evaluate(self.expr, values)
+
+    def __str__(self) -> str:
+        return to_text(self.expr)
+
+    def __repr__(self) -> str:
+        what = "d²" if self.order == 2 else "d"
+        return (f"<Derivative {what}({to_text(self.function)})/{what}{self.variable.name}"
+                f"{'²' if self.order == 2 else ''} = {to_text(self.expr)} [{self.layout}]>")
+
+    def unicode(self) -> str:
+        return to_unicode(self.expr)
+
+    def latex(self) -> str:
+        return to_latex(self.expr)
+
+    def _repr_latex_(self) -> str:
+        from ..printing.latex import latex_name
+
+        var = latex_name(self.variable.name, self.variable.shape)
+        top = "\\partial^2" if self.order == 2 else "\\partial"
+        bottom = f"\\partial {var}^2" if self.order == 2 else f"\\partial {var}"
+        return f"$\\frac{{{top}}}{{{bottom}}}\\left({to_latex(self.function)}\\right) = {to_latex(self.expr)}$"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Derivative) and (self.function, self.variable, self.expr, self.layout) == (
+            other.function, other.variable, other.expr, other.layout)
+
+    def __hash__(self) -> int:
+        return hash((self.function, self.variable, self.expr, self.layout))
+
+
+class DerivativeList(list):
+    """One :class:`Derivative` per variable of ``wrt=[...]``."""
+
+    def evaluate(self, **values) -> list:
+        return [d.evaluate(**values) for d in self]
+
+    def __str__(self) -> str:
+        return "[" + ", ".join(str(d) for d in self) + "]"
+
+    @property
+    def jacobian(self) -> Node:
+        """All partials side by side, when every variable is a scalar: ∇f as a row, or the Jacobian."""
+        if any(d.variable.shape != () for d in self):
+            raise NoMatrixFormError("the partials can be put side by side only when every variable is a scalar")
+        f = self[0].function
+        if f.shape == ():
+            row = [d.expr for d in self]
+            return N.MatrixLit([row]) if len(row) > 1 else row[0]
+        if isinstance(f, N.VectorLit) or is_column(f.shape):
+            columns = [d.expr for d in self]
+            if all(isinstance(c, N.VectorLit) for c in columns):
+                rows = [[c.args[i] for c in columns] for i in range(len(columns[0].args))]
+                return N.MatrixLit(rows)
+        raise NoMatrixFormError("the partials have no side-by-side matrix form")
+
+    def evaluate_jacobian(self, **values):
+        from ..numeric import evaluate
+
+        return evaluate(self.jacobian, values)
+
+
+def _first(F: Node, X: N.Symbol, layout: str) -> Node:
+    J = jacobian(F, X)
+    if layout == "numerator":
+        return J
+    # denominator layout: the transpose, except d(matrix)/d(scalar) and d(scalar)/d(scalar)
+    if is_matrix(J.shape) and X.shape == () and is_matrix(F.shape):
+        return J
+    return S.transpose(J)
+
+
+def _second(F: Node, X: N.Symbol) -> Node:
+    if F.shape != ():
+        raise NoMatrixFormError(
+            f"a second derivative of the non-scalar {to_unicode(F)} is a tensor with no matrix form")
+    g = gradient(F, X)
+    if X.shape == ():
+        return jacobian(g, X)
+    if is_column(X.shape):
+        return jacobian(g, X)
+    raise NoMatrixFormError(
+        f"the Hessian of {to_unicode(F)} with respect to the matrix {X.name} is a 4-way tensor with no "
+        "matrix form")
+
+
+def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, **declarations):
+    """The derivative of ``expr`` with respect to ``wrt``, in closed form.
+
+    ``expr`` is a string of the matcalc language or a parsed node; ``wrt`` a variable name or a list of
+    names (then one Derivative per name, as a :class:`DerivativeList`). ``layout`` is ``"numerator"``
+    (Jacobian layout, as in Parr and Howard) or ``"denominator"`` (gradients shaped like the variable).
+    ``order=2`` gives the Hessian. Declarations are as for :func:`matcalc.parse`.
+    """
+    from ..parser import deep_recursion
+    from ..typecheck import typecheck
+
+    if layout not in LAYOUTS:
+        raise DeclarationError(f"layout must be 'numerator' or 'denominator', not {layout!r}")
+    if order not in (1, 2):
+        raise DeclarationError(f"order must be 1 or 2, not {order!r}")
+    source = expr if isinstance(expr, str) else None
+    if isinstance(expr, Node):
+        if declarations:
+            raise DeclarationError("declarations go with a string expression, not with a parsed one")
+        node = expr
+    elif isinstance(expr, str):
+        node = typecheck(expr, **declarations)
+    else:
+        raise DeclarationError(f"expr must be a string or a parsed expression, not {type(expr).__name__}")
+    if wrt is None:
+        syms = symbols_of(node)
+        if len(syms) != 1:
+            names = ", ".join(s.name for s in syms) or "none"
+            raise UnknownNameError(f"say which variable to differentiate with respect to (wrt=...); "
+                                   f"the expression has {names}", None, source)
+        wrt = syms[0].name
+    with deep_recursion():
+        if isinstance(wrt, Sequence) and not isinstance(wrt, str):
+            return DerivativeList(_derive_one(node, w, layout, order, source) for w in wrt)
+        return _derive_one(node, wrt, layout, order, source)
+
+
+def _derive_one(node: Node, wrt, layout: str, order: int, source) -> Derivative:
+    X = _find_variable(node, wrt, source)
+    try:
+        if order == 1:
+            expr = _first(node, X, layout)
+        else:
+            expr = S.simplify(_second(node, X))
+    except MatcalcError as exc:
+        raise exc.located(None, source) from None
+    return Derivative(node, X, expr, layout, order)
+
+
+def hessian(expr, wrt=None, **declarations) -> Derivative:
+    """The Hessian (second derivative) of a scalar expression: ``derive(expr, wrt, order=2)``."""
+    return derive(expr, wrt, order=2, **declarations)

@@ -1,0 +1,304 @@
+"""Reading matrix forms off a differential: transposition (reverse) and batched tangents (forward).
+
+A differential ``dF`` is a linear map of ``dX``. This module turns it into the matrices of the texts:
+
+- :func:`pullback` transposes the map, one rule per linear node type (JAX's transpose rules, done
+  symbolically): seeded with 1 it gives the gradient of a scalar ``F`` in ``X``'s own shape
+  (``d tr(AX) = tr(A dX)`` -> ``Aᵀ``).
+- :func:`forward_jacobian` pushes the identity through the map, one rule per node type, giving the
+  Jacobian of a vector ``F`` with respect to a vector ``x`` in numerator layout, the way Parr and Howard
+  chain it (``∂(w ⊙ x)/∂x = diag(w)``, ``∂sum(u)/∂u = 1ᵀ``).
+- :func:`substitute` sets ``dx = 1`` for a scalar variable (the ordinary derivative).
+
+A derivative that has no matrix form along the way (a vector with respect to a matrix, say) raises
+:class:`~matcalc.errors.NoMatrixFormError`; the caller then offers the linear map or an index form.
+"""
+
+from __future__ import annotations
+
+from .. import nodes as N
+from .. import simplify as S
+from ..errors import DerivativeError, NoMatrixFormError
+from ..nodes import Node
+from ..printing import to_unicode
+from ..shapes import is_column, is_row
+from .rules import ew_mul, inner
+
+
+def _dependents(root: Node, leaf: Node) -> tuple[list[Node], set[Node]]:
+    """Nodes of ``root`` that depend on ``leaf``, children before parents."""
+    order: list[Node] = []
+    dep: dict[Node, bool] = {}
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        n, expanded = stack.pop()
+        if n in dep and not expanded:
+            continue
+        if expanded:
+            d = n is leaf or any(dep.get(c, False) for c in n.children)
+            dep[n] = d
+            if d:
+                order.append(n)
+            continue
+        if n is leaf:
+            dep[n] = True
+            order.append(n)
+            continue
+        stack.append((n, True))
+        for c in n.children:
+            if c not in dep:
+                stack.append((c, False))
+    return order, {n for n, d in dep.items() if d}
+
+
+def _one_dependent(n: Node, deps: set[Node]) -> int:
+    idx = [i for i, c in enumerate(n.args) if isinstance(c, Node) and c in deps]
+    if len(idx) != 1:
+        raise DerivativeError(f"internal: {to_unicode(n)} is not linear in the differential")
+    return idx[0]
+
+
+# --- reverse: transposition ------------------------------------------------------------------------------------
+class _Pullback:
+    """Transpose rules: given the cotangent ``c`` of a linear node, the cotangents of its children."""
+
+    def __init__(self, deps: set[Node]):
+        self.deps = deps
+
+    def rule(self, n: Node, c: Node) -> list[tuple[Node, Node]]:
+        method = getattr(self, "t_" + type(n).__name__, None)
+        if method is None:
+            raise NoMatrixFormError(
+                f"the derivative through {type(n).__name__.lower()} ({to_unicode(n)}) has no matrix form "
+                "in this layout")
+        return method(n, c)
+
+    def t_Add(self, n, c):
+        return [(t, c if t.shape == n.shape else S.ssum(c)) for t in n.args if t in self.deps]
+
+    def t_Neg(self, n, c):
+        return [(n.args[0], S.neg(c))]
+
+    def t_MatMul(self, n, c):
+        i = _one_dependent(n, self.deps)
+        f = n.args[i]
+        if f.shape == ():
+            others = S.mul(*(n.args[:i] + n.args[i + 1:]))
+            return [(f, inner(c, others))]
+        left = S.mul(*n.args[:i])
+        right = S.mul(*n.args[i + 1:])
+        return [(f, S.mul(S.transpose(left), c, S.transpose(right)))]
+
+    def t_Div(self, n, c):
+        x, s = n.args
+        if s in self.deps:
+            raise DerivativeError("internal: a differential in a divisor")
+        return [(x, S.div(c, s))]
+
+    def t_Hadamard(self, n, c):
+        i = _one_dependent(n, self.deps)
+        f = n.args[i]
+        others = S.had(*(n.args[:i] + n.args[i + 1:]))
+        if f.shape == n.shape:
+            return [(f, ew_mul(others, c))]
+        return [(f, inner(c, others))]
+
+    def t_ElemDiv(self, n, c):
+        a, b = n.args
+        if b in self.deps:
+            raise DerivativeError("internal: a differential in a divisor")
+        q = S.ediv(c, b)
+        return [(a, q if a.shape == n.shape else S.ssum(q))]
+
+    def t_Dot(self, n, c):
+        i = _one_dependent(n, self.deps)
+        f, other = n.args[i], n.args[1 - i]
+        o = other if other.shape == f.shape else S.transpose(other)
+        return [(f, S.mul(c, o))]
+
+    def t_Transpose(self, n, c):
+        return [(n.args[0], S.transpose(c))]
+
+    def t_Sum(self, n, c):
+        x = n.args[0]
+        return [(x, c if x.shape == () else S.mul(c, N.Ones(x.shape)))]
+
+    def t_Mean(self, n, c):
+        x = n.args[0]
+        share = S.div(c, N.Numel(x))
+        return [(x, share if x.shape == () else S.mul(share, N.Ones(x.shape)))]
+
+    def t_Trace(self, n, c):
+        x = n.args[0]
+        return [(x, S.mul(c, N.Identity(x.shape[0])))]
+
+    def t_DiagMat(self, n, c):
+        return [(n.args[0], S.diagvec(c))]
+
+    def t_DiagVec(self, n, c):
+        return [(n.args[0], S.diagmat(c))]
+
+    def t_Fill(self, n, c):
+        return [(n.value, S.ssum(c))]
+
+
+def pullback(linear: Node, leaf: Node, seed: Node) -> Node:
+    """The transpose of the linear map ``leaf -> linear`` applied to ``seed`` (the cotangent of ``linear``)."""
+    from ..parser import deep_recursion
+
+    order, deps = _dependents(linear, leaf)
+    if leaf not in deps:
+        return S.zero_like(leaf.shape)
+    cot: dict[Node, list[Node]] = {linear: [seed]}
+    rules = _Pullback(deps)
+    with deep_recursion():
+        for n in reversed(order):
+            parts = cot.pop(n, None)
+            if not parts:
+                continue
+            c = parts[0] if len(parts) == 1 else S.add(*parts)
+            if n is leaf:
+                return c
+            for child, contribution in rules.rule(n, c):
+                cot.setdefault(child, []).append(contribution)
+    return S.zero_like(leaf.shape)  # pragma: no cover - the leaf is reached when it is a dependent
+
+
+# --- forward: batched tangents ---------------------------------------------------------------------------------
+def _vec(x: Node) -> Node:
+    """A vector as a column (rows are transposed); scalars stay."""
+    return S.transpose(x) if is_row(x.shape) else x
+
+
+def _length(x: Node):
+    if x.shape == ():
+        return 1
+    return x.shape[0] if is_column(x.shape) else x.shape[1]
+
+
+class _Forward:
+    """Forward rules: the Jacobian ``T`` of a node from those of its children (numerator layout)."""
+
+    def __init__(self, deps: set[Node]):
+        self.deps = deps
+
+    def rule(self, n: Node, t: dict[Node, Node]) -> Node:
+        if n.shape != () and not (is_column(n.shape) or is_row(n.shape)):
+            raise NoMatrixFormError(
+                f"the Jacobian passes through the matrix {to_unicode(n)}; it has no matrix form")
+        method = getattr(self, "f_" + type(n).__name__, None)
+        if method is None:
+            raise NoMatrixFormError(
+                f"the Jacobian through {type(n).__name__.lower()} ({to_unicode(n)}) has no matrix form")
+        return method(n, t)
+
+    def _ones_col(self, n):
+        return N.Ones((_length(n), 1)) if n.shape != () else S.ONE
+
+    def f_Add(self, n, t):
+        parts = []
+        for term in n.args:
+            if term in self.deps:
+                parts.append(t[term] if term.shape == n.shape else S.mul(self._ones_col(n), t[term]))
+        return S.add(*parts)
+
+    def f_Neg(self, n, t):
+        return S.neg(t[n.args[0]])
+
+    def f_MatMul(self, n, t):
+        i = _one_dependent(n, self.deps)
+        f = n.args[i]
+        left = S.mul(*n.args[:i])
+        right = S.mul(*n.args[i + 1:])
+        if f.shape == ():
+            return S.mul(_vec(S.mul(left, right)), t[f])
+        if is_column(f.shape):
+            if right.shape != ():
+                raise NoMatrixFormError(f"the Jacobian passes through the outer product {to_unicode(n)}")
+            return S.mul(right, left, t[f])
+        if left.shape != ():
+            raise NoMatrixFormError(f"the Jacobian passes through the outer product {to_unicode(n)}")
+        return S.mul(left, S.transpose(right), t[f])
+
+    def f_Div(self, n, t):
+        return S.div(t[n.args[0]], n.args[1])
+
+    def _scaled(self, n, f, weights, t):
+        if f.shape == n.shape:
+            if weights.shape == ():
+                return S.mul(weights, t[f])
+            return S.mul(S.diagmat(_vec(weights)), t[f])
+        return S.mul(_vec(weights), t[f])
+
+    def f_Hadamard(self, n, t):
+        i = _one_dependent(n, self.deps)
+        f = n.args[i]
+        return self._scaled(n, f, S.had(*(n.args[:i] + n.args[i + 1:])), t)
+
+    def f_ElemDiv(self, n, t):
+        a, b = n.args
+        if b in self.deps:
+            raise DerivativeError("internal: a differential in a divisor")
+        return self._scaled(n, a, S.ediv(S.ONE, b), t)
+
+    def f_Dot(self, n, t):
+        i = _one_dependent(n, self.deps)
+        f, other = n.args[i], n.args[1 - i]
+        return S.mul(S.transpose(_vec(other)), t[f])
+
+    def f_Transpose(self, n, t):
+        return t[n.args[0]]
+
+    def f_Sum(self, n, t):
+        x = n.args[0]
+        return t[x] if x.shape == () else S.mul(N.Ones((1, _length(x))), t[x])
+
+    def f_Mean(self, n, t):
+        return S.div(self.f_Sum(n, t), N.Numel(n.args[0]))
+
+    def f_Fill(self, n, t):
+        return S.mul(self._ones_col(n), t[n.value])
+
+    def f_VectorLit(self, n, t):
+        entries = [t[e] if e in self.deps else None for e in n.args]
+        if all(e is None or e.shape == () for e in entries):
+            return N.VectorLit(*[S.ZERO if e is None else e for e in entries])
+        raise NoMatrixFormError("the Jacobian of a vector of expressions with respect to a vector has no "
+                                "matrix form here; differentiate with respect to scalar variables instead")
+
+
+def forward_jacobian(linear: Node, leaf: Node) -> Node:
+    """The Jacobian (numerator layout) of a vector- or scalar-valued linear map of a vector ``leaf``."""
+    from ..parser import deep_recursion
+
+    order, deps = _dependents(linear, leaf)
+    n = _length(leaf)
+    if leaf not in deps:
+        return S.zero_like((_length(linear), n))
+    rules = _Forward(deps)
+    tangents: dict[Node, Node] = {leaf: N.Identity(n)}
+    with deep_recursion():
+        for node in order:
+            if node is leaf:
+                continue
+            tangents[node] = rules.rule(node, tangents)
+    return tangents[linear]
+
+
+def substitute(expr: Node, mapping: dict[Node, Node]) -> Node:
+    """``expr`` with the nodes of ``mapping`` replaced, rebuilt through the simplifier."""
+    from ..parser import deep_recursion
+
+    memo: dict[Node, Node] = dict(mapping)
+
+    def visit(n: Node) -> Node:
+        done = memo.get(n)
+        if done is not None:
+            return done
+        kids = n.children
+        out = n if not kids else n.with_children(tuple(visit(k) for k in kids))
+        memo[n] = out
+        return out
+
+    with deep_recursion():
+        return S.simplify(visit(expr))
