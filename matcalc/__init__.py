@@ -27,7 +27,7 @@ from .shapes import Dim
 __version__ = "0.1.0"
 
 __all__ = [
-    "parse", "Node", "Dim", "to_text", "to_unicode", "to_latex",
+    "parse", "derive", "hessian", "check_claim", "Derivative", "DerivativeList", "evaluate", "Node", "Dim", "to_text", "to_unicode", "to_latex",
     "MatcalcError", "MatcalcSyntaxError", "ShapeError", "UnknownNameError", "UnknownFunctionError",
     "DeclarationError", "NestingError", "DerivativeError", "NoMatrixFormError", "CheckError",
 ]
@@ -44,3 +44,20 @@ def parse(text: str, **declarations) -> Node:
     from .typecheck import typecheck
 
     return typecheck(text, **declarations)
+
+
+def __getattr__(name):
+    # The later stages load on first use, so ``import matcalc`` stays fast and parse() needs no SymPy.
+    if name in ("derive", "hessian", "Derivative", "DerivativeList"):
+        from . import diff
+
+        return getattr(diff, name)
+    if name == "check_claim":
+        from .verify import check_claim
+
+        return check_claim
+    if name == "evaluate":
+        from .numeric import evaluate
+
+        return evaluate
+    raise AttributeError(f"module 'matcalc' has no attribute {name!r}")

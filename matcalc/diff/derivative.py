@@ -128,6 +128,41 @@ class Derivative:
 
         return evaluate(self.expr, values)
 
+    # --- verification (matcalc.verify) and code generation (matcalc.codegen) ---------------------
+    def check(self, sizes=None, points: int = 3, **options):
+        """Verify against SymPy's entry-by-entry derivative at concrete sizes; returns a report."""
+        from ..verify import check_derivative
+
+        return check_derivative(self, sizes=sizes, points=points, **options)
+
+    def to_numpy(self, **options) -> str:
+        """Source of a standalone NumPy function computing this derivative."""
+        from ..codegen import generate
+
+        return generate(self, "numpy", **options)
+
+    def to_jax(self, **options) -> str:
+        from ..codegen import generate
+
+        return generate(self, "jax", **options)
+
+    def to_torch(self, **options) -> str:
+        from ..codegen import generate
+
+        return generate(self, "torch", **options)
+
+    def compile(self, **options):
+        """The NumPy version as a Python callable taking the variables by name."""
+        from ..codegen import compile_numpy
+
+        return compile_numpy(self, **options)
+
+    def to_sympy(self, sizes=None):
+        """SymPy: explicit matrices at ``sizes`` (default sizes 2, 3, 4, ... per dimension)."""
+        from ..sympy_backend import to_explicit
+
+        return to_explicit(self.expr, sizes)
+
     def __str__(self) -> str:
         return to_text(self.expr)
 
