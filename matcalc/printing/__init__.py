@@ -50,13 +50,17 @@ def to_text(node: Node, declarations: bool = False) -> str:
             return body
         from ..typecheck import typecheck
 
-        try:
-            if typecheck(body) is node:
-                return body
-        except MatcalcError:
-            pass
+        # ``I`` and ``ones(n)'`` read back as an identity of inferred size and a transposed column;
+        # when that differs from the node, print sizes explicitly (``eye(m)``, ``ones(1, n)``).
+        explicit = TextPrinter(explicit_sizes=True).doprint(node)
+        for candidate in dict.fromkeys((body, explicit)):
+            try:
+                if typecheck(candidate) is node:
+                    return candidate
+            except MatcalcError:
+                pass
         decls = declarations_of(node)
-        return f"{body} where {_where_clause(decls)}" if decls else body
+        return f"{explicit} where {_where_clause(decls)}" if decls else explicit
 
 
 def to_unicode(node: Node) -> str:
