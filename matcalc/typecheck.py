@@ -284,7 +284,7 @@ class _Checker:
                     vector_forcing = True
                 if fname in _MATRIX_ARG and args:
                     self.force_bare(args[0], MATRIX)
-                if fname == "dot":
+                if fname in ("dot", "outer"):  # outer(a, b) takes two vectors, like dot(a, b)
                     for a in args:
                         self.force_bare(a, VECTOR)
                 if fname == "softmax" and args:
@@ -661,14 +661,14 @@ class _Checker:
             return shapes[0]
         if fname == "outer":
             arity(2)
-            for a, s in zip(args, shapes):
+            for a, s in zip(args, shapes, strict=True):
                 if not self.col_like(s):
                     raise self.shape_error(f"outer() needs two column vectors; {self.text(a)} is "
                                            f"{_describe(s, u)}", a.start)
             return (shapes[0][0], shapes[1][0])
         if fname == "kron":
             arity(2)
-            for a, s in zip(args, shapes):
+            for a, s in zip(args, shapes, strict=True):
                 if s == ():
                     raise self.shape_error(f"kron() needs vectors or matrices; {self.text(a)} is a scalar",
                                            a.start)
@@ -735,7 +735,7 @@ class _Checker:
         if k == "name":
             name = r.items
             if id(r) in self.identities:
-                return N.Identity(self.resolve(self.identities[id(r)]))
+                return self.identity(self.identities[id(r)])
             shape = self.resolve_shape(self.symbol_shapes[name])
             decl = self.decls.get(name)
             return N.Symbol(name, shape, bool(decl and decl.kind == SYMMETRIC))
@@ -781,6 +781,11 @@ class _Checker:
             return self.build_call(r)
         raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)  # pragma: no cover
 
+    def identity(self, var) -> N.Node:
+        """``I`` or ``eye(k)``; a 1x1 identity is the scalar 1 (as ``ones(1)`` is), never a 1x1 matrix."""
+        size = self.resolve(var)
+        return N.Number(1) if size == 1 else N.Identity(size)
+
     def build_call(self, r: Raw) -> N.Node:
         fname, args = r.items
         if fname in ("ones", "zeros"):
@@ -788,7 +793,7 @@ class _Checker:
             return (N.Ones if fname == "ones" else N.Zeros)(shape) if shape != (1, 1) else N.Number(
                 1 if fname == "ones" else 0)
         if fname == "eye":
-            return N.Identity(self.resolve(self.identities[id(r)]))
+            return self.identity(self.identities[id(r)])
         a = [self.build(x) for x in args]
         if fname in ELEMENTWISE_ALIASES:
             return N.Apply(ELEMENTWISE_ALIASES[fname], a[0])
