@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from contextlib import contextmanager
 from fractions import Fraction
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -159,14 +159,14 @@ class _RawBuilder(Transformer):
         return [x for x in c if isinstance(x, Raw)]
 
     def call(self, c):
-        fname, lpar = c[0], c[1]
+        fname = c[0]
         args = c[2] if len(c) == 4 else []
         rpar = c[-1]
         return Raw("call", (str(fname), args), fname.start_pos, _tok_end(rpar), fname.start_pos,
                    _depth(*args) if args else 1)
 
     def norm(self, c):
-        open_bar, inner, close_bar = c[0], c[1], c[2]
+        open_bar, inner = c[0], c[1]
         sub = str(c[3]) if len(c) == 4 else None
         end = _tok_end(c[-1])
         return Raw("norm", (inner, sub), open_bar.start_pos, end, open_bar.start_pos, _depth(inner))
@@ -224,7 +224,7 @@ def _grammar_text() -> str:
     return checkout.read_text(encoding="utf-8")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parser(start: str) -> Lark:
     return Lark(
         _grammar_text(),
@@ -244,6 +244,7 @@ _TOKEN_NAMES = {
     "NORMSUB": "'_F'", "WHERE": "'where'", "$END": "the end of the input",
 }
 _OPERAND = {"NAME", "NUMBER", "FUNCNAME", "LPAR", "LSQB", "NORMBAR", "MINUS", "PLUS"}
+_OPERATOR = {"PLUS", "MINUS", "STAR", "SLASH", "HADAMARD", "ELEMDIV", "DOT", "CARET", "ELEMPOW", "TRANSPOSE"}
 
 
 def _expected(names) -> str:
@@ -252,6 +253,10 @@ def _expected(names) -> str:
     if names & _OPERAND and len(names & _OPERAND) >= 3:
         parts.append("an expression (a name, a number, '(' ...)")
         names -= _OPERAND
+    if "WHERE" in names:
+        # after a complete operand lark's LALR tables list only what may end the expression, but any
+        # binary operator (or a juxtaposed operand) would do as well
+        parts.append("an operator")
     parts.extend(sorted(_TOKEN_NAMES.get(n, n) for n in names))
     if not parts:
         return "something else"
@@ -264,6 +269,12 @@ def _syntax_error(exc: UnexpectedInput, text: str, what: str) -> MatcalcSyntaxEr
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         msg = f"unexpected character {ch!r} in {what}"
+        allowed = set(exc.allowed or ())
+        if allowed:
+            # the contextual lexer's set is a superset of what the parser takes here: summarise it
+            summary = [w for w, group in (("an expression", _OPERAND), ("an operator", _OPERATOR))
+                       if len(allowed & group) >= 3]
+            msg += f"; expected {' or '.join(summary) if summary else _expected(allowed)}"
         if ch == "|":
             msg += "; a norm is written ||e|| (two bars) or norm(e)"
         return MatcalcSyntaxError(msg, exc.pos_in_stream, text)
@@ -272,8 +283,11 @@ def _syntax_error(exc: UnexpectedInput, text: str, what: str) -> MatcalcSyntaxEr
         if tok.type == "$END":
             return MatcalcSyntaxError(
                 f"unexpected end of {what}; expected {_expected(exc.expected)}", len(text), text)
-        return MatcalcSyntaxError(
-            f"unexpected {str(tok)!r} in {what}; expected {_expected(exc.expected)}", tok.start_pos, text)
+        msg = f"unexpected {str(tok)!r} in {what}; expected {_expected(exc.expected)}"
+        if tok.type == "NORMBAR" and "NORMBAR" not in exc.expected:
+            # juxtaposition never starts with a bar, so `2||x||` and `||a|| ||b||` need a '*'
+            msg += "; write '*' before a norm that follows an operand (2 * ||x||)"
+        return MatcalcSyntaxError(msg, tok.start_pos, text)
     if isinstance(exc, UnexpectedEOF):
         return MatcalcSyntaxError(f"unexpected end of {what}; expected {_expected(exc.expected)}",
                                   len(text), text)
