@@ -107,6 +107,10 @@ class _RawBuilder(Transformer):
         else:
             left, right = c
             op_pos = right.start
+            if right.kind == "num" and not right.grouped and right.start == left.end:
+                # `1.2.3` or `x.5`: the lexer splits off a number starting with '.'; never a product
+                raise MatcalcSyntaxError(
+                    "unexpected number right after an operand; write '*' or a space to multiply", op_pos)
         return self._chain("mul", left, right, op_pos)
 
     def hadamard(self, c):
@@ -242,6 +246,7 @@ _TOKEN_NAMES = {
     "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "HADAMARD": "'.*'", "ELEMDIV": "'./'", "DOT": "'·'",
     "CARET": "'^'", "ELEMPOW": "'.^'", "TRANSPOSE": "a transpose (')", "NORMBAR": "'||'",
     "NORMSUB": "'_F'", "WHERE": "'where'", "$END": "the end of the input",
+    "<END-OF-FILE>": "the end of the input",
 }
 _OPERAND = {"NAME", "NUMBER", "FUNCNAME", "LPAR", "LSQB", "NORMBAR", "MINUS", "PLUS"}
 _OPERATOR = {"PLUS", "MINUS", "STAR", "SLASH", "HADAMARD", "ELEMDIV", "DOT", "CARET", "ELEMPOW", "TRANSPOSE"}
@@ -300,7 +305,7 @@ def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
     if len(text) > MAX_LENGTH:
         raise error_cls(f"{what} is longer than {MAX_LENGTH} characters", MAX_LENGTH, text[:200])
     if not text.strip():
-        raise MatcalcSyntaxError(f"empty {what}", 0, text)
+        raise error_cls(f"{what} is empty", 0, text)
     try:
         return _parser(start).parse(text)
     except UnexpectedInput as exc:

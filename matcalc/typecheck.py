@@ -5,8 +5,9 @@ Four passes over the raw tree from :mod:`matcalc.parser`:
 1. *kinds*: each name is a scalar, vector or matrix by declaration, else by the usage that forces one
    (the divisor of ``/`` and exponents are scalars, the operands of ``·`` are vectors, ...), else by the
    naming convention of matrixcalculus.org (``a``-``g`` and Greek scalars, ``h``-``z`` vectors, capitals
-   matrices). An expression written as scalar algebra (``3x^2 y``: a name is forced scalar and nothing
-   forces a vector or a matrix) makes all its undeclared names scalars, as in the calculus texts.
+   matrices). An expression written as scalar algebra (``3x^2 y``: a name the convention makes a vector
+   is forced scalar, and nothing forces a vector or a matrix) makes all its undeclared names scalars, as
+   in the calculus texts.
 2. *shapes*: every subexpression gets a shape whose dimensions are unification variables; operators
    unify them and report a :class:`~matcalc.errors.ShapeError` naming both operands.
 3. *naming*: the dimensions left symbolic are named (declared names first, then ``n, m, k, ...``).
@@ -306,8 +307,11 @@ class _Checker:
                 self.kinds[name] = self.forced[name]
             else:
                 self.kinds[name] = convention_kind(name)
-        # scalar algebra: a name forced scalar, and nothing that needs a vector or a matrix
-        if any(v == SCALAR for v in self.forced.values()) and not vector_forcing:
+        # scalar algebra: a name the convention makes a vector is forced scalar (``x^2``, ``a / y``), and
+        # nothing needs a vector or a matrix. A forced scalar that is a scalar by convention anyway
+        # (``x / a``, ``x .^ a``) says nothing about the other names, so ``x`` stays a vector there.
+        if any(v == SCALAR and convention_kind(n) != SCALAR for n, v in self.forced.items()) \
+                and not vector_forcing:
             if all(self.kinds[n] in (SCALAR, VECTOR) or n in ("I",) for n in self.order if n not in self.decls):
                 for n in self.order:
                     if n not in self.decls and self.kinds[n] == VECTOR:
@@ -576,13 +580,15 @@ class _Checker:
     def maybe_unknown_function(self, name_raw: Raw, group: Raw):
         """``sine(x)``: a multi-letter undeclared name right before '(' is a misspelt function."""
         name = name_raw.items
-        if name in self.decls or name in GREEK or len(name) < 2 or not name.isalpha():
+        if name in self.decls or name in GREEK or len(name) < 2:
             return
         # the '(' must follow the name directly
         after = self.source[name_raw.end:group.start]
         if after.strip() != "(":
             return
         close = difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.6)
+        if not name.isalpha() and not close:  # `W1(x + y)`, `x_2(a)`: a product, as written
+            return
         hint = f"; did you mean {close[0]}?" if close else ""
         raise UnknownFunctionError(f"unknown function {name!r}{hint}", name_raw.start, self.source)
 
