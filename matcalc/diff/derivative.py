@@ -29,6 +29,25 @@ from .rules import differential
 LAYOUTS = ("numerator", "denominator")
 
 
+def sizes_from(function: Node, values: dict) -> dict[str, int]:
+    """Dimension sizes read off the values of the function's variables (a closed form such as ``I``
+    may mention a dimension that none of its own symbols carries)."""
+    import numpy as np
+
+    from ..shapes import Dim
+
+    sizes: dict[str, int] = {}
+    for s in symbols_of(function):
+        if s.name not in values or s.shape == ():
+            continue
+        shape = np.shape(values[s.name])
+        dims = s.shape if len(shape) == 2 else (s.shape[0],) if s.shape[1] == 1 else (s.shape[1],)
+        for d, size in zip(dims, shape, strict=False):
+            if isinstance(d, Dim):
+                sizes.setdefault(d.name, int(size))
+    return sizes
+
+
 def _symmetrise(g: Node) -> Node:
     """The gradient on the space of symmetric matrices: (G + Gᵀ) / 2."""
     gt = S.transpose(g)
@@ -126,7 +145,7 @@ class Derivative:
         """The value at concrete ``values`` (scalars as floats, vectors 1-D, matrices 2-D arrays)."""
         from ..numeric import evaluate
 
-        return evaluate(self.expr, values)
+        return evaluate(self.expr, values, sizes=sizes_from(self.function, values))
 
     # --- verification (matcalc.verify) and code generation (matcalc.codegen) ---------------------
     def check(self, sizes=None, points: int = 3, **options):
@@ -221,7 +240,7 @@ class DerivativeList(list):
     def evaluate_jacobian(self, **values):
         from ..numeric import evaluate
 
-        return evaluate(self.jacobian, values)
+        return evaluate(self.jacobian, values, sizes=sizes_from(self[0].function, values))
 
 
 def _first(F: Node, X: N.Symbol, layout: str) -> Node:
