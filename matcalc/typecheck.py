@@ -116,8 +116,13 @@ def parse_declaration(value, name: str = "?") -> Declaration:
     if isinstance(value, Declaration):
         return value
     if isinstance(value, str):
-        kname, kpos, dims = parse_kind(value)
-        return _kind_from_parts(kname, kpos, dims, value)
+        try:
+            kname, kpos, dims = parse_kind(value)
+            return _kind_from_parts(kname, kpos, dims, value)
+        except DeclarationError as exc:  # say whose declaration it is: the caret shows only the kind
+            exc.message = f"in the declaration of {name}: {exc.message}"
+            exc.args = (exc.message,)
+            raise
     if isinstance(value, tuple | list):
         dims = tuple(value)
         if not all(isinstance(d, int | str) for d in dims):
@@ -128,7 +133,8 @@ def parse_declaration(value, name: str = "?") -> Declaration:
             return Declaration(VECTOR, (dims[0],))
         if len(dims) == 2:
             return Declaration(MATRIX, dims)
-        raise DeclarationError(f"matcalc handles scalars, vectors and matrices, not shape {value!r}")
+        raise DeclarationError(f"the shape of {name} is {value!r}, but matcalc handles scalars, vectors and "
+                               "matrices")
     raise DeclarationError(f"cannot read the declaration of {name}: {value!r} "
                            "(use e.g. \"scalar\", \"vector(n)\", \"matrix(m, n)\", \"symmetric(n)\")")
 
