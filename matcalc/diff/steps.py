@@ -1,0 +1,171 @@
+"""The steps of a derivation, the way Parr and Howard write one.
+
+1. *Introduce intermediate variables* for the nested subexpressions that depend on the variable
+   (``u1 = w ⊙ x``, ``y = sum(u1)``).
+2. *Give each partial derivative* with the rule that produces it (``∂u1/∂w = diag(x)`` by the
+   element-wise product rule); where a partial is a tensor (a matrix intermediate), its differential is
+   given instead (``du1 = A dX``), as matrix calculus texts do.
+3. *Chain them* (the vector chain rule, summing over every path when a variable is used twice).
+4. *Simplify* to the closed form.
+
+The partials are computed by the same :func:`derive` that gives the answer, on one operation at a time,
+so the steps can never disagree with the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import nodes as N
+from ..errors import MatcalcError
+from ..nodes import Node, symbols_of
+from ..printing import to_latex, to_unicode
+from .linear import _dependents
+
+RULES = {
+    "Add": "sum rule", "Neg": "negation", "MatMul": "product rule (matrix product)", "Div": "quotient rule",
+    "Hadamard": "element-wise product", "ElemDiv": "element-wise quotient", "Dot": "dot product",
+    "Power": "power rule", "ElemPower": "element-wise power rule", "Transpose": "transpose",
+    "Sum": "sum reduction", "Mean": "mean", "LogSumExp": "log-sum-exp", "Norm": "norm",
+    "Trace": "trace", "Det": "determinant (Jacobi's formula)", "LogDet": "log-determinant", "Inv": "inverse",
+    "Softmax": "softmax", "DiagMat": "diagonal matrix", "DiagVec": "diagonal", "Kron": "Kronecker product",
+    "VectorLit": "vector of functions", "MatrixLit": "matrix of functions", "Fill": "constant fill",
+}
+
+
+def _rule_name(n: Node) -> str:
+    if isinstance(n, N.Apply):
+        return f"element-wise function {n.function}"
+    return RULES.get(type(n).__name__, type(n).__name__)
+
+
+@dataclass
+class Step:
+    """One line of a derivation: a ``kind`` (define, partial, chain, result), its text and LaTeX."""
+
+    kind: str
+    text: str
+    latex: str = ""
+    rule: str = ""
+
+
+@dataclass
+class Steps:
+    """The derivation; ``str()`` gives plain text, notebooks show Markdown."""
+
+    title: str
+    items: list[Step] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __str__(self) -> str:
+        lines = [self.title]
+        section = None
+        headers = {"define": "Introduce intermediate variables:", "partial": "Partial derivatives:",
+                   "chain": "Chain rule:", "result": "Simplified:"}
+        for s in self.items:
+            if s.kind != section:
+                section = s.kind
+                lines.append(headers.get(section, section))
+            lines.append(f"  {s.text}" + (f"    [{s.rule}]" if s.rule else ""))
+        return "\n".join(lines)
+
+    def _repr_markdown_(self) -> str:
+        out = [f"**{self.title}**", ""]
+        for s in self.items:
+            body = f"${s.latex}$" if s.latex else f"`{s.text}`"
+            out.append(f"- {body}" + (f" — *{s.rule}*" if s.rule else ""))
+        return "\n".join(out)
+
+
+def _fresh(taken: set[str], stem: str) -> str:
+    k = 1
+    while f"{stem}{k}" in taken:
+        k += 1
+    name = f"{stem}{k}"
+    taken.add(name)
+    return name
+
+
+def explain(derivative) -> Steps:
+    """The steps of ``derivative`` (a :class:`~matcalc.diff.derivative.Derivative`)."""
+    from .derivative import jacobian
+    from .rules import differential
+
+    F, X = derivative.function, derivative.variable
+    order, deps = _dependents(F, X)
+    taken = {s.name for s in symbols_of(F)}
+    names: dict[Node, N.Symbol] = {X: X}
+    locals_: list[tuple[N.Symbol, Node, Node]] = []
+    for n in order:
+        if n is X or isinstance(n, N.Symbol):
+            continue
+        name = "y" if n is F and "y" not in taken else _fresh(taken, "u")
+        kids = tuple(names.get(c, c) if c in deps else c for c in n.children)
+        local = n.with_children(kids) if kids else n
+        sym = N.Symbol(name, n.shape)
+        names[n] = sym
+        locals_.append((sym, local, n))
+    title = f"d({to_unicode(F)}) / d{X.name}, {derivative.layout} layout"
+    steps = Steps(title)
+    for sym, local, _ in locals_:
+        steps.items.append(Step("define", f"{sym.name} = {to_unicode(local)}",
+                                f"{to_latex(sym)} = {to_latex(local)}"))
+    partials: dict[tuple[str, str], str] = {}
+    for sym, local, original in locals_:
+        rule = _rule_name(original)
+        inputs = []
+        for c in original.children:
+            if c in deps and names[c].name not in inputs:
+                inputs.append(names[c].name)
+        for inp in inputs:
+            var = next(s for s in symbols_of(local) if s.name == inp)
+            try:
+                part = jacobian(local, var)
+                text = f"∂{sym.name}/∂{inp} = {to_unicode(part)}"
+                tex = f"\\frac{{\\partial {sym.name}}}{{\\partial {inp}}} = {to_latex(part)}"
+            except MatcalcError:
+                dl = differential(local, var)
+                text = f"d{sym.name} = {to_unicode(dl)}"
+                tex = f"d{sym.name} = {to_latex(dl)}" if dl is not None else ""
+            partials[(sym.name, inp)] = text
+            steps.items.append(Step("partial", text, tex, rule))
+    if locals_:
+        steps.items.append(Step("chain", _chain_text(locals_, X, deps, names)))
+    steps.items.append(Step("result", f"∂{to_unicode(F)}/∂{X.name} = {to_unicode(derivative.expr)}",
+                            f"\\frac{{\\partial}}{{\\partial {to_latex(X)}}} = {to_latex(derivative.expr)}"))
+    return steps
+
+
+def _chain_text(locals_, X, deps, names) -> str:
+    """``∂y/∂x = ∂y/∂u2 ∂u2/∂u1 ∂u1/∂x``, summed over paths when a value is used more than once."""
+    parents: dict[str, list[str]] = {}
+    for sym, _local, original in locals_:
+        for c in original.children:
+            if c in deps:
+                parents.setdefault(names[c].name, [])
+                if sym.name not in parents[names[c].name]:
+                    parents[names[c].name].append(sym.name)
+    top = locals_[-1][0].name
+    paths: list[list[str]] = []
+
+    def walk(node: str, path: list[str]):
+        if len(paths) > 8:
+            return
+        if node == top:
+            paths.append(path)
+            return
+        for p in parents.get(node, []):
+            walk(p, path + [p])
+
+    walk(X.name, [X.name])
+    terms = []
+    for path in paths:
+        chain = [f"∂{path[i + 1]}/∂{path[i]}" for i in range(len(path) - 1)]
+        terms.append(" ".join(reversed(chain)))
+    more = " + ..." if len(paths) > 8 else ""
+    return f"∂{top}/∂{X.name} = " + " + ".join(terms) + more
