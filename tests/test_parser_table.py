@@ -489,9 +489,9 @@ def test_caret_on_a_later_line():
     e = matcalc.parse(text)
     assert shape_of(e) == ("1", "k")  # x: n, A: n x n, y: m, B: m x k
     with pytest.raises(ShapeError) as info:
-        matcalc.parse("x' A x\n + y")
+        matcalc.parse("x' A\n + y")  # a row plus a column
     err = info.value
-    assert err.position == 8
+    assert err.position == 6
     assert str(err).splitlines()[-2:] == ["   + y", "   ^"]
 
 
