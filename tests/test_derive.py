@@ -33,7 +33,8 @@ CASES = [
     ("A x", "x", {}, {}), ("x' A", "x", {}, {}), ("x' A x", "x", {}, {}), ("β' x", "x", {"β": "vector(n)"}, {}),
     ("x' x", "x", {}, {}), ("x' S x", "x", {"S": "symmetric(n)"}, {}),
     # scalar functions and rules
-    ("3x^2 y", "x", {}, {}), ("3x^2 y", "y", {}, {}), ("exp(a x)", "a", {}, {}), ("sin(x^2) / x", "x", {}, {"positive": "x"}),
+    ("3x^2 y", "x", {}, {}), ("3x^2 y", "y", {}, {}), ("exp(a x)", "a", {}, {}),
+    ("sin(x^2) / x", "x", {}, {"positive": "x"}),
     ("sqrt(x' x)", "x", {}, {}), ("log(sum(exp(x)))", "x", {}, {}), ("logsumexp(x)", "x", {}, {}),
     ("norm(x)", "x", {}, {}), ("||x||^2", "x", {}, {}), ("norm1(x)", "x", {}, {}), ("mean(x .^ 2)", "x", {}, {}),
     # every element-wise function, through the chain rule
@@ -58,8 +59,10 @@ CASES = [
     ("tr(A X B)", "X", {}, {}), ("tr(X' X)", "X", {}, {}), ("tr(X X)", "X", {}, {}), ("tr(inv(X))", "X", {}, {}),
     ("tr(A inv(X) B)", "X", {}, {}), ("det(X)", "X", {}, {}), ("logdet(X)", "X", {}, {}),
     ("det(A X B)", "X", {"A": "matrix(n,n)", "X": "matrix(n,n)", "B": "matrix(n,n)"}, {}),
-    ("a' inv(X) b", "X", {"a": "vector(n)", "b": "vector(n)"}, {}), ("a' X b", "X", {"a": "vector(m)", "b": "vector(n)"}, {}),
-    ("a' X' b", "X", {"a": "vector(n)", "b": "vector(m)"}, {}), ("a' X' X b", "X", {"a": "vector(n)", "b": "vector(n)"}, {}),
+    ("a' inv(X) b", "X", {"a": "vector(n)", "b": "vector(n)"}, {}),
+    ("a' X b", "X", {"a": "vector(m)", "b": "vector(n)"}, {}),
+    ("a' X' b", "X", {"a": "vector(n)", "b": "vector(m)"}, {}),
+    ("a' X' X b", "X", {"a": "vector(n)", "b": "vector(n)"}, {}),
     ("||X - U V||_F^2", "V", {}, {}), ("||X - U V||_F^2", "U", {}, {}), ("norm(X)", "X", {}, {}),
     ("norm1(X)", "X", {}, {}), ("sum(X .^ 2)", "X", {}, {}), ("sum(exp(X))", "X", {}, {}),
     ("tr(X^2)", "X", {}, {}), ("tr(X^3)", "X", {}, {}), ("x' X x", "X", {}, {}),
@@ -198,3 +201,13 @@ def test_deep_network_grows_linearly():
     growth = [b - a for a, b in zip(sizes, sizes[1:], strict=False)]
     # each doubling adds a number of nodes proportional to the layers added: linear, not quadratic
     assert growth[2] <= 2.2 * growth[1] <= 4.5 * growth[0]
+
+
+def test_softmax_cross_entropy_notes_the_probability_form():
+    d = derive("-y' log(softmax(W x))", "W", layout="denominator")
+    assert d.notes == ["when sum(y) = 1 (a one-hot or probability vector y): (softmax(W x) - y) xᵀ"]
+    values = random_values(d.function, seed=5)
+    values["y"] = np.abs(values["y"]) / np.abs(values["y"]).sum()
+    s = np.exp(values["W"] @ values["x"])
+    s /= s.sum()
+    np.testing.assert_allclose(d.evaluate(**values), np.outer(s - values["y"], values["x"]), rtol=1e-10)

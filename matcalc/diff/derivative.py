@@ -48,6 +48,28 @@ def sizes_from(function: Node, values: dict) -> dict[str, int]:
     return sizes
 
 
+def _nodes(root: Node) -> list[Node]:
+    seen: dict[Node, None] = {}
+    stack = [root]
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen[n] = None
+            stack.extend(n.children)
+    return list(seen)
+
+
+def _prefer_positive(expr: Node) -> Node:
+    """``-((a - b) c) -> (b - a) c``: absorb a leading minus into a difference it multiplies."""
+    if isinstance(expr, N.Neg) and isinstance(expr.args[0], N.MatMul):
+        factors = list(expr.args[0].args)
+        for i, f in enumerate(factors):
+            if isinstance(f, N.Add):
+                factors[i] = S.add(*[S.neg(t) for t in f.args])
+                return S.mul(*factors)
+    return expr
+
+
 def _symmetrise(g: Node) -> Node:
     """The gradient on the space of symmetric matrices: (G + Gᵀ) / 2."""
     gt = S.transpose(g)
@@ -133,6 +155,21 @@ class Derivative:
     @property
     def shape(self) -> tuple:
         return self.expr.shape
+
+    @property
+    def notes(self) -> list[str]:
+        """Remarks a textbook would add, e.g. the simpler form when a vector is a probability vector.
+
+        ``-y' log(softmax(W x))`` has the gradient ``(sum(y) softmax(W x) - y) xᵀ``, which is the familiar
+        ``(softmax(W x) - y) xᵀ`` when ``sum(y) = 1`` (a one-hot or probability ``y``): noted, not assumed.
+        """
+        out = []
+        for node in _nodes(self.expr):
+            if isinstance(node, N.Sum) and isinstance(node.args[0], N.Symbol) and node.args[0].shape != ():
+                y = node.args[0].name
+                simpler = _prefer_positive(substitute(self.expr, {node: S.ONE}))
+                out.append(f"when sum({y}) = 1 (a one-hot or probability vector {y}): {to_unicode(simpler)}")
+        return out
 
     @property
     def steps(self):
