@@ -1,0 +1,743 @@
+"""Verification: every closed-form derivative checked against SymPy's entry-by-entry derivative.
+
+:func:`check_derivative` (also ``Derivative.check()``) instantiates the symbolic dimensions at small,
+distinct sizes (2, 3, 4, ... by default, so a transposed result cannot pass), writes the original function
+out entry by entry as explicit SymPy matrices (:func:`matcalc.sympy_backend.to_explicit`), and
+differentiates it with SymPy to get the ground truth, arranged in the layout of the closed form:
+
+=====================  ==================  ===============================  ==========================
+function F             variable X          numerator layout                 denominator layout
+=====================  ==================  ===============================  ==========================
+any                    scalar              dF/dx, shaped like F             the transpose if F is a
+                                                                            vector, else the same
+scalar                 vector (n)          row 1 x n                        column n x 1
+scalar                 matrix (m x n)      n x m (the transpose)            m x n
+vector (p)             vector (n)          p x n (the Jacobian)             n x p
+scalar, order 2        scalar or vector    the Hessian (n x n)              the same
+=====================  ==================  ===============================  ==========================
+
+*Symmetric variables.* matcalc's gradient with respect to a symmetric matrix ``S`` is the symmetric
+gradient ``(G + Gᵀ)/2`` (``G`` the unconstrained gradient). SymPy writes ``S`` with one symbol per pair
+``S_ij = S_ji``, and the derivative with respect to that shared symbol is ``G_ij + G_ji``. So for
+``i != j`` SymPy's derivative is compared with ``C_ij + C_ji`` and on the diagonal with ``C_ii``, where
+``C`` is the closed form: a closed form that is right on symmetric matrices passes.
+
+The comparison is numeric first (the closed form through :func:`matcalc.numeric.evaluate`, the truth
+through :func:`matcalc.sympy_backend.numeric_value`, at ``points`` random points where everything is
+defined), then exact (``simplify(truth - closed) == 0`` entry by entry) in what is left of the time
+budget. The whole check runs in a forked worker process that is killed at the deadline, so a check never
+hangs: it reports ``method="timeout"`` (or keeps the numeric verdict if only the exact phase was cut).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import nodes as N
+from .errors import CheckError, MatcalcError, NoMatrixFormError
+from .shapes import Dim, is_column, is_matrix, is_row, is_vector
+
+__all__ = ["CheckReport", "ClaimReport", "check_derivative", "check_claim", "check_sizes"]
+
+#: Arguments closer than this to a kink (relu, abs, sign, step, norm1) are rejected as sample points.
+KINK_DISTANCE = 1e-6
+#: Denominators, log/sqrt arguments and negative-power bases must be at least this far from 0.
+POLE_DISTANCE = 1e-2
+#: A numeric entry passes when |closed - truth| <= TOLERANCE * max(1, |truth|, scale of the entry).
+TOLERANCE = 1e-6
+
+_KINKS = {"relu", "abs", "sign", "step"}
+_POSITIVE = {"log", "sqrt"}
+_UNIT = {"arcsin", "arccos"}
+#: Sampling regimes (low, high) for the entries of the variables, tried in turn when a point is rejected.
+_REGIMES = {"generic": (-1.0, 1.0), "positive": (0.3, 1.3), "small": (-0.45, 0.45),
+            "small-positive": (0.1, 0.45)}
+
+
+# --- reports ------------------------------------------------------------------------------------------------
+def _fmt_value(v: Any) -> str:
+    if isinstance(v, np.ndarray):
+        return np.array2string(v, precision=4, suppress_small=True, separator=", ").replace("\n", "")
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return str(v)
+
+
+@dataclass
+class CheckReport:
+    """The verdict of :func:`check_derivative`.
+
+    ``ok``: the closed form agrees with SymPy. ``method``: ``"exact"`` (every entry of the difference
+    simplified to 0), ``"numeric"`` (agreement at ``points_checked`` random points), ``"timeout"`` (the
+    check did not finish in its time budget; ``ok`` is False) or ``"error"`` (it could not be carried out;
+    ``note`` says why). On a failure ``entry`` is the index of a differing entry (``()`` for a scalar,
+    ``(i,)`` for a vector, ``(i, j)`` for a matrix), ``point`` the values of the variables there, and
+    ``expected`` (SymPy) and ``got`` (the closed form) the two numbers.
+    """
+
+    ok: bool
+    method: str
+    sizes: dict[str, int]
+    max_error: float | None = None
+    points_checked: int = 0
+    entry: tuple | None = None
+    point: dict[str, Any] | None = None
+    expected: float | None = None
+    got: float | None = None
+    note: str = ""
+    elapsed: float = 0.0
+    what: str = ""
+    compared: str = field(default="", repr=False)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        sizes = ", ".join(f"{k}={v}" for k, v in self.sizes.items()) or "no symbolic sizes"
+        head = f"{self.what}: " if self.what else ""
+        if self.ok:
+            how = ("exactly (the difference simplifies to 0)" if self.method == "exact"
+                   else f"numerically at {self.points_checked} random point(s)")
+            err = "" if self.max_error is None else f", max error {self.max_error:.2g}"
+            out = f"OK {head}agrees with SymPy {how} at {sizes}{err}"
+        elif self.method == "timeout":
+            out = f"UNDECIDED {head}the check did not finish within its time budget at {sizes}"
+        elif self.method == "error":
+            out = f"ERROR {head}the check could not be carried out at {sizes}"
+        else:
+            out = f"WRONG {head}differs from SymPy at {sizes}"
+            if self.entry is not None:
+                out += f"\n  entry {self.entry}: expected {_fmt_value(self.expected)}, got {_fmt_value(self.got)}"
+            if self.max_error is not None:
+                out += f" (error {self.max_error:.3g})"
+            if self.point:
+                out += "\n  at " + ", ".join(f"{k} = {_fmt_value(v)}" for k, v in self.point.items())
+        if self.compared:
+            out += f"\n  ({self.compared})"
+        if self.note:
+            out += f"\n  note: {self.note}"
+        return out
+
+
+@dataclass
+class ClaimReport:
+    """The verdict of :func:`check_claim`: ``ok``, a readable ``message``, the ``correct`` Derivative
+    (None when matcalc has no matrix form for it), and where a wrong claim differs (``entry``, ``point``,
+    ``expected`` = the right value, ``got`` = the claim's value). ``check`` is the underlying
+    :class:`CheckReport` (None when the claim could not even be compared, e.g. a wrong shape)."""
+
+    ok: bool
+    message: str
+    correct: Any = None
+    entry: tuple | None = None
+    point: dict[str, Any] | None = None
+    expected: Any = None
+    got: Any = None
+    check: CheckReport | None = None
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def __str__(self) -> str:
+        return self.message
+
+
+# --- sizes -----------------------------------------------------------------------------------------------------
+def check_sizes(*nodes: N.Node, sizes: Mapping | None = None) -> dict[str, int]:
+    """Concrete sizes for the symbolic dimensions of ``nodes``: distinct 2, 3, 4, ... in order of first
+    appearance (as :func:`matcalc.sympy_backend.default_sizes`), overridden by ``sizes`` (by name)."""
+    dims: list[Dim] = []
+    for node in nodes:
+        for d in N.dims_in(node):
+            if d not in dims:
+                dims.append(d)
+    out = {d.name: 2 + i for i, d in enumerate(dims)}
+    for key, value in (sizes or {}).items():
+        name = key.name if isinstance(key, Dim) else str(key)
+        if name not in out:
+            known = ", ".join(out) or "none"
+            raise CheckError(f"sizes names the dimension {name!r}, which does not occur (dimensions: {known})")
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+            raise CheckError(f"the size of {name} must be a positive integer, not {value!r}")
+        out[name] = int(value)
+    return out
+
+
+# --- the ground truth ------------------------------------------------------------------------------------------
+def _as_matrix(v):
+    import sympy
+
+    return v if isinstance(v, sympy.MatrixBase) else sympy.Matrix([[v]])
+
+
+def _truth(F: N.Node, X: N.Symbol, layout: str, order: int, f, xv):
+    """SymPy's derivative of the explicit ``f`` (F written out) by the explicit variable ``xv``, in the
+    layout of matcalc's closed form, as a sympy Matrix (1 x 1 for a scalar)."""
+    import sympy
+
+    def plain(e):
+        # d sign(u) = 2 δ(u) du: zero at every point away from the kink, which is where we sample
+        return e.replace(lambda a: isinstance(a, sympy.DiracDelta), lambda a: sympy.Integer(0))
+
+    fm = _as_matrix(f)
+    if order == 2:
+        if F.shape != ():
+            raise NoMatrixFormError("a second derivative of a non-scalar has no matrix form")
+        if X.shape == ():
+            return fm.applyfunc(lambda e: plain(sympy.diff(e, xv, 2)))
+        if not is_column(X.shape):
+            raise NoMatrixFormError("the Hessian with respect to a matrix has no matrix form")
+        xs = list(xv)
+        g = fm.jacobian(xs).T
+        return g.jacobian(xs).applyfunc(plain)
+    if X.shape == ():
+        out = fm.applyfunc(lambda e: sympy.diff(e, xv))
+        if layout == "denominator" and is_vector(F.shape):
+            out = out.T
+        return out.applyfunc(plain)
+    if F.shape == ():
+        grad = xv.applyfunc(lambda s: sympy.diff(f, s))  # shaped like X; shared symbols when symmetric
+        out = grad.T if layout == "numerator" else grad
+        return out.applyfunc(plain)
+    if is_vector(F.shape) and is_column(X.shape):
+        col = fm.T if is_row(F.shape) else fm
+        J = col.jacobian(list(xv))
+        return (J if layout == "numerator" else J.T).applyfunc(plain)
+    raise NoMatrixFormError(f"the derivative of a {'vector' if is_vector(F.shape) else 'matrix'} with respect "
+                            f"to a matrix has no matrix form to check")
+
+
+def _symmetric_fold(C):
+    """``C_ij + C_ji`` off the diagonal, ``C_ii`` on it (works for sympy matrices and 2-D arrays)."""
+    if isinstance(C, np.ndarray):
+        return C + C.T - np.diag(np.diag(C))
+    import sympy
+
+    return sympy.Matrix(C.rows, C.cols, lambda i, j: C[i, i] if i == j else C[i, j] + C[j, i])
+
+
+def _symmetric_variable(deriv) -> bool:
+    X = deriv.variable
+    return bool(X.symmetric) and deriv.function.shape == () and deriv.order == 1
+
+
+# --- sample points ---------------------------------------------------------------------------------------------
+def _walk(node: N.Node):
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:
+            continue
+        seen.add(id(n))
+        yield n
+        stack.extend(n.children)
+
+
+def _guards(nodes) -> tuple[list, list, list, list, set[str]]:
+    """Subexpressions whose values decide whether a point is usable, and the features of the nodes."""
+    kinks, poles, units, nonzero = [], [], [], []
+    features: set[str] = set()
+    for root in nodes:
+        for n in _walk(root):
+            if isinstance(n, N.Apply):
+                u = n.args[1]
+                if n.function in _KINKS:
+                    kinks.append(u)
+                elif n.function in _POSITIVE:
+                    poles.append(u)
+                    features.add("positive")
+                elif n.function in _UNIT:
+                    units.append(u)
+                    features.add("small")
+                elif n.function == "tan":
+                    features.add("small")
+            elif isinstance(n, N.Norm):
+                (kinks if n.order == 1 else nonzero).append(n.args[0])
+            elif isinstance(n, (N.Div, N.ElemDiv)):
+                poles.append(n.args[1])
+            elif isinstance(n, (N.Power, N.ElemPower)):
+                base, e = n.args
+                if isinstance(e, N.Number):
+                    if e.value.denominator != 1:
+                        features.add("positive")
+                        poles.append(base)
+                    elif e.value < 0:
+                        poles.append(base)
+                        if base.shape != ():
+                            features.add("square")
+                else:
+                    features.add("positive")
+                    poles.append(base)
+            elif isinstance(n, (N.Inv, N.Det, N.LogDet)):
+                features.add("square")
+                if isinstance(n, N.LogDet):
+                    poles.append(n)
+    return kinks, poles, units, nonzero, features
+
+
+def _regimes(features: set[str]) -> list[str]:
+    if "positive" in features and "small" in features:
+        first = "small-positive"
+    elif "positive" in features:
+        first = "positive"
+    elif "small" in features:
+        first = "small"
+    else:
+        first = "generic"
+    return [first] + [r for r in _REGIMES if r != first]
+
+
+def _sample(symbols: list[N.Symbol], sizes: dict[str, int], rng, regime: str, shift: bool) -> dict[str, Any]:
+    from .numeric import SizeBinder
+
+    lo, hi = _REGIMES[regime]
+    binder = SizeBinder(sizes)
+    out: dict[str, Any] = {}
+    for s in symbols:
+        shape = binder.concrete(s.shape, s.name)
+        if shape == ():
+            out[s.name] = float(rng.uniform(lo, hi))
+            continue
+        v = rng.uniform(lo, hi, size=shape)
+        if s.symmetric:
+            v = (v + v.T) / 2
+        if shift and is_matrix(s.shape) and shape[0] == shape[1] and shape[0] > 1:
+            v = v + (shape[0] + 1) * np.eye(shape[0])
+        out[s.name] = v.reshape(-1) if is_vector(s.shape) else v
+    return out
+
+
+def _min_abs(v) -> float:
+    a = np.abs(np.asarray(v, dtype=np.float64))
+    return float(np.min(a)) if a.size else math.inf
+
+
+def _usable(values, sizes, nodes, guards) -> bool:
+    """Every node finite at ``values`` and no guard near its singularity."""
+    from .numeric import NumpyEvaluator
+
+    kinks, poles, units, nonzero, _ = guards
+    ev = NumpyEvaluator(values, sizes)
+    try:
+        with np.errstate(all="ignore"):
+            for n in nodes:
+                if not np.all(np.isfinite(ev.eval(n))):
+                    return False
+            for u in kinks:
+                if _min_abs(ev.eval(u)) < KINK_DISTANCE:
+                    return False
+            for u in poles:
+                if _min_abs(ev.eval(u)) < POLE_DISTANCE:
+                    return False
+            for u in nonzero:
+                if float(np.sqrt(np.sum(np.square(ev.eval(u))))) < POLE_DISTANCE:
+                    return False
+            for u in units:
+                if float(np.max(np.abs(ev.eval(u)))) > 0.98:
+                    return False
+    except (np.linalg.LinAlgError, FloatingPointError, OverflowError, ZeroDivisionError, ValueError):
+        return False
+    return True
+
+
+# --- the worker ------------------------------------------------------------------------------------------------
+def _user_entry(index: tuple[int, int], shape) -> tuple:
+    """A 2-D index as the user indexes the closed form's value: () scalar, (k,) vector, (i, j) matrix."""
+    if shape == ():
+        return ()
+    if is_vector(shape):
+        return (int(index[0]) if is_column(shape) else int(index[1]),)
+    return tuple(int(i) for i in index)
+
+
+def _internal(value, rows: int, cols: int) -> np.ndarray:
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.size != rows * cols:
+        raise CheckError(f"the closed form has {arr.size} entries here but the derivative has {rows} x {cols}")
+    return arr.reshape(rows, cols)
+
+
+class _Job:
+    """The check proper; ``emit(kind, payload)`` reports progress ("stage", "report")."""
+
+    def __init__(self, deriv, sizes, points, seed, exact, emit):
+        self.d = deriv
+        self.sizes = sizes
+        self.points = points
+        self.seed = seed
+        self.exact = exact
+        self.emit = emit
+
+    def report(self, **kw) -> CheckReport:
+        kw.setdefault("sizes", dict(self.sizes))
+        return CheckReport(**kw)
+
+    def run(self) -> None:
+        from .numeric import evaluate
+        from .sympy_backend import numeric_value, symbol_matrices, to_explicit
+
+        d, sizes = self.d, self.sizes
+        F, X, closed = d.function, d.variable, d.expr
+        sym = _symmetric_variable(d)
+        compared = ("symmetric variable: SymPy's derivative by the shared entry compared with C_ij + C_ji "
+                    "off the diagonal" if sym else "")
+        self.emit("stage", "building the explicit SymPy function")
+        symbols = symbol_matrices(F, sizes)
+        f = to_explicit(F, sizes, symbols)
+        self.emit("stage", "differentiating with SymPy")
+        truth = _truth(F, X, d.layout, d.order, f, symbols[X.name])
+        rows, cols = truth.shape
+        # the closed form's concrete shape must be the truth's
+        from .numeric import SizeBinder
+
+        cshape = SizeBinder(sizes).concrete(closed.shape, "the closed form")
+        cshape2 = (1, 1) if cshape == () else cshape
+        if cshape2 != (rows, cols):
+            self.emit("report", self.report(
+                ok=False, method="shape", compared=compared,
+                note=f"the closed form is {cshape2[0]} x {cshape2[1]} here but the derivative in "
+                     f"{d.layout} layout is {rows} x {cols}"))
+            return
+
+        # --- numeric ---------------------------------------------------------------------------------------
+        self.emit("stage", "choosing sample points")
+        syms = N.symbols_of(F)
+        guards = _guards([F, closed])
+        regimes = _regimes(guards[4])
+        shift = "square" in guards[4]
+        rng = np.random.default_rng(self.seed)
+        worst = 0.0
+        failure = None
+        checked = 0
+        attempts = 0
+        while checked < self.points and attempts < 60 * max(1, self.points):
+            regime = regimes[(attempts // 15) % len(regimes)]
+            attempts += 1
+            values = _sample(syms, sizes, rng, regime, shift)
+            if not _usable(values, sizes, [F, closed], guards):
+                continue
+            self.emit("stage", f"evaluating at point {checked + 1}")
+            try:
+                with np.errstate(all="ignore"):
+                    exp_v = np.asarray(numeric_value(truth, symbols, values), dtype=np.float64).reshape(rows, cols)
+            except (ZeroDivisionError, OverflowError, ValueError, TypeError):
+                continue
+            if not np.all(np.isfinite(exp_v)):
+                continue
+            got_v = _internal(evaluate(closed, values, sizes), rows, cols)
+            if sym:
+                got_v = _symmetric_fold(got_v)
+            scale = max(1.0, float(np.max(np.abs(exp_v))))
+            err = np.abs(got_v - exp_v) / np.maximum(scale, np.abs(exp_v))
+            checked += 1
+            k = np.unravel_index(int(np.argmax(err)), err.shape)
+            worst = max(worst, float(err[k]))
+            if not err[k] <= TOLERANCE:  # also catches nan
+                failure = (k, values, float(exp_v[k]), float(got_v[k]), float(err[k]))
+                break
+        if checked == 0:
+            self.emit("report", self.report(
+                ok=False, method="error", compared=compared,
+                note=f"no usable sample point found in {attempts} tries (every point was singular, "
+                     "non-finite or at a kink); pass other sizes"))
+            return
+        if failure is None:
+            numeric = self.report(ok=True, method="numeric", max_error=worst, points_checked=checked,
+                                  compared=compared)
+        else:
+            k, values, e, g, err = failure
+            numeric = self.report(ok=False, method="numeric", max_error=err, points_checked=checked,
+                                  entry=_user_entry(k, closed.shape), point=values, expected=e, got=g,
+                                  compared=compared)
+        self.emit("numeric", numeric)
+        if not self.exact:
+            self.emit("report", numeric)
+            return
+
+        # --- exact -----------------------------------------------------------------------------------------
+        self.emit("stage", "simplifying the difference")
+        C = _as_matrix(to_explicit(closed, sizes, symbols))
+        if sym:
+            C = _symmetric_fold(C)
+        order = [failure[0]] if failure else []
+        order += [(i, j) for i in range(rows) for j in range(cols) if not failure or (i, j) != failure[0]]
+        for i, j in order:
+            diff = truth[i, j] - C[i, j]
+            if not _is_zero(diff):
+                if failure is None:
+                    numeric.note = "SymPy could not simplify every entry of the difference to 0"
+                    self.emit("report", numeric)
+                    return
+                numeric.note = "the difference at this entry does not simplify to 0 either"
+                self.emit("report", numeric)
+                return
+        note = "" if failure is None else (f"the numeric mismatch at entry {numeric.entry} was rounding: "
+                                           "the difference simplifies to 0")
+        self.emit("report", self.report(ok=True, method="exact", max_error=0.0 if failure else worst,
+                                        points_checked=checked, compared=compared, note=note))
+
+
+def _is_zero(e) -> bool:
+    import sympy
+
+    if e == 0:
+        return True
+    for how in (sympy.expand, sympy.cancel):
+        try:
+            if how(e) == 0:
+                return True
+        except (sympy.PolynomialError, TypeError, ValueError, NotImplementedError):
+            pass
+    try:
+        return sympy.simplify(e) == 0
+    except (TypeError, ValueError, NotImplementedError, RecursionError):
+        return False
+
+
+def _describe(deriv) -> str:
+    from .printing import to_text
+
+    what = "d²" if deriv.order == 2 else "d"
+    sq = "²" if deriv.order == 2 else ""
+    text = to_text(deriv.function)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    closed = to_text(deriv.expr)
+    if len(closed) > 60:
+        closed = closed[:57] + "..."
+    return f"{what}({text})/{what}{deriv.variable.name}{sq} = {closed} [{deriv.layout}]"
+
+
+# --- running with a deadline ---------------------------------------------------------------------------------
+def _child(conn, job_args):
+    def emit(kind, payload):
+        conn.send((kind, payload))
+
+    try:
+        from .parser import deep_recursion
+
+        with deep_recursion():
+            _Job(*job_args, emit).run()
+    except MatcalcError as exc:
+        conn.send(("error", f"{type(exc).__name__}: {exc.message}"))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which decides
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def _run_forked(job_args, deadline):
+    """Run the job in a forked process; yields its messages until done or the deadline."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(send, job_args), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not recv.poll(remaining):
+                yield ("deadline", None)
+                return
+            try:
+                msg = recv.recv()
+            except (EOFError, OSError):
+                yield ("error", f"the check's worker process died (exit code {proc.exitcode})")
+                return
+            yield msg
+            if msg[0] in ("report", "error"):
+                return
+    finally:
+        if proc.is_alive():
+            proc.kill()
+        proc.join(1.0)
+        recv.close()
+
+
+def _run_thread(job_args, deadline):
+    """Fallback without fork: a daemon thread (abandoned, not killed, at the deadline)."""
+    import queue
+
+    q: queue.Queue = queue.Queue()
+
+    def target():
+        try:
+            from .parser import deep_recursion
+
+            with deep_recursion():
+                _Job(*job_args, lambda k, p: q.put((k, p))).run()
+        except MatcalcError as exc:
+            q.put(("error", f"{type(exc).__name__}: {exc.message}"))
+        except BaseException as exc:  # noqa: BLE001
+            q.put(("error", f"{type(exc).__name__}: {exc}"))
+
+    threading.Thread(target=target, daemon=True, name="matcalc-check").start()
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            msg = q.get(timeout=max(remaining, 0.0)) if remaining > 0 else q.get_nowait()
+        except queue.Empty:
+            yield ("deadline", None)
+            return
+        yield msg
+        if msg[0] in ("report", "error"):
+            return
+
+
+def _can_fork() -> bool:
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        return False
+    return not mp.current_process().daemon
+
+
+def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, time_budget: float | None = 10.0,
+                     seed: int = 0, exact: bool = True, isolate: bool | None = None) -> CheckReport:
+    """Check ``derivative`` (a :class:`matcalc.Derivative`) against SymPy; returns a :class:`CheckReport`.
+
+    ``sizes`` overrides the default sizes (2, 3, 4, ... per dimension) by dimension name. ``points``
+    random points are compared numerically; with ``exact=True`` the difference is then simplified entry
+    by entry to prove it is 0. ``time_budget`` (seconds, None for no limit) bounds the whole check: it
+    runs in a forked worker (``isolate``; a thread where fork is unavailable) that is stopped at the
+    deadline. A check cut during simplification keeps its numeric verdict; one cut earlier reports
+    ``ok=False, method="timeout"``. The check never raises for a wrong derivative; it raises
+    :class:`~matcalc.errors.CheckError` only for bad arguments (unknown dimension names in ``sizes``).
+    """
+    start = time.monotonic()
+    if points < 1:
+        raise CheckError(f"points must be at least 1, not {points!r}")
+    if derivative.order not in (1, 2):
+        raise CheckError(f"cannot check a derivative of order {derivative.order}")
+    concrete = check_sizes(derivative.function, derivative.expr, sizes=sizes)
+    what = _describe(derivative)
+    job_args = (derivative, concrete, points, seed, exact)
+    if time_budget is None and not isolate:
+        out: list = []
+        try:
+            from .parser import deep_recursion
+
+            with deep_recursion():
+                _Job(*job_args, lambda k, p: out.append((k, p))).run()
+        except MatcalcError as exc:
+            out.append(("error", f"{type(exc).__name__}: {exc.message}"))
+        messages = iter(out)
+    else:
+        deadline = start + (1e9 if time_budget is None else max(float(time_budget), 0.0))
+        forked = _can_fork() if isolate is None else isolate
+        messages = (_run_forked if forked else _run_thread)(job_args, deadline)
+    numeric = None
+    stage = "starting"
+    final = None
+    for kind, payload in messages:
+        if kind == "stage":
+            stage = payload
+        elif kind == "numeric":
+            numeric = payload
+        elif kind == "report":
+            final = payload
+        elif kind == "error":
+            final = CheckReport(ok=False, method="error", sizes=concrete, note=payload)
+        elif kind == "deadline":
+            if numeric is not None:
+                final = numeric
+                final.note = (final.note + "; " if final.note else "") + (
+                    f"the exact simplification did not finish within the {time_budget:g} s budget")
+            else:
+                final = CheckReport(ok=False, method="timeout", sizes=concrete,
+                                    note=f"stopped after {time_budget:g} s while {stage}")
+    if final is None:
+        final = numeric or CheckReport(ok=False, method="error", sizes=concrete, note="the check gave no verdict")
+    final.elapsed = time.monotonic() - start
+    final.what = what
+    return final
+
+
+# --- claims ------------------------------------------------------------------------------------------------------
+def _declaration(s: N.Symbol) -> str:
+    def dim(d):
+        return str(d)
+
+    if s.shape == ():
+        return "scalar"
+    if s.symmetric:
+        return f"symmetric({dim(s.shape[0])})"
+    if is_column(s.shape):
+        return f"vector({dim(s.shape[0])})"
+    return f"matrix({dim(s.shape[0])}, {dim(s.shape[1])})"
+
+
+def check_claim(expr, wrt, claim, layout: str = "numerator", sizes: Mapping | None = None, points: int = 3,
+                time_budget: float | None = 10.0, seed: int = 0, **decls) -> ClaimReport:
+    """Is ``claim`` the derivative of ``expr`` with respect to ``wrt`` (in ``layout``)?
+
+    ``expr`` is parsed and derived with the declarations ``decls``; ``claim`` is parsed with the kinds of
+    ``expr``'s variables (its symbols are those of ``expr``) and compared with SymPy's derivative as in
+    :func:`check_derivative`. A claim of the wrong shape, or one that does not parse, is reported as a
+    wrong claim with the reason; a wrong claim says at which entry and point it differs and gives the
+    right answer. ``check_claim("x' A x", "x", "2 A x", layout="denominator")`` is wrong;
+    with ``A="symmetric(n)"`` it is right.
+    """
+    from .diff import Derivative, derive
+    from .printing import to_text
+    from .shapes import describe
+    from .typecheck import typecheck
+
+    if isinstance(expr, N.Node):
+        node = expr
+        correct = derive(node, wrt, layout=layout)
+    else:
+        node = typecheck(expr, **decls)
+        correct = derive(node, wrt, layout=layout)
+    if isinstance(correct, list):
+        raise CheckError("check_claim checks one derivative at a time: give wrt as a single name")
+    answer = f"the derivative is {correct} ({describe(correct.shape)}, {layout} layout)"
+    symbols = {s.name: s for s in N.symbols_of(node)}
+    if isinstance(claim, N.Node):
+        claimed = claim
+    else:
+        try:
+            claimed = typecheck(str(claim), **{name: _declaration(s) for name, s in symbols.items()})
+        except MatcalcError as exc:
+            return ClaimReport(ok=False, correct=correct,
+                               message=f"wrong: the claim {claim!r} is not a valid expression here: {exc.message}; "
+                                       f"{answer}")
+    stray = [s.name for s in N.symbols_of(claimed) if symbols.get(s.name) is not s]
+    if stray:
+        return ClaimReport(ok=False, correct=correct,
+                           message=f"wrong: the claim uses {', '.join(stray)}, which "
+                                   f"{'is' if len(stray) == 1 else 'are'} not a variable of the expression "
+                                   f"(or has another kind there); {answer}")
+    text = to_text(claimed)
+    if claimed.shape != correct.shape:
+        return ClaimReport(ok=False, correct=correct,
+                           message=f"wrong shape: the claim {text} is {describe(claimed.shape)}, but {answer}")
+    trial = Derivative(correct.function, correct.variable, claimed, layout, 1)
+    report = check_derivative(trial, sizes=sizes, points=points, time_budget=time_budget, seed=seed)
+    base = dict(correct=correct, check=report, entry=report.entry, point=report.point,
+                expected=report.expected, got=report.got)
+    if report.ok:
+        how = "exactly" if report.method == "exact" else f"numerically at {report.points_checked} points"
+        return ClaimReport(ok=True, message=f"right: the claim {text} agrees with SymPy {how} "
+                                            f"(matcalc gives {correct})", **base)
+    if report.method == "shape":
+        return ClaimReport(ok=False, message=f"wrong shape: the claim {text}: {report.note}; {answer}", **base)
+    if report.method in ("timeout", "error"):
+        return ClaimReport(ok=False, message=f"undecided: the claim {text} could not be checked ({report.method}: "
+                                             f"{report.note}); {answer}", **base)
+    where = ""
+    if report.point is not None:
+        where = " at " + ", ".join(f"{k} = {_fmt_value(v)}" for k, v in report.point.items())
+    return ClaimReport(ok=False, message=(
+        f"wrong: the claim {text} differs at entry {report.entry}{where}: it gives {_fmt_value(report.got)}, "
+        f"the right value is {_fmt_value(report.expected)}; {answer}"), **base)
