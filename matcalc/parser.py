@@ -59,6 +59,22 @@ class Raw:
         return f"Raw({self.kind}, {self.items!r})"
 
 
+#: Numbers with more digits, or a larger decimal exponent, are refused (Fraction("1e999999999") would
+#: build a billion-digit integer, and Python refuses to convert ints of more than 4300 digits).
+MAX_NUMBER_DIGITS = 1000
+MAX_EXPONENT = 1000
+
+
+def number_value(text: str) -> Fraction | None:
+    """The exact value of a NUMBER token, or None if it is out of range."""
+    mantissa, _, exponent = text.lower().partition("e")
+    if len(mantissa) > MAX_NUMBER_DIGITS or len(exponent.lstrip("+-")) > 4:
+        return None
+    if exponent and abs(int(exponent)) > MAX_EXPONENT:
+        return None
+    return Fraction(text)
+
+
 def _depth(*raws) -> int:
     d = 1 + max((r.depth for r in raws if isinstance(r, Raw)), default=0)
     if d > MAX_DEPTH:
@@ -77,7 +93,12 @@ class _RawBuilder(Transformer):
     # --- leaves --------------------------------------------------------------------------------
     def number(self, c):
         (tok,) = c
-        return Raw("num", Fraction(str(tok)), tok.start_pos, _tok_end(tok))
+        value = number_value(str(tok))
+        if value is None:
+            raise MatcalcSyntaxError(
+                f"the number {str(tok)[:20]}{'...' if len(tok) > 20 else ''} is out of range (at most "
+                f"{MAX_NUMBER_DIGITS} digits and exponents up to {MAX_EXPONENT})", tok.start_pos)
+        return Raw("num", value, tok.start_pos, _tok_end(tok))
 
     def name(self, c):
         (tok,) = c

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
-from fractions import Fraction
 
 from . import nodes as N
 from .errors import DeclarationError, MatcalcError, ShapeError, UnknownFunctionError
-from .parser import Raw, deep_recursion, parse_kind, parse_raw
+from .parser import Raw, deep_recursion, number_value, parse_kind, parse_raw
 from .shapes import Dim
 
 SCALAR, VECTOR, MATRIX, SYMMETRIC = "scalar", "vector", "matrix", "symmetric"
@@ -83,11 +82,8 @@ def _kind_from_parts(kname: str, kpos: int, dims, source: str) -> Declaration:
     values = []
     for text, pos in dims:
         if text[0].isdigit() or text[0] == ".":
-            try:
-                value = Fraction(text)
-            except ValueError:  # pragma: no cover - the grammar only lets numbers through
-                value = Fraction(0)
-            if value.denominator != 1 or value < 1:
+            value = number_value(text)
+            if value is None or value.denominator != 1 or value < 1 or value > 10**9:
                 raise DeclarationError(f"a dimension must be a positive integer or a name, not {text}",
                                        pos, source)
             values.append(int(value))
