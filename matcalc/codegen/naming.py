@@ -1,0 +1,47 @@
+"""Python names for the generated function: arguments, size variables and temporaries.
+
+Names come from matcalc symbols, which may be Python keywords (``lambda`` is a Greek scalar in the
+language) or hold characters Python does not accept or normalises away (``x₁`` reads as ``x1``). Every
+name is checked here, so generated source never contains anything but validated identifiers.
+"""
+
+from __future__ import annotations
+
+import keyword
+import unicodedata
+
+#: Names generated code uses for itself (modules, locals, and the builtins it calls).
+RESERVED = frozenset({"np", "jnp", "jax", "torch", "dtype", "value", "grad", "float", "tuple"})
+
+
+def valid_identifier(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
+class Namer:
+    """Hands out distinct identifiers, comparing them as Python does (NFKC-normalised)."""
+
+    def __init__(self, reserved: frozenset[str] = RESERVED):
+        self.taken: set[str] = {unicodedata.normalize("NFKC", r) for r in reserved}
+        self.counters: dict[str, int] = {}
+
+    def take(self, wanted: str, suffix: str = "_") -> str:
+        """``wanted`` made a valid identifier, with ``suffix`` appended until it is free."""
+        base = unicodedata.normalize("NFKC", wanted)
+        base = "".join(ch if ("_" + ch).isidentifier() else "_" for ch in base) or "_"
+        if not (base[0].isidentifier() or base[0] == "_"):
+            base = "_" + base
+        name = base
+        while not valid_identifier(name) or name in self.taken:
+            name += suffix
+        self.taken.add(name)
+        return name
+
+    def fresh(self, prefix: str) -> str:
+        """The next free ``prefix1``, ``prefix2``, ..."""
+        while True:
+            self.counters[prefix] = self.counters.get(prefix, 0) + 1
+            name = f"{prefix}{self.counters[prefix]}"
+            if name not in self.taken:
+                self.taken.add(name)
+                return name

@@ -1,0 +1,420 @@
+"""The shared half of the code printers: Python precedence, naming, and matrix-product planning.
+
+A code printer turns one node into one Python expression for an array library. It follows the design
+of :mod:`matcalc.printing`: one ``_print_<NodeClass>`` method per node class, returning ``(code,
+precedence)``. What differs between NumPy, JAX and PyTorch (function names, dtype handling) is a small
+set of hooks that the target printers override; the shape logic is written once, here.
+
+Conventions inside generated code (the same as :mod:`matcalc.numeric` shows the user): a scalar is a
+0-d value, a row or column vector is a 1-D array (its orientation is static, known from the node),
+a matrix is a 2-D array. Keeping vectors 1-D is what lets ``A @ x`` stay a matrix-vector product.
+
+Nodes listed in ``names`` (temporaries and parameters) print as their name: that is how common
+subexpressions are computed once (see :mod:`matcalc.codegen.plan`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+from .. import nodes as N
+from ..errors import MatcalcError
+from ..nodes import Node
+from ..printing.base import Printer
+from ..shapes import Dim, DimLike, DimProduct, is_column, is_row
+
+# Python's operator precedence, loosest first (only the levels generated code uses).
+CMP, ADD, MUL, UNARY, POW, ATOM = range(1, 7)
+
+#: Nominal size of a symbolic dimension when choosing how to associate a matrix product.
+NOMINAL_SIZE = 100
+
+
+class CodegenError(MatcalcError):
+    """An expression that cannot be turned into code (e.g. a dimension no argument fixes)."""
+
+
+def kind_of(node: Node) -> str:
+    """``scalar``, ``vector`` (row or column, 1-D in code) or ``matrix`` (2-D in code)."""
+    if node.shape == ():
+        return "scalar"
+    if is_column(node.shape) or is_row(node.shape):
+        return "vector"
+    return "matrix"
+
+
+def nominal(d: DimLike) -> int:
+    """A size for cost estimates: exact for numbers, :data:`NOMINAL_SIZE` for each symbolic factor."""
+    if isinstance(d, int):
+        return d
+    if isinstance(d, DimProduct):
+        out = 1
+        for f in d.factors:
+            out *= nominal(f)
+        return out
+    return NOMINAL_SIZE
+
+
+@dataclass
+class Term:
+    """A factor or partial product of a matrix chain, with what is known about how it was built.
+
+    ``transpose_of``, ``diag_of`` and ``inv_of`` hold the code of ``X`` when the term is ``X.T``,
+    ``diag(X)`` or ``inv(X)`` written directly, so a product can use ``v @ X``, a broadcast, or a solve.
+    """
+
+    code: str
+    prec: int
+    rows: DimLike
+    cols: DimLike
+    transpose_of: str | None = None
+    diag_of: str | None = None
+    inv_of: str | None = None
+
+    @property
+    def kind(self) -> str:
+        if self.rows == 1 and self.cols == 1:
+            return "scalar"
+        if self.rows == 1:
+            return "row"
+        if self.cols == 1:
+            return "column"
+        return "matrix"
+
+
+class CodePrinter(Printer):
+    """Base class of the target printers: every node class, written against a few target hooks."""
+
+    #: How the array module is spelled in generated code, and the import lines it needs.
+    module = "np"
+    imports: tuple[str, ...] = ("import numpy as np",)
+    #: Node classes that this target computes with several statements (see ``_assign_<Class>``).
+    statement_nodes: tuple[type, ...] = ()
+
+    def __init__(self, names: dict[Node, str] | None = None, dims: dict[str, str] | None = None):
+        self.names: dict[Node, str] = names if names is not None else {}
+        self.dims: dict[str, str] = dims if dims is not None else {}
+
+    # --- entry points --------------------------------------------------------------------------
+    def print(self, node: Node) -> tuple[str, int]:
+        name = self.names.get(node)
+        if name is not None:
+            return name, ATOM
+        return super().print(node)
+
+    def define(self, node: Node, name: str) -> list[str]:
+        """The statements that compute ``node`` into the variable ``name`` (its own name ignored)."""
+        assign = getattr(self, "_assign_" + type(node).__name__, None)
+        if assign is not None:
+            return assign(node, name)
+        return [f"{name} = {Printer.print(self, node)[0]}"]
+
+    def code(self, node: Node) -> str:
+        return self.print(node)[0]
+
+    # --- small helpers -------------------------------------------------------------------------
+    def fn(self, name: str) -> str:
+        return f"{self.module}.{name}"
+
+    def call(self, function: str, *args: str) -> tuple[str, int]:
+        return f"{function}({', '.join(args)})", ATOM
+
+    def dim(self, d: DimLike) -> str:
+        """Code for a dimension: a literal, a bound size variable, or a product of them."""
+        if isinstance(d, int):
+            return str(d)
+        if isinstance(d, DimProduct):
+            return "(" + " * ".join(self.dim(f) for f in d.factors) + ")"
+        if isinstance(d, Dim) and d.name in self.dims:
+            return self.dims[d.name]
+        raise CodegenError(f"the size of dimension {d} is not fixed by any argument")
+
+    def size_args(self, node: Node) -> str:
+        """The size argument of ones/zeros/full: ``n`` for a vector, ``(m, n)`` for a matrix."""
+        if kind_of(node) == "vector":
+            return self.dim(node.shape[0] if is_column(node.shape) else node.shape[1])
+        return f"({self.dim(node.shape[0])}, {self.dim(node.shape[1])})"
+
+    def number(self, value: Fraction) -> tuple[str, int]:
+        if value.denominator == 1:
+            text = f"{float(value.numerator)!r}"
+        else:
+            text = f"({float(value.numerator)!r} / {float(value.denominator)!r})"
+        return text, (UNARY if value < 0 else ATOM)
+
+    def binary(self, op: str, a: Node, b: Node, level: int = MUL) -> tuple[str, int]:
+        return f"{self.sub(a, level + 1)} {op} {self.sub(b, level + 1)}", level
+
+    def as_2d(self, node: Node) -> str:
+        """A vector as the 2-D column or row it stands for (for kron); matrices unchanged."""
+        code = self.sub(node, ATOM)
+        if kind_of(node) != "vector":
+            return code
+        return f"{code}[:, None]" if is_column(node.shape) else f"{code}[None, :]"
+
+    # --- target hooks (NumPy spellings; JAX and PyTorch override) ------------------------------
+    def elementwise(self, function: str, arg: Node) -> str:
+        x = self.ew_arg(arg)
+        table = {
+            "sigmoid": f"{self.fn('exp')}(-{self.fn('logaddexp')}(0.0, -{self.sub(arg, UNARY)}))",
+            "relu": f"{self.fn('maximum')}({x}, 0.0)",
+            "softplus": f"{self.fn('logaddexp')}(0.0, {x})",
+            "step": f"{self.fn('where')}({x} > 0, 1.0, 0.0)",
+        }
+        return table.get(function) or f"{self.fn(function)}({x})"
+
+    def ew_arg(self, node: Node) -> str:
+        """The argument of an element-wise function (PyTorch wraps plain numbers as tensors)."""
+        return self.code(node)
+
+    def constant(self, what: str, size: str) -> str:
+        """``eye``, ``ones`` or ``zeros`` of the given size argument."""
+        return f"{self.fn(what)}({size})"
+
+    def fill(self, size: str, value: str) -> str:
+        return f"{self.fn('full')}({size}, {value})"
+
+    def power(self, base: Node, exponent: Node) -> tuple[str, int]:
+        return self.call(self.fn("power"), self.code(base), self.code(exponent))
+
+    def linalg(self, name: str) -> str:
+        return f"{self.module}.linalg.{name}"
+
+    def array_of(self, entries: list[str]) -> str:
+        return f"{self.fn('array')}([{', '.join(entries)}])"
+
+    def matrix_of(self, rows: list[list[str]]) -> str:
+        return f"{self.fn('array')}([{', '.join('[' + ', '.join(r) + ']' for r in rows)}])"
+
+    def logsumexp(self, x: str) -> str:
+        return f"{self.fn('logaddexp')}.reduce({x}, axis=None)"
+
+    def softmax(self, x: str) -> str:  # pragma: no cover - NumPy uses statements (_assign_Softmax)
+        raise NotImplementedError
+
+    def norm1(self, x: str) -> str:
+        return f"{self.fn('sum')}({self.fn('abs')}({x}))"
+
+    # --- leaves --------------------------------------------------------------------------------
+    def _print_Symbol(self, n):  # parameters are in ``names``; reaching here is a bug
+        raise CodegenError(f"the variable {n.name} is not an argument of the generated function")
+
+    def _print_Differential(self, n):
+        raise CodegenError(f"a differential d{n.symbol.name} cannot be evaluated as code")
+
+    def _print_Number(self, n):
+        return self.number(n.value)
+
+    def _print_Identity(self, n):
+        return self.constant("eye", self.dim(n.size)), ATOM
+
+    def _print_Ones(self, n):
+        return self.constant("ones", self.size_args(n)), ATOM
+
+    def _print_Zeros(self, n):
+        return self.constant("zeros", self.size_args(n)), ATOM
+
+    def _print_Fill(self, n):
+        return self.fill(self.size_args(n), self.code(n.value)), ATOM
+
+    # --- arithmetic ----------------------------------------------------------------------------
+    def _print_Add(self, n):
+        parts = [self.sub(n.args[0], ADD)]
+        for t in n.args[1:]:
+            if isinstance(t, N.Neg) and t not in self.names:
+                parts.append(f" - {self.sub(t.args[0], ADD + 1)}")
+            else:
+                parts.append(f" + {self.sub(t, ADD + 1)}")
+        return "".join(parts), ADD
+
+    def _print_Neg(self, n):
+        return f"-{self.sub(n.args[0], UNARY)}", UNARY
+
+    def _print_Div(self, n):
+        return self.binary("/", *n.args)
+
+    def _print_ElemDiv(self, n):
+        return self.binary("/", *n.args)
+
+    def _print_Hadamard(self, n):
+        return " * ".join(self.sub(f, MUL + 1) for f in n.args), MUL
+
+    def _print_Dot(self, n):
+        return self.binary("@", *n.args)
+
+    def _print_Power(self, n):
+        base, exponent = n.args
+        if base.shape == ():
+            return self.power(base, exponent)
+        return self.call(self.linalg("matrix_power"), self.code(base), str(int(exponent.value)))
+
+    def _print_ElemPower(self, n):
+        return self.power(*n.args)
+
+    def _print_Transpose(self, n):
+        x = n.args[0]
+        if kind_of(x) != "matrix":  # scalars and 1-D vectors: transposing changes nothing in code
+            return self.print(x)
+        return f"{self.sub(x, ATOM)}.T", ATOM
+
+    # --- functions -----------------------------------------------------------------------------
+    def _print_Apply(self, n):
+        return self.elementwise(n.function, n.args[1]), ATOM
+
+    def _print_Sum(self, n):
+        return self.call(self.fn("sum"), self.code(n.args[0]))
+
+    def _print_Mean(self, n):
+        return self.call(self.fn("mean"), self.code(n.args[0]))
+
+    def _print_Numel(self, n):
+        dims = [self.dim(d) for d in n.args[0].shape]
+        return (" * ".join(dims) if dims else "1"), (MUL if len(dims) > 1 else ATOM)
+
+    def _print_LogSumExp(self, n):
+        return self.logsumexp(self.code(n.args[0])), ATOM
+
+    def _print_Norm(self, n):
+        x = self.code(n.args[0])
+        if n.order == 1:
+            return self.norm1(x), ATOM
+        return self.call(self.linalg("norm"), x)
+
+    def _print_Trace(self, n):
+        return self.call(self.fn("trace"), self.code(n.args[0]))
+
+    def _print_Det(self, n):
+        return self.call(self.linalg("det"), self.code(n.args[0]))
+
+    def _print_Inv(self, n):
+        return self.call(self.linalg("inv"), self.code(n.args[0]))
+
+    def _print_Softmax(self, n):
+        return self.softmax(self.code(n.args[0])), ATOM
+
+    def _print_DiagMat(self, n):
+        return self.call(self.fn("diag"), self.code(n.args[0]))
+
+    def _print_DiagVec(self, n):
+        return self.call(self.fn("diag"), self.code(n.args[0]))
+
+    def _print_Kron(self, n):
+        a, b = n.args
+        if kind_of(a) == kind_of(b) == "vector" and is_column(a.shape) == is_column(b.shape):
+            return self.call(self.fn("kron"), self.code(a), self.code(b))  # 1-D kron is the vector
+        code = f"{self.fn('kron')}({self.as_2d(a)}, {self.as_2d(b)})"
+        if kind_of(n) == "vector":
+            code += ".reshape(-1)"
+        return code, ATOM
+
+    def _print_VectorLit(self, n):
+        return self.array_of([self.code(e) for e in n.args]), ATOM
+
+    def _print_MatrixLit(self, n):
+        return self.matrix_of([[self.code(e) for e in row] for row in n.rows]), ATOM
+
+    # --- matrix products -------------------------------------------------------------------------
+    def _print_MatMul(self, n):
+        scalars: list[Node] = []
+        factors: list[Node] = []
+        self._flatten(n, scalars, factors)
+        parts = [self.print(s) for s in scalars]
+        if factors:
+            product = self._chain([self._term(f) for f in factors])
+            parts.append((product.code, product.prec))
+        elif n.shape != ():  # only identities were left: the product is the identity
+            parts.append((self.constant("eye", self.dim(n.shape[0])), ATOM))
+        if not parts:
+            return "1.0", ATOM
+        if len(parts) == 1:
+            return parts[0]
+        return " * ".join(c if p > MUL else f"({c})" for c, p in parts), MUL
+
+    def _flatten(self, n: Node, scalars: list[Node], factors: list[Node]) -> None:
+        """Scalar factors and matrix factors of a product, nested products opened, identities dropped."""
+        for f in n.args:
+            if f.shape == ():
+                scalars.append(f)
+            elif isinstance(f, N.MatMul) and f not in self.names:
+                self._flatten(f, scalars, factors)
+            elif isinstance(f, N.Identity) and f not in self.names:
+                continue
+            else:
+                factors.append(f)
+
+    def _term(self, f: Node) -> Term:
+        rows, cols = f.shape
+        term = Term(*self.print(f), rows, cols)
+        if f in self.names:
+            return term
+        if isinstance(f, N.Transpose) and kind_of(f) == "matrix":
+            term.transpose_of = self.sub(f.args[0], ATOM)
+        elif isinstance(f, N.DiagMat):
+            term.diag_of = self.sub(f.args[0], ATOM)
+        elif isinstance(f, N.Inv):
+            term.inv_of = self.sub(f.args[0], ATOM)
+        return term
+
+    def _chain(self, terms: list[Term]) -> Term:
+        """The product of ``terms``, associated to minimise work (so vectors stay vectors)."""
+        k = len(terms)
+        if k == 1:
+            return terms[0]
+        sizes = [nominal(terms[0].rows)] + [nominal(t.cols) for t in terms]
+        diag = [t.diag_of is not None for t in terms]
+        cost = [[0] * k for _ in range(k)]
+        split = [[0] * k for _ in range(k)]
+        for length in range(2, k + 1):
+            for i in range(k - length + 1):
+                j = i + length - 1
+                best = None
+                for s in range(i, j):
+                    step = sizes[i] * sizes[j + 1]
+                    if not ((s == i and diag[i]) or (s + 1 == j and diag[j])):
+                        step *= sizes[s + 1]
+                    c = cost[i][s] + cost[s + 1][j] + step
+                    if best is None or c < best:
+                        best, split[i][j] = c, s
+                cost[i][j] = best
+        return self._build(terms, split, 0, k - 1)
+
+    def _build(self, terms: list[Term], split, i: int, j: int) -> Term:
+        if i == j:
+            return terms[i]
+        s = split[i][j]
+        return self.product(self._build(terms, split, i, s), self._build(terms, split, s + 1, j))
+
+    def paren_term(self, t: Term, level: int = MUL + 1) -> str:
+        return t.code if t.prec >= level else f"({t.code})"
+
+    def product(self, a: Term, b: Term) -> Term:
+        """``a @ b`` for two terms, written the cheap way for their kinds."""
+        rows, cols = a.rows, b.cols
+        ka, kb = a.kind, b.kind
+        la, lb = self.paren_term(a), self.paren_term(b)
+        if ka == "scalar" or kb == "scalar":
+            return Term(f"{la} * {lb}", MUL, rows, cols)
+        if a.diag_of is not None and b.diag_of is not None:
+            return Term(f"{self.fn('diag')}({a.diag_of} * {b.diag_of})", ATOM, rows, cols,
+                        diag_of=f"({a.diag_of} * {b.diag_of})")
+        if a.diag_of is not None:  # diag(v) M scales the rows of M
+            left = a.diag_of if kb == "column" else f"{a.diag_of}[:, None]"
+            return Term(f"{left} * {lb}", MUL, rows, cols)
+        if b.diag_of is not None:  # M diag(v) scales the columns of M
+            return Term(f"{la} * {b.diag_of}", MUL, rows, cols)
+        if ka == "column" and kb == "row":
+            return Term(f"{self.fn('outer')}({a.code}, {b.code})", ATOM, rows, cols)
+        if ka == "matrix" and kb == "column":
+            if a.transpose_of is not None:  # Xᵀ v = (vᵀ X)ᵀ: no transposed copy of X
+                return Term(f"{lb} @ {a.transpose_of}", MUL, rows, cols)
+            if a.inv_of is not None:
+                return Term(f"{self.linalg('solve')}({a.inv_of}, {b.code})", ATOM, rows, cols)
+        if ka == "row" and kb == "matrix":
+            if b.transpose_of is not None:  # vᵀ Xᵀ = (X v)ᵀ
+                return Term(f"{b.transpose_of} @ {la}", MUL, rows, cols)
+            if b.inv_of is not None:  # vᵀ X⁻¹ = (X⁻ᵀ v)ᵀ
+                return Term(f"{self.linalg('solve')}({b.inv_of}.T, {a.code})", ATOM, rows, cols)
+        if ka == "matrix" and kb == "matrix" and a.inv_of is not None:
+            return Term(f"{self.linalg('solve')}({a.inv_of}, {b.code})", ATOM, rows, cols)
+        return Term(f"{la} @ {lb}", MUL, rows, cols)

@@ -1,0 +1,106 @@
+"""The three target printers: NumPy, JAX and PyTorch.
+
+Each is a :class:`~matcalc.codegen.printer.CodePrinter` that only says how its library spells things;
+the product planning, temporaries and shape conventions are shared. Numerically delicate functions use
+each library's stable form: ``sigmoid`` never evaluates ``exp`` of a large positive number, ``logsumexp``
+and ``softmax`` shift by the maximum, ``logdet`` goes through ``slogdet``.
+"""
+
+from __future__ import annotations
+
+from .. import nodes as N
+from ..nodes import Node
+from .printer import POW, UNARY, CodePrinter
+
+
+class NumpyPrinter(CodePrinter):
+    """NumPy (no SciPy): sigmoid as exp(-logaddexp(0, -x)), logsumexp as logaddexp.reduce."""
+
+    module = "np"
+    imports = ("import numpy as np",)
+    statement_nodes = (N.LogDet, N.Softmax)
+
+    def _assign_LogDet(self, n: Node, name: str) -> list[str]:
+        # log of a negative determinant is not real: NaN, as matcalc.numeric.evaluate gives
+        return [f"{name} = np.linalg.slogdet({self.code(n.args[0])})",
+                f"{name} = {name}[1] if {name}[0] >= 0 else np.nan"]
+
+    def _assign_Softmax(self, n: Node, name: str) -> list[str]:
+        return [f"{name} = {self.code(n.args[0])}",
+                f"{name} = np.exp({name} - np.max({name}))",
+                f"{name} = {name} / np.sum({name})"]
+
+
+class JaxPrinter(CodePrinter):
+    """JAX: jax.numpy plus jax.nn's stable sigmoid, softmax and logsumexp; jit-friendly (no Python ifs)."""
+
+    module = "jnp"
+    imports = ("import jax", "import jax.numpy as jnp")
+    statement_nodes = (N.LogDet,)
+
+    def elementwise(self, function: str, arg: Node) -> str:
+        if function == "sigmoid":
+            return f"jax.nn.sigmoid({self.code(arg)})"
+        return super().elementwise(function, arg)
+
+    def logsumexp(self, x: str) -> str:
+        return f"jax.nn.logsumexp({x})"
+
+    def softmax(self, x: str) -> str:
+        return f"jax.nn.softmax({x})"
+
+    def _assign_LogDet(self, n: Node, name: str) -> list[str]:
+        return [f"{name} = jnp.linalg.slogdet({self.code(n.args[0])})",
+                f"{name} = jnp.where({name}[0] < 0, jnp.nan, {name}[1])"]
+
+
+class TorchPrinter(CodePrinter):
+    """PyTorch: tensors of the arguments' dtype (the generated function binds ``dtype``)."""
+
+    module = "torch"
+    imports = ("import torch",)
+    statement_nodes = (N.LogDet,)
+
+    def elementwise(self, function: str, arg: Node) -> str:
+        x = self.ew_arg(arg)
+        if function in ("sigmoid", "relu"):
+            return f"torch.{function}({x})"
+        if function == "softplus":
+            return f"torch.logaddexp({x}, torch.zeros_like({x}))"
+        if function == "step":
+            return f"({x} > 0).to(dtype)"
+        return f"torch.{function}({x})"
+
+    def ew_arg(self, node: Node) -> str:
+        code = self.code(node)
+        if isinstance(node, N.Number) and node not in self.names:  # torch functions need tensors
+            return f"torch.tensor({code}, dtype=dtype)"
+        return code
+
+    def constant(self, what: str, size: str) -> str:
+        return f"torch.{what}({size}, dtype=dtype)"
+
+    def fill(self, size: str, value: str) -> str:
+        return f"torch.full({size}, 1.0, dtype=dtype) * {value}"
+
+    def power(self, base: Node, exponent: Node) -> tuple[str, int]:
+        return f"{self.sub(base, POW + 1)} ** {self.sub(exponent, UNARY)}", POW
+
+    def array_of(self, entries: list[str]) -> str:
+        return "torch.stack([" + ", ".join(f"torch.as_tensor({e}, dtype=dtype)" for e in entries) + "])"
+
+    def matrix_of(self, rows: list[list[str]]) -> str:
+        return "torch.stack([" + ", ".join(self.array_of(r) for r in rows) + "])"
+
+    def logsumexp(self, x: str) -> str:
+        return f"torch.logsumexp({x}.reshape(-1), 0)"
+
+    def softmax(self, x: str) -> str:
+        return f"torch.softmax({x}, 0)"
+
+    def _assign_LogDet(self, n: Node, name: str) -> list[str]:
+        return [f"{name} = torch.linalg.slogdet({self.code(n.args[0])})",
+                f"{name} = torch.where({name}[0] < 0, torch.full_like({name}[1], torch.nan), {name}[1])"]
+
+
+PRINTERS: dict[str, type[CodePrinter]] = {"numpy": NumpyPrinter, "jax": JaxPrinter, "torch": TorchPrinter}
