@@ -68,10 +68,23 @@ def scale(c, core: Node | None) -> Node:
     if c == 1:
         return core
     if c == -1:
-        return N.Neg(core)
+        flipped = _flip_difference(core)
+        return flipped if flipped is not None else N.Neg(core)
     if isinstance(core, N.MatMul):
         return N.MatMul(N.Number(c), *core.args)
     return N.MatMul(N.Number(c), core)
+
+
+def _flip_difference(core: Node) -> Node | None:
+    """``-(Xᵀ (y - s)) -> Xᵀ (s - y)``: a product negated by -1 absorbs the sign into its difference."""
+    if not isinstance(core, N.MatMul):
+        return None
+    for i, f in enumerate(core.args):
+        if isinstance(f, N.Add) and len(f.args) == 2 and isinstance(f.args[1], N.Neg) \
+                and not isinstance(f.args[0], N.Neg):
+            flipped = N.Add(f.args[1].args[0], N.Neg(f.args[0]))
+            return N.MatMul(*core.args[:i], flipped, *core.args[i + 1:])
+    return None
 
 
 def neg(x: Node) -> Node:
@@ -91,6 +104,42 @@ def _broadcast_shape(terms) -> tuple:
 
 
 def add(*terms: Node) -> Node:
+    global _EXPANDING
+    out = _add(*terms)
+    if _EXPANDING or not isinstance(out, N.Add) or not any(_expandable(t) for t in out.args):
+        return out
+    # expand element-wise products of sums when that cancels terms: y ⊙ (1 - σ) - (1 - y) ⊙ σ -> y - σ
+    _EXPANDING = True
+    try:
+        expanded = _add(*[e for t in out.args for e in _expand(t)])
+    finally:
+        _EXPANDING = False
+    return expanded if N.count_nodes(expanded) < N.count_nodes(out) else out
+
+
+_EXPANDING = False
+
+
+def _expandable(t: Node) -> bool:
+    c, core = split_coeff(t)
+    return isinstance(core, N.Hadamard) and any(isinstance(f, N.Add) for f in core.args)
+
+
+def _expand(t: Node) -> list[Node]:
+    """The terms of an element-wise product of sums, multiplied out one level."""
+    c, core = split_coeff(t)
+    if not _expandable(t):
+        return [t]
+    factors = list(core.args)
+    i = next(k for k, f in enumerate(factors) if isinstance(f, N.Add))
+    out = []
+    for term in factors[i].args:
+        piece = had(*factors[:i], term, *factors[i + 1:]) if term.shape != () or len(factors) > 1 else term
+        out.extend(_expand(scale(c, piece)))
+    return out
+
+
+def _add(*terms: Node) -> Node:
     shape = _broadcast_shape(terms)
     flat: list[Node] = []
     stack = list(reversed(terms))
@@ -113,7 +162,9 @@ def add(*terms: Node) -> Node:
     out = [scale(c, core) for core, c in coeffs.items() if c != 0]
     if constant != 0:
         out.append(N.Number(constant))
+    out = _merge_diagonals(out)
     out = _factor_common(out)
+    out = _factor_hadamard(out)
     if not out:
         return zero_like(shape)
     if len(out) == 1:
@@ -126,6 +177,44 @@ def add(*terms: Node) -> Node:
                 out.insert(0, out.pop(i))
                 break
     return N.Add(*out)
+
+
+def _merge_diagonals(terms: list[Node]) -> list[Node]:
+    """``diag(a) + diag(b) -> diag(a + b)`` (scaled diagonals too)."""
+    idx = [i for i, t in enumerate(terms) if isinstance(split_coeff(t)[1], N.DiagMat)]
+    if len(idx) < 2:
+        return terms
+    inner = add(*[scale(split_coeff(terms[i])[0], split_coeff(terms[i])[1].args[0]) for i in idx])
+    merged = diagmat(inner)
+    rest = [t for j, t in enumerate(terms) if j not in idx]
+    rest.insert(idx[0], merged)
+    return [t for t in rest if not is_zero(t)]
+
+
+def _factor_hadamard(terms: list[Node]) -> list[Node]:
+    """``a ⊙ p + b ⊙ p -> (a + b) ⊙ p`` for a common element-wise factor ``p``."""
+    if len(terms) < 2:
+        return terms
+    counts: dict[Node, list[int]] = {}
+    for i, t in enumerate(terms):
+        c, core = split_coeff(t)
+        if isinstance(core, N.Hadamard):
+            for f in set(core.args):
+                counts.setdefault(f, []).append(i)
+    for f, members in counts.items():
+        if len(members) < 2 or len(members) != len(terms) and len(members) < 2:
+            continue
+        rests = []
+        for i in members:
+            c, core = split_coeff(terms[i])
+            others = list(core.args)
+            others.remove(f)
+            rests.append(scale(c, others[0] if len(others) == 1 else N.Hadamard(*others)))
+        combined = had(add(*rests), f)
+        new = [t for j, t in enumerate(terms) if j not in members]
+        new.insert(members[0], combined)
+        return _factor_hadamard([t for t in new if not is_zero(t)])
+    return terms
 
 
 def _chain(t: Node) -> tuple[Fraction, list[Node]]:
@@ -346,6 +435,7 @@ def had(*factors: Node) -> Node:
         body = mul(*scalars, N.Ones(shape)) if shape != () else mul(*scalars)
         return scale(coeff, body)
     nums, dens = _cancel(nums, dens)
+    nums = _powers(nums)
     if not nums and not dens:
         body = mul(*scalars, N.Ones(shape)) if shape != () else mul(*scalars)
         return scale(coeff, body)
@@ -369,6 +459,16 @@ def _one_plus_exp(x: Node) -> Node | None:
         if is_number(a, 1) and _is_exp(b):
             return b.args[1]
     return None
+
+
+def _powers(factors: list[Node]) -> list[Node]:
+    """``y ⊙ y -> y⊙²`` (equal element-wise factors merged into a power)."""
+    if len(factors) == len(set(factors)):
+        return factors
+    out: dict[Node, int] = {}
+    for f in factors:
+        out[f] = out.get(f, 0) + 1
+    return [f if k == 1 else epow(f, N.Number(k)) for f, k in out.items()]
 
 
 def _cancel(nums: list[Node], dens: list[Node]) -> tuple[list[Node], list[Node]]:
@@ -422,8 +522,8 @@ def _self_transpose(x: Node) -> bool:
     if isinstance(x, N.Add):
         terms = set(x.args)
         return all(transpose(t) in terms for t in x.args)
-    if isinstance(x, N.Inv | N.Apply) and x.shape != () and isinstance(x.children[0], N.Symbol):
-        return x.children[0].symmetric
+    if isinstance(x, N.Inv) or (isinstance(x, N.Power) and x.shape != ()):
+        return _self_transpose(x.args[0])
     return False
 
 

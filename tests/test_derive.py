@@ -72,6 +72,7 @@ CASES = [
     ("||X w - y||^2 + λ * ||w||^2", "w", {}, {}),
     ("sum(log(1 + exp(-y .* (X w))))", "w", {}, {}), ("sum(softplus(-y .* (X w)))", "w", {}, {}),
     ("-sum(y .* log(σ(X w)) + (1 - y) .* log(1 - σ(X w)))", "w", {}, {}),
+    ("tr(A diag(x) B)", "x", {}, {}), ("logdet(S + diag(x))", "x", {"S": "symmetric(n)"}, {"spd": "S"}),
     ("-y' log(softmax(W x))", "W", {}, {}), ("-y' log(softmax(W x))", "x", {}, {}),
     ("sum(tanh(W x + b))", "W", {"b": "vector(m)"}, {}),
     ("sum((W2 relu(W1 x) - y) .^ 2)", "W1", {}, {}), ("sum((W2 relu(W1 x) - y) .^ 2)", "W2", {}, {}),
@@ -124,7 +125,8 @@ PRINTED = [
     ("logsumexp(z)", "z", {}, "denominator", "softmax(z)"),
     ("norm(x)", "x", {}, "denominator", "x / ‖x‖"),
     ("sum(softplus(-y .* (X w)))", "w", {}, "denominator", "-(Xᵀ σ(-(y ⊙ (X w))) ⊙ y)"),
-    ("-y' log(softmax(W x))", "W", {}, "denominator", "-((y - sum(y) softmax(W x)) xᵀ)"),
+    ("-sum(y .* log(σ(X w)) + (1 - y) .* log(1 - σ(X w)))", "w", {}, "denominator", "Xᵀ (σ(X w) - y)"),
+    ("-y' log(softmax(W x))", "W", {}, "denominator", "(sum(y) softmax(W x) - y) xᵀ"),
     ("tanh(W x + b)", "x", {"b": "vector(m)"}, "numerator", "diag(1 - tanh(W x + b)⊙²) W"),
 ]
 
@@ -164,13 +166,19 @@ def test_hessians():
         ("||A x - b||^2", {"b": "vector(m)"}, None),
         ("logsumexp(x)", {}, None),
         ("sum(log(1 + exp(-y .* (X w))))", {}, None),
+        ("-sum(y .* log(σ(X w)) + (1 - y) .* log(1 - σ(X w)))", {}, "Xᵀ diag(σ(X w) ⊙ (1 - σ(X w))) X"),
+        ("logsumexp(x)", {}, "diag(softmax(x)) - softmax(x) softmax(x)ᵀ"),
+        ("||A x - b||^2", {"b": "vector(m)"}, "2 Aᵀ A"),
+        ("logdet(S + diag(x))", {"S": "symmetric(n)"}, "-((S + diag(x))⁻¹)⊙²"),
+        ("-y' log(softmax(x))", {}, "sum(y) (diag(softmax(x)) - softmax(x) softmax(x)ᵀ)"),
+        ("sum(tanh(W x))", {}, None),
     ]
     for text, decls, printed in cases:
         syms = [s for s in N.symbols_of(matcalc.parse(text, **decls)) if s.name in ("x", "w")]
         h = hessian(text, syms[0].name, **decls)
         if printed:
             assert matcalc.to_unicode(h.expr) == printed
-        values = random_values(h.function, seed=4)
+        values = random_values(h.function, seed=4, spd=("S",))
         np.testing.assert_allclose(np.asarray(h.evaluate(**values), float),
                                    second(h.function, h.variable, values), rtol=1e-4, atol=1e-5)
 

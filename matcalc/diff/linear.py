@@ -184,8 +184,11 @@ class _Forward:
 
     def rule(self, n: Node, t: dict[Node, Node]) -> Node:
         if n.shape != () and not (is_column(n.shape) or is_row(n.shape)):
-            raise NoMatrixFormError(
-                f"the Jacobian passes through the matrix {to_unicode(n)}; it has no matrix form")
+            return _MatrixTangent(n)  # only diag() and tr() of it have a matrix-form Jacobian
+        for c in n.children:
+            if isinstance(t.get(c), _MatrixTangent) and not isinstance(n, N.DiagVec | N.Trace):
+                raise NoMatrixFormError(
+                    f"the Jacobian passes through the matrix {to_unicode(c)}; it has no matrix form")
         method = getattr(self, "f_" + type(n).__name__, None)
         if method is None:
             raise NoMatrixFormError(
@@ -259,12 +262,57 @@ class _Forward:
     def f_Fill(self, n, t):
         return S.mul(self._ones_col(n), t[n.value])
 
+    def _diag_terms(self, m: Node, sign: int = 1) -> list[tuple[int, Node, Node, Node]]:
+        """``m`` (linear in the tangent) as a sum of ``± L diag(v) R`` with ``v`` a dependent vector."""
+        if isinstance(m, N.Add):
+            return [term for a in m.args if a in self.deps for term in self._diag_terms(a, sign)]
+        if isinstance(m, N.Neg):
+            return self._diag_terms(m.args[0], -sign)
+        if isinstance(m, N.DiagMat):
+            return [(sign, S.ONE, m.args[0], S.ONE)]
+        if isinstance(m, N.MatMul):
+            i = _one_dependent(m, self.deps)
+            f = m.args[i]
+            if isinstance(f, N.DiagMat):
+                return [(sign, S.mul(*m.args[:i]), f.args[0], S.mul(*m.args[i + 1:]))]
+        raise NoMatrixFormError(f"the Jacobian passes through the matrix {to_unicode(m)}; it has no matrix form")
+
+    def f_DiagVec(self, n, t):
+        # diag(L diag(v) R)_i = Σ_j L_ij v_j R_ji, so the Jacobian is (L ⊙ Rᵀ) ∂v
+        parts = []
+        for sign, left, v, right in self._diag_terms(n.args[0]):
+            weights = S.had(left, S.transpose(right)) if left.shape != () and right.shape != () else (
+                S.mul(left, right) if left.shape == () and right.shape == () else None)
+            if weights is None:  # one side is the identity: diag(diag(v) R) = v ⊙ diag(R)
+                side = right if left.shape == () else left
+                weights = S.mul(left if left.shape == () else right, S.diagmat(S.diagvec(side)))
+            else:
+                weights = weights if weights.shape != () else S.mul(weights, N.Identity(n.shape[0]))
+            parts.append(S.scale(sign, S.mul(weights, t[v])))
+        return S.add(*parts)
+
+    def f_Trace(self, n, t):
+        # tr(L diag(v) R) = Σ_j (R L)_jj v_j = diag(R L)ᵀ v
+        parts = []
+        for sign, left, v, right in self._diag_terms(n.args[0]):
+            rl = S.mul(right, left)
+            weights = S.diagvec(rl) if rl.shape != () else S.mul(rl, N.Ones((_length(v), 1)))
+            parts.append(S.scale(sign, S.mul(S.transpose(weights), t[v])))
+        return S.add(*parts)
+
     def f_VectorLit(self, n, t):
         entries = [t[e] if e in self.deps else None for e in n.args]
         if all(e is None or e.shape == () for e in entries):
             return N.VectorLit(*[S.ZERO if e is None else e for e in entries])
         raise NoMatrixFormError("the Jacobian of a vector of expressions with respect to a vector has no "
                                 "matrix form here; differentiate with respect to scalar variables instead")
+
+
+class _MatrixTangent:
+    """The (tensor) tangent of a matrix node: only diag() and tr() may consume it."""
+
+    def __init__(self, node: Node):
+        self.node = node
 
 
 def forward_jacobian(linear: Node, leaf: Node) -> Node:
