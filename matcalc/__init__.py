@@ -27,7 +27,8 @@ from .shapes import Dim
 __version__ = "0.1.0"
 
 __all__ = [
-    "parse", "derive", "hessian", "check_claim", "Derivative", "DerivativeList", "evaluate", "Node", "Dim", "to_text", "to_unicode", "to_latex",
+    "parse", "derive", "hessian", "check_claim", "Derivative", "DerivativeList", "evaluate",
+    "Node", "Dim", "to_text", "to_unicode", "to_latex",
     "MatcalcError", "MatcalcSyntaxError", "ShapeError", "UnknownNameError", "UnknownFunctionError",
     "DeclarationError", "NestingError", "DerivativeError", "NoMatrixFormError", "CheckError",
 ]

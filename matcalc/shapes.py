@@ -8,7 +8,6 @@ is its name. Dimensions compare by name, so two parses of the same text give equ
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Union
 
 
 class Dim:
@@ -58,7 +57,7 @@ class DimProduct:
     __repr__ = __str__
 
 
-DimLike = Union[int, Dim, DimProduct]
+DimLike = int | Dim | DimProduct
 Shape = tuple
 
 
