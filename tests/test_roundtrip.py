@@ -6,10 +6,9 @@ symmetric ``S``). Nodes are hash-consed, so ``is`` is structural equality. ``str
 clause whenever the bare text would be read differently (names declared against the naming convention,
 the scalar-algebra rule), so the property must hold for every tree the strategy can build.
 
-The strategy only builds trees in the canonical form the parser produces:
+Chains may nest anywhere (``Add(Add(a, b), c)`` prints as ``(a + b) + c``, which the parser keeps
+nested, while ``a + b + c`` is one flat sum). The strategy avoids only what the language cannot say:
 
-* chains are flat: the first term of a sum is never a sum (``(a + b) + c`` and ``a + b + c`` are one
-  sum of three terms in the language), and likewise for products and element-wise products;
 * ``Div`` of two numbers is folded into a number, a matrix to the power -1 is ``Inv``;
 * ``[e]`` is just ``e`` and a one-row matrix literal is a vector literal;
 * ``vector(c)`` and ``matrix(c)``, whose size the language always infers from context, appear next to
@@ -86,11 +85,6 @@ numbers = st.one_of(
 )
 
 
-def _first_not(kind, node):
-    """Whether ``node`` may stand first in a flat chain of ``kind`` (canonical form)."""
-    return not isinstance(node, kind)
-
-
 @st.composite
 def expr(draw, shape, depth):
     """A random well-typed node of ``shape``, at most ``depth`` levels deep."""
@@ -101,7 +95,7 @@ def expr(draw, shape, depth):
     sub = lambda s: expr(s, depth - 1)  # noqa: E731
     choice = draw(st.integers(0, 15))
     if choice == 0:  # sum, possibly with a broadcast scalar term
-        first = draw(sub(shape).filter(lambda e: _first_not(Add, e)))
+        first = draw(sub(shape))
         rest = draw(st.lists(st.one_of(sub(shape), sub(SCALAR)), min_size=1, max_size=3))
         rest = [Neg(t) if draw(st.booleans()) else t for t in rest]
         return Add(first, *rest)
@@ -120,10 +114,10 @@ def expr(draw, shape, depth):
             left, right = draw(st.sampled_from([(SQUARE, WIDE), (SCALAR, WIDE)]))
         else:
             left, right = draw(st.sampled_from([(TALL, SQUARE), (SCALAR, TALL)]))
-        first = draw(sub(left).filter(lambda e: _first_not(MatMul, e)))
+        first = draw(sub(left))
         return MatMul(first, draw(sub(right)))
     if choice == 3:
-        first = draw(sub(shape).filter(lambda e: _first_not(Hadamard, e)))
+        first = draw(sub(shape))
         return Hadamard(first, draw(st.one_of(sub(shape), sub(SCALAR))))
     if choice == 4:
         return ElemDiv(draw(sub(shape)), draw(st.one_of(sub(shape), sub(SCALAR))))
@@ -175,7 +169,7 @@ def _col_special(sub):
         st.just(Ones(COL)),
         st.just(Zeros(COL)),
         st.tuples(st.sampled_from([x, y]), sub(SCALAR)).map(lambda p: Add(p[0], Fill(p[1], COL))),
-        st.tuples(sub(WIDE).filter(lambda e: _first_not(MatMul, e)), st.just(Transpose(C)), sub(COL)).map(
+        st.tuples(sub(WIDE), st.just(Transpose(C)), sub(COL)).map(
             lambda p: MatMul(p[0], MatMul(p[1], p[2]))),
     )
 
@@ -224,6 +218,8 @@ HAND_WRITTEN = [
     "sum(exp(x)) - log(sum(exp(x)))", "x' inv(A) x", "logdet(A) + tr(A' B)", "sigmoid(w' x + b)",
     "||A x - y||", "||A x - y||^2", "norm(W x + v) where W: matrix(m, n)", "a -b", "||a|| * ||b||",
     "A .* B ./ C", "2(x + y)", "(a)(b)", "x_1 + x_2", "W_1 x", "x ∘ y", "a − b", "x ⋅ y",
+    "(a + b) + c", "(A B) C", "(x .* y) .* z", "max(a, b) + c", "outer(x, y) A", "(a / b) x",
+    "outer(x, y) matrix(n) + eye(n)",
 ]
 
 

@@ -55,8 +55,14 @@ class TextPrinter(Printer):
         return f"{kind}({self.doprint(n.value)})", ATOM
 
     # --- operators -----------------------------------------------------------------------------
+    def _chain_head(self, n, level: int) -> str:
+        """The first operand of a chain; a chain of the same kind there is parenthesised, since the parser
+        reads ``a + b + c`` as one flat sum and ``(a + b) + c`` as a sum inside a sum."""
+        head = n.args[0]
+        return self.sub(head, level + 1 if type(head) is type(n) else level)
+
     def _print_Add(self, n):
-        parts = [self.sub(n.args[0], ADD)]
+        parts = [self._chain_head(n, ADD)]
         for t in n.args[1:]:
             if isinstance(t, N.Neg):
                 parts.append(" - " + self.sub(t.args[0], MUL))
@@ -84,7 +90,7 @@ class TextPrinter(Printer):
     def _print_MatMul(self, n):
         # a scalar quotient leading a product reads better in parentheses: (2 / N) X' r
         first = n.args[0]
-        text = self.paren(self.doprint(first)) if isinstance(first, N.Div) else self.sub(first, MUL)
+        text = self.paren(self.doprint(first)) if isinstance(first, N.Div) else self._chain_head(n, MUL)
         for f in n.args[1:]:
             right = self.sub(f, HAD)
             text += self.mul_sep(text, right) + right
@@ -95,7 +101,7 @@ class TextPrinter(Printer):
 
     def _print_Hadamard(self, n):
         return self.hadamard_op.join(
-            [self.sub(n.args[0], HAD)] + [self.sub(f, EDIV) for f in n.args[1:]]), HAD
+            [self._chain_head(n, HAD)] + [self.sub(f, EDIV) for f in n.args[1:]]), HAD
 
     def _print_ElemDiv(self, n):
         return f"{self.sub(n.args[0], EDIV)}{self.elemdiv_op}{self.sub(n.args[1], DIV)}", EDIV
