@@ -280,6 +280,22 @@ class DerivativeList(list):
         return evaluate(self.jacobian, values, sizes=sizes_from(self[0].function, values))
 
 
+def _tensor(F: Node, X: N.Symbol, layout: str, order: int = 1):
+    from .tensor import TensorDerivative
+
+    dF = differential(F, X)
+    if dF is None:
+        dF = S.zero_like(F.shape)
+    return TensorDerivative(F, X, S.simplify(dF), layout, order)
+
+
+def _is_tensor(F: Node, X: N.Symbol) -> bool:
+    """A derivative with three or four axes: a matrix F with a non-scalar X, or a non-scalar F and matrix X."""
+    if X.shape == () or F.shape == ():
+        return False
+    return is_matrix(F.shape) or is_matrix(X.shape)
+
+
 def _first(F: Node, X: N.Symbol, layout: str) -> Node:
     J = jacobian(F, X)
     if layout == "numerator":
@@ -344,6 +360,10 @@ def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, **declarat
 def _derive_one(node: Node, wrt, layout: str, order: int, source) -> Derivative:
     X = _find_variable(node, wrt, source)
     try:
+        if order == 1 and _is_tensor(node, X):
+            return _tensor(node, X, layout)
+        if order == 2 and node.shape == () and is_matrix(X.shape):
+            return _tensor(gradient(node, X), X, layout, order=2)
         if order == 1:
             expr = _first(node, X, layout)
         else:
