@@ -335,6 +335,7 @@ def mul(*factors: Node) -> Node:
             else:
                 flat.append(core)
         chain = flat
+    chain = _absorb_diagonals(chain)
     if len(chain) > 1 and any(isinstance(f, N.Identity) for f in chain):
         chain = [f for f in chain if not isinstance(f, N.Identity)] or chain[:1]
     c2, nums, dens = _scalar_powers(scalars)
@@ -395,6 +396,20 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
     nums = [power(b, N.Number(e)) for b, e in exps.items() if e > 0]
     dens = [power(b, N.Number(-e)) for b, e in exps.items() if e < 0]
     return coeff, nums, dens
+
+
+def _absorb_diagonals(chain: list[Node]) -> list[Node]:
+    """``diag(v) A x -> v ⊙ (A x)``: a diagonal matrix times a column-valued rest is an element-wise product."""
+    for i, f in enumerate(chain):
+        if isinstance(f, N.DiagMat) and i + 1 < len(chain):
+            rest = chain[i + 1:]
+            if is_column(N.MatMul(*rest).shape if len(rest) > 1 else rest[0].shape):
+                return chain[:i] + [had(f.args[0], mul(*rest))]
+        if isinstance(f, N.DiagMat) and i > 0:
+            before = chain[:i]
+            if is_row(N.MatMul(*before).shape if len(before) > 1 else before[0].shape):
+                return [transpose(had(f.args[0], transpose(mul(*before))))] + chain[i + 1:]
+    return chain
 
 
 def had(*factors: Node) -> Node:

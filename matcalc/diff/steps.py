@@ -124,9 +124,11 @@ def explain(derivative) -> Steps:
                 inputs.append(names[c].name)
         for inp in inputs:
             var = next(s for s in symbols_of(local) if s.name == inp)
+            label = f"∂{sym.name}/∂{inp}" + (" (direct)" if inp == X.name and sym is locals_[-1][0]
+                                              and len(inputs) > 1 else "")
             try:
                 part = jacobian(local, var)
-                text = f"∂{sym.name}/∂{inp} = {to_unicode(part)}"
+                text = f"{label} = {to_unicode(part)}"
                 tex = f"\\frac{{\\partial {sym.name}}}{{\\partial {inp}}} = {to_latex(part)}"
             except MatcalcError:
                 dl = differential(local, var)
@@ -136,8 +138,14 @@ def explain(derivative) -> Steps:
             steps.items.append(Step("partial", text, tex, rule))
     if locals_:
         steps.items.append(Step("chain", _chain_text(locals_, X, deps, names)))
-    steps.items.append(Step("result", f"∂{to_unicode(F)}/∂{X.name} = {to_unicode(derivative.expr)}",
-                            f"\\frac{{\\partial}}{{\\partial {to_latex(X)}}} = {to_latex(derivative.expr)}"))
+    if getattr(derivative, "linear_map", None) is not None and derivative.expr is None:
+        steps.items.append(Step("result", derivative.linear_map))
+    elif hasattr(derivative, "linear_map"):
+        steps.items.append(Step("result", derivative.linear_map))
+        steps.items.append(Step("result", f"∂vec/∂vec = {to_unicode(derivative.expr)}"))
+    else:
+        steps.items.append(Step("result", f"∂{to_unicode(F)}/∂{X.name} = {to_unicode(derivative.expr)}",
+                                f"\\frac{{\\partial}}{{\\partial {to_latex(X)}}} = {to_latex(derivative.expr)}"))
     return steps
 
 
@@ -166,6 +174,8 @@ def _chain_text(locals_, X, deps, names) -> str:
     terms = []
     for path in paths:
         chain = [f"∂{path[i + 1]}/∂{path[i]}" for i in range(len(path) - 1)]
+        if len(path) == 2 and len(paths) > 1:
+            chain = [chain[0] + " (direct)"]
         terms.append(" ".join(reversed(chain)))
     more = " + ..." if len(paths) > 8 else ""
     return f"∂{top}/∂{X.name} = " + " + ".join(terms) + more

@@ -16,8 +16,6 @@ does not depend on either printed form.
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from .. import nodes as N
@@ -282,7 +280,8 @@ class TensorDerivative:
         T = np.stack(slices, axis=-1).reshape(out_shape + x.shape)
         return T
 
-    def steps(self):  # pragma: no cover - simple delegation
+    @property
+    def steps(self):
         from .steps import explain
 
         return explain(self)
