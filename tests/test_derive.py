@@ -15,6 +15,7 @@ from finite_differences import first, random_values, second
 import matcalc
 from matcalc import nodes as N
 from matcalc.diff import derive, hessian
+from matcalc.numeric import evaluate
 
 # (expression, wrt, declarations, options for random values)
 CASES = [
@@ -222,3 +223,28 @@ def test_softmax_cross_entropy_notes_the_probability_form():
     s = np.exp(values["W"] @ values["x"])
     s /= s.sum()
     np.testing.assert_allclose(d.evaluate(**values), np.outer(s - values["y"], values["x"]), rtol=1e-10)
+
+
+def test_mixed_second_derivatives():
+    blocks = hessian("x' A y + sum(exp(x))", ["x", "y"])
+    forms = [[matcalc.to_unicode(b.expr) for b in row] for row in blocks]
+    assert forms == [["diag(exp(x))", "A"], ["Aᵀ", "0"]]
+    values = random_values(blocks[0][0].function, seed=8)
+    f = blocks[0][0].function
+    n, m = len(values["x"]), len(values["y"])
+    full = np.block([[np.asarray(b.evaluate(**values), float).reshape(n if i == 0 else m, n if j == 0 else m)
+                      for j, b in enumerate(row)] for i, row in enumerate(blocks)])
+    # compare with the Hessian of f in the stacked variable (x, y)
+    h = 1e-4
+    num = np.zeros((n + m, n + m))
+    base = np.concatenate([values["x"], values["y"]])
+
+    def fv(z):
+        return float(evaluate(f, {**values, "x": z[:n], "y": z[n:]}))
+
+    for i in range(n + m):
+        for j in range(n + m):
+            ei, ej = np.eye(n + m)[i] * h, np.eye(n + m)[j] * h
+            num[i, j] = (fv(base + ei + ej) - fv(base + ei - ej) - fv(base - ei + ej)
+                         + fv(base - ei - ej)) / (4 * h * h)
+    np.testing.assert_allclose(full, num, rtol=1e-4, atol=1e-5)

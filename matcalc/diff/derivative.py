@@ -353,8 +353,30 @@ def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, **declarat
         wrt = syms[0].name
     with deep_recursion():
         if isinstance(wrt, Sequence) and not isinstance(wrt, str):
+            if order == 2:
+                return _hessian_blocks(node, wrt, layout, source)
             return DerivativeList(_derive_one(node, w, layout, order, source) for w in wrt)
         return _derive_one(node, wrt, layout, order, source)
+
+
+def _hessian_blocks(node: Node, wrt, layout: str, source) -> DerivativeList:
+    """Mixed second derivatives: block (i, j) is ∂/∂vⱼ of the gradient with respect to vᵢ."""
+    if node.shape != ():
+        raise NoMatrixFormError("second derivatives need a scalar function")
+    variables = [_find_variable(node, w, source) for w in wrt]
+    rows = DerivativeList()
+    for vi in variables:
+        g = gradient(node, vi)
+        row = DerivativeList()
+        for vj in variables:
+            if _is_tensor(g, vj):
+                block = _tensor(g, vj, layout, order=2)
+            else:
+                block = Derivative(node, vj, S.simplify(jacobian(g, vj)), layout, order=2)
+            block.variables = (vi, vj)
+            row.append(block)
+        rows.append(row)
+    return rows
 
 
 def _derive_one(node: Node, wrt, layout: str, order: int, source) -> Derivative:
