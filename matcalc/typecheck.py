@@ -588,7 +588,7 @@ class _Checker:
         after = self.source[name_raw.end:group.start]
         if after.strip() != "(":
             return
-        close = difflib.get_close_matches(name, FUNCTIONS, n=1, cutoff=0.6)
+        close = difflib.get_close_matches(name.lower(), FUNCTIONS, n=1, cutoff=0.6)  # EXP(x) -> exp
         if not name.isalpha() and not close:  # `W1(x + y)`, `x_2(a)`: a product, as written
             return
         hint = f"; did you mean {close[0]}?" if close else ""

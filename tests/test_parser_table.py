@@ -407,6 +407,8 @@ INVALID = [
     ('relu6(x)', {}, UnknownFunctionError, 0, ("did you mean relu?",)),
     ('softmx(x)', {}, UnknownFunctionError, 0, ("did you mean softmax?",)),
     ('trc(A)', {}, UnknownFunctionError, 0, ("did you mean tr?",)),
+    ('EXP(x)', {}, UnknownFunctionError, 0, ("did you mean exp?",)),
+    ('sin2(x)', {}, UnknownFunctionError, 0, ("did you mean sin?",)),
     ('exp', {}, UnknownFunctionError, 0, ("exp(...)",)),
     ('exp x', {}, UnknownFunctionError, 0, ()),
     ('sum', {}, UnknownFunctionError, 0, ()),
