@@ -66,3 +66,26 @@ def test_hessian_with_respect_to_a_matrix_is_a_four_way_tensor():
     values = random_values(h.function, seed=2)
     g = matcalc.derive("tr(X' A X)", "X", layout="denominator")
     np.testing.assert_allclose(h.evaluate(**values), numeric_tensor(g.expr, g.variable, values), rtol=1e-5)
+
+
+@pytest.mark.parametrize("text,wrt", [("W x", "W"), ("A X B", "X"), ("inv(X)", "X"), ("x x'", "x"),
+                                      ("softmax(W x)", "W")])
+def test_generated_code_for_tensors_agrees_with_evaluate(text, wrt):
+    d = matcalc.derive(text, wrt)
+    values = random_values(d.function, seed=9)
+    f = d.compile()
+    np.testing.assert_allclose(f(**values), d.evaluate(**values), rtol=1e-10, atol=1e-12)
+    for target, module in (("jax", "jax"), ("torch", "torch")):
+        try:
+            __import__(module)
+        except ImportError:
+            continue
+        namespace: dict = {}
+        exec(compile(getattr(d, f"to_{target}")(), "<generated>", "exec"), namespace)  # matcalc's own code
+        fn = next(v for k, v in namespace.items() if k.startswith("derivative_"))
+        if target == "jax":
+            import jax
+
+            jax.config.update("jax_enable_x64", True)
+        got = np.asarray(fn(**{k: np.asarray(v, dtype=float) for k, v in values.items()}))
+        np.testing.assert_allclose(got, d.evaluate(**values), rtol=1e-8, atol=1e-10)

@@ -62,6 +62,9 @@ class _Builder:
                 if isinstance(size, Dim) and size.name not in self.dims:
                     self.dims[size.name] = self.namer.take(size.name, "_dim")
                     self.binding.append((self.dims[size.name], names[s], axis))
+        if derivative.expr is None:
+            raise CodegenError(f"{derivative!r} has no Kronecker (vec) form to generate code from; "
+                               "use its .evaluate()")
         self.roots = ([derivative.function] if value_and_grad else []) + [derivative.expr]
         cls = PRINTERS[target]
         self.temps = plan_temporaries(self.roots, cls.statement_nodes)
@@ -162,6 +165,8 @@ class _Builder:
         for t in self.temps:
             out += self.printer.define(t, self.names[t])
         results = [self._result(r) for r in self.roots]
+        if hasattr(self.d, "kronecker"):  # a tensor: the vec-by-vec matrix, reshaped column-major
+            results[-1] = self._tensor_result(results[-1])
         if self.value_and_grad:
             out += [f"value = {results[0]}", f"grad = {results[1]}", "return value, grad"]
         else:
@@ -173,6 +178,16 @@ class _Builder:
         if self.target == "numpy" and root.shape == ():
             return f"float({code})"
         return code
+
+    def _tensor_result(self, code: str) -> str:
+        sizes = [self.printer.dim(a) for a in self.d.shape]
+        axes = "(" + ", ".join(sizes) + ("," if len(sizes) == 1 else "") + ")"
+        if self.target == "torch":  # torch has no column-major reshape: reverse, reshape, permute back
+            rev = ", ".join(str(i) for i in reversed(range(len(self.d.shape))))
+            rev_axes = "(" + ", ".join(self.printer.dim(a) for a in reversed(self.d.shape)) + ",)"
+            return f"({code}).T.reshape{rev_axes}.permute({rev})"
+        lib = "np" if self.target == "numpy" else "jnp"
+        return f"{lib}.reshape({code}, {axes}, order='F')"
 
     def source(self) -> str:
         args = ", ".join(self.names[s] for s in self.params)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from .. import nodes as N
 from ..nodes import Node
-from .printer import POW, UNARY, CodePrinter
+from ..shapes import is_column, is_row
+from .printer import ATOM, POW, UNARY, CodePrinter
 
 
 class NumpyPrinter(CodePrinter):
@@ -79,6 +80,14 @@ class TorchPrinter(CodePrinter):
 
     def constant(self, what: str, size: str) -> str:
         return f"torch.{what}({size}, dtype=dtype)"
+
+    def _print_Kron(self, n):
+        # torch.kron views its arguments and fails on a transposed (non-contiguous) one
+        a, b = n.args
+        code = f"torch.kron(({self.as_2d(a)}).contiguous(), ({self.as_2d(b)}).contiguous())"
+        if is_column(n.shape) or is_row(n.shape):
+            code += ".reshape(-1)"
+        return code, ATOM
 
     def fill(self, size: str, value: str) -> str:
         return f"torch.full({size}, 1.0, dtype=dtype) * {value}"

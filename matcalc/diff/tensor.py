@@ -24,6 +24,7 @@ from ..errors import NoMatrixFormError
 from ..nodes import Node
 from ..printing import to_text, to_unicode
 from ..shapes import is_column, is_row
+from .derivative import Derivative
 from .linear import _dependents
 
 
@@ -233,23 +234,22 @@ def index_form(F: Node, X: N.Symbol, dF: Node) -> str:
 
 
 # --- the derivative --------------------------------------------------------------------------------------------
-class TensorDerivative:
-    """A 3- or 4-way derivative, given as a linear map, a Kronecker form and an index form."""
+class TensorDerivative(Derivative):
+    """A 3- or 4-way derivative, given as a linear map, a Kronecker form and an index form.
+
+    ``expr`` is the Kronecker (vec) matrix ``∂vec(F)/∂vec(X)`` when there is one (None otherwise): code
+    generation computes it and reshapes it, column-major, to the tensor's axes.
+    """
 
     def __init__(self, function: Node, variable: N.Symbol, differential: Node, layout: str = "numerator",
                  order: int = 1):
-        self.function = function
-        self.variable = variable
         self.differential = differential
-        self.layout = layout
-        self.order = order
         self.kronecker = kronecker_form(differential, N.Differential(variable))
         try:
             self.index = index_form(function, variable, differential)
         except NoMatrixFormError:
             self.index = None
-        #: the closed form that code generation and printing use: the Kronecker (vec) matrix
-        self.expr = self.kronecker
+        super().__init__(function, variable, self.kronecker, layout, order)
 
     @property
     def shape(self) -> tuple:
@@ -280,12 +280,6 @@ class TensorDerivative:
         T = np.stack(slices, axis=-1).reshape(out_shape + x.shape)
         return T
 
-    @property
-    def steps(self):
-        from .steps import explain
-
-        return explain(self)
-
     def __str__(self) -> str:
         lines = [f"d({to_text(self.function)}) = {to_text(self.differential)}"]
         if self.kronecker is not None:
@@ -305,5 +299,26 @@ class TensorDerivative:
             lines.append(self.index)
         return "\n".join(lines)
 
+    def latex(self) -> str:
+        from ..printing import to_latex
+
+        return f"d{to_latex(self.variable)} \\mapsto {to_latex(self.differential)}"
+
+    def _repr_latex_(self) -> str:
+        from ..printing import to_latex
+
+        head = f"d\\left({to_latex(self.function)}\\right) = {to_latex(self.differential)}"
+        if self.kronecker is not None:
+            vec = "\\frac{\\partial\\, \\mathrm{vec}}{\\partial\\, \\mathrm{vec}}"
+            head += f",\\quad {vec} = {to_latex(self.kronecker)}"
+        return f"${head}$"
+
     def _repr_markdown_(self) -> str:
         return "\n\n".join(f"`{line}`" for line in self.unicode().splitlines())
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, TensorDerivative) and (self.function, self.variable, self.differential) == (
+            other.function, other.variable, other.differential)
+
+    def __hash__(self) -> int:
+        return hash((self.function, self.variable, self.differential))
