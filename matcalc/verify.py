@@ -278,8 +278,6 @@ def _guards(nodes) -> tuple[list, list, list, list, set[str]]:
                     poles.append(base)
             elif isinstance(n, (N.Inv, N.Det, N.LogDet)):
                 features.add("square")
-                if isinstance(n, N.LogDet):
-                    poles.append(n)
     return kinks, poles, units, nonzero, features
 
 
@@ -315,8 +313,10 @@ def _sample(symbols: list[N.Symbol], sizes: dict[str, int], rng, regime: str, sh
     return out
 
 
-def _min_abs(v) -> float:
-    a = np.abs(np.asarray(v, dtype=np.float64))
+def _min_abs(v, skip_zeros: bool = False) -> float:
+    a = np.abs(np.asarray(v, dtype=np.float64)).reshape(-1)
+    if skip_zeros:  # an entry exactly 0 at a random point is structurally 0 (diag(x) off the diagonal)
+        a = a[a != 0]
     return float(np.min(a)) if a.size else math.inf
 
 
@@ -332,7 +332,7 @@ def _usable(values, sizes, nodes, guards) -> bool:
                 if not np.all(np.isfinite(ev.eval(n))):
                     return False
             for u in kinks:
-                if _min_abs(ev.eval(u)) < KINK_DISTANCE:
+                if _min_abs(ev.eval(u), skip_zeros=True) < KINK_DISTANCE:
                     return False
             for u in poles:
                 if _min_abs(ev.eval(u)) < POLE_DISTANCE:
@@ -385,6 +385,9 @@ class _Job:
         from .sympy_backend import numeric_value, symbol_matrices, to_explicit
 
         d, sizes = self.d, self.sizes
+        if _is_tensor(d):
+            self.run_tensor()
+            return
         F, X, closed = d.function, d.variable, d.expr
         sym = _symmetric_variable(d)
         compared = ("symmetric variable: SymPy's derivative by the shared entry compared with C_ij + C_ji "
@@ -485,6 +488,74 @@ class _Job:
                                         points_checked=checked, compared=compared, note=note))
 
 
+    def run_tensor(self) -> None:
+        """A 3- or 4-way derivative: ``T[out..., var...] = dF[out...]/dX[var...]``, compared numerically
+        (``derivative.evaluate``) with SymPy's Jacobian of the flattened entries."""
+        import sympy
+
+        from .sympy_backend import numeric_value, symbol_matrices, to_explicit
+
+        d, sizes = self.d, self.sizes
+        F, X = d.function, d.variable
+        compared = "tensor derivative: every entry dF[out...]/dX[var...] compared numerically"
+        if X.symmetric:
+            compared += "; symmetric variable: SymPy's derivative by a shared entry against T_kl + T_lk"
+        self.emit("stage", "building the explicit SymPy function")
+        symbols = symbol_matrices(F, sizes)
+        f = _as_matrix(to_explicit(F, sizes, symbols))
+        xv = _as_matrix(symbols[X.name])
+        self.emit("stage", "differentiating with SymPy")
+        J = sympy.Matrix(list(f)).jacobian(list(xv)).applyfunc(
+            lambda e: e.replace(lambda a: isinstance(a, sympy.DiracDelta), lambda a: sympy.Integer(0)))
+        out_axes = tuple(n for n in (f.shape if is_matrix(F.shape) else (len(f),)) if F.shape != ())
+        var_axes = tuple(xv.shape) if is_matrix(X.shape) else (len(xv),)
+        shape = out_axes + var_axes
+        syms = N.symbols_of(F)
+        guards = _guards([F])
+        regimes = _regimes(guards[4])
+        rng = np.random.default_rng(self.seed)
+        worst, failure, checked, attempts = 0.0, None, 0, 0
+        while checked < self.points and attempts < 60 * self.points:
+            regime = regimes[(attempts // 15) % len(regimes)]
+            attempts += 1
+            values = _sample(syms, sizes, rng, regime, "square" in guards[4])
+            if not _usable(values, sizes, [F], guards):
+                continue
+            try:
+                with np.errstate(all="ignore"):
+                    exp_v = np.asarray(numeric_value(J, symbols, values), dtype=np.float64).reshape(shape)
+            except (ZeroDivisionError, OverflowError, ValueError, TypeError):
+                continue
+            if not np.all(np.isfinite(exp_v)):
+                continue
+            got_v = np.asarray(d.evaluate(**values), dtype=np.float64).reshape(shape)
+            if X.symmetric:
+                got_v = got_v + np.swapaxes(got_v, -1, -2) - np.einsum("...kk->...k", got_v)[..., None] * np.eye(
+                    var_axes[0])
+            scale = max(1.0, float(np.max(np.abs(exp_v))))
+            err = np.abs(got_v - exp_v) / np.maximum(scale, np.abs(exp_v))
+            checked += 1
+            k = np.unravel_index(int(np.argmax(err)), err.shape)
+            worst = max(worst, float(err[k]))
+            if not err[k] <= TOLERANCE:
+                failure = (tuple(int(i) for i in k), values, float(exp_v[k]), float(got_v[k]), float(err[k]))
+                break
+        if checked == 0:
+            self.emit("report", self.report(ok=False, method="error", compared=compared,
+                                            note=f"no usable sample point found in {attempts} tries"))
+        elif failure is None:
+            self.emit("report", self.report(ok=True, method="numeric", max_error=worst, points_checked=checked,
+                                            compared=compared))
+        else:
+            k, values, e, g, err = failure
+            self.emit("report", self.report(ok=False, method="numeric", max_error=err, points_checked=checked,
+                                            entry=k, point=values, expected=e, got=g, compared=compared))
+
+
+def _is_tensor(d) -> bool:
+    return hasattr(d, "differential") and hasattr(d, "kronecker")
+
+
 def _is_zero(e) -> bool:
     import sympy
 
@@ -510,7 +581,7 @@ def _describe(deriv) -> str:
     text = to_text(deriv.function)
     if len(text) > 60:
         text = text[:57] + "..."
-    closed = to_text(deriv.expr)
+    closed = to_text(deriv.differential) if _is_tensor(deriv) else to_text(deriv.expr)
     if len(closed) > 60:
         closed = closed[:57] + "..."
     return f"{what}({text})/{what}{deriv.variable.name}{sq} = {closed} [{deriv.layout}]"
@@ -619,7 +690,10 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
         raise CheckError(f"points must be at least 1, not {points!r}")
     if derivative.order not in (1, 2):
         raise CheckError(f"cannot check a derivative of order {derivative.order}")
-    concrete = check_sizes(derivative.function, derivative.expr, sizes=sizes)
+    roots = [derivative.function, derivative.variable]
+    if isinstance(getattr(derivative, "expr", None), N.Node):
+        roots.append(derivative.expr)
+    concrete = check_sizes(*roots, sizes=sizes)
     what = _describe(derivative)
     job_args = (derivative, concrete, points, seed, exact)
     if time_budget is None and not isolate:

@@ -1,0 +1,251 @@
+"""Property: every derivative matcalc gives agrees with SymPy's entry-by-entry derivative.
+
+Random well-typed expressions (depth up to 6) are built with the constructors of :mod:`matcalc.nodes`
+over scalars ``a, b``, vectors ``x, y`` (length n) and matrices ``A, B`` (n x n), ``C`` (n x m). Every
+operator and function of the language appears: + - * ⊙ ⊘ / · ^ .^ ' exp log sin cos tan arcsin arccos
+arctan tanh sigmoid relu softplus sqrt abs sign max(0, e) min(0, e) sum mean dot norm norm1 tr det logdet
+logsumexp inv diag softmax outer kron. Domains are kept safe by construction: log and sqrt see
+``u.^2 + 1`` or ``exp(u)``, arcsin and arccos see ``0.5 tanh(u)``, tan sees ``tanh(u)``, divisors are
+positive forms, and inv / det / logdet see ``M M' + I``.
+
+Each expression is differentiated with respect to its variables (numerator layout, and denominator for
+some) and the result is checked with :func:`matcalc.verify.check_derivative` (numeric method). The only
+acceptable outcomes are a passing check or :class:`~matcalc.NoMatrixFormError` (a tensor-valued
+derivative, e.g. a vector with respect to a matrix); a mismatch fails the test.
+
+CI runs 60 examples; ``MATCALC_LONG=1`` runs 5000 (see docs/verification.md).
+"""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from matcalc import NoMatrixFormError
+from matcalc import nodes as N
+from matcalc.diff import derive
+from matcalc.printing import to_text
+from matcalc.shapes import Dim
+from matcalc.verify import check_derivative
+
+LONG = os.environ.get("MATCALC_LONG") == "1"
+MAX_EXAMPLES = 5000 if LONG else 60
+#: Seconds per check; a check that runs out is counted (hypothesis event) but is not a failure.
+TIME_BUDGET = 20.0 if LONG else 4.0
+#: In the long run, a running tally of outcomes is appended here (one line per example), so a run that
+#: is stopped early still says how far it got.
+LOG = os.environ.get("MATCALC_LONG_LOG")
+
+
+def _log(outcomes) -> None:
+    if LOG:
+        with open(LOG, "a", encoding="utf-8") as fh:
+            fh.write(" ".join(outcomes) + "\n")
+
+n, m = Dim("n"), Dim("m")
+a, b = N.Symbol("a", ()), N.Symbol("b", ())
+x, y = N.Symbol("x", (n, 1)), N.Symbol("y", (n, 1))
+A, B = N.Symbol("A", (n, n)), N.Symbol("B", (n, n))
+C = N.Symbol("C", (n, m))
+I_n = N.Identity(n)
+HALF, ONE, TWO, THREE = N.Number(Fraction(1, 2)), N.Number(1), N.Number(2), N.Number(3)
+
+LEAVES = {"s": [a, b], "v": [x, y], "M": [A, B], "C": [C]}
+#: Element-wise functions that are defined and smooth enough everywhere (kinks are avoided by the checker).
+SAFE = ["exp", "sin", "cos", "arctan", "tanh", "sigmoid", "relu", "softplus", "abs", "sign"]
+MAX_DEPTH = 6
+
+
+# --- safe forms -----------------------------------------------------------------------------------------------
+def positive(u):
+    """A strictly positive form of ``u`` (entry-wise): ``u.^2 + 1`` or ``exp(u)``."""
+    if u.shape == ():
+        return N.Add(N.Power(u, TWO), ONE)
+    return N.Add(N.ElemPower(u, TWO), ONE)
+
+
+def bounded(u):
+    """``0.5 tanh(u)``: inside (-1/2, 1/2), for arcsin and arccos."""
+    return N.MatMul(HALF, N.Apply("tanh", u))
+
+
+def well_conditioned(M):
+    """``M M' + I``: symmetric positive definite with eigenvalues >= 1."""
+    return N.Add(N.MatMul(M, N.Transpose(M)), I_n)
+
+
+def apply_fn(draw, u):
+    f = draw(st.sampled_from(SAFE + ["log", "sqrt", "arcsin", "arccos", "tan", "min0", "max0"]))
+    if f in ("log", "sqrt"):
+        inner = positive(u) if draw(st.booleans()) else N.Apply("exp", u)
+        return N.Apply(f, inner)
+    if f in ("arcsin", "arccos"):
+        return N.Apply(f, bounded(u))
+    if f == "tan":
+        return N.Apply("tan", N.Apply("tanh", u))
+    if f == "max0":  # max(0, e), as the parser builds it
+        return N.Apply("relu", u)
+    if f == "min0":  # min(0, e) = -relu(-e)
+        return N.Neg(N.Apply("relu", N.Neg(u)))
+    return N.Apply(f, u)
+
+
+# --- the strategy -------------------------------------------------------------------------------------------------
+@st.composite
+def expr(draw, kind: str, depth: int = MAX_DEPTH):
+    if depth <= 0 or draw(st.integers(0, 9)) < 2:
+        return draw(st.sampled_from(LEAVES[kind]))
+    sub = lambda k: expr(k, depth - 1)  # noqa: E731
+    return draw(st.sampled_from(BUILDERS[kind]))(draw, sub)
+
+
+def shallow(s, kind):
+    """The argument of inv / det / logdet / kron: at most one operation deep. SymPy's explicit inverse
+    of a deep 2 x 2 expression swells past any sensible time budget; the rule is the same at any depth."""
+    return expr(kind, 1)
+
+
+def _scalar_builders():
+    return [
+        lambda d, s: N.Add(d(s("s")), d(s("s"))),
+        lambda d, s: N.Add(d(s("s")), N.Neg(d(s("s")))),
+        lambda d, s: N.MatMul(d(s("s")), d(s("s"))),
+        lambda d, s: N.Div(d(s("s")), positive(d(s("s")))),
+        lambda d, s: N.Power(d(s("s")), d(st.sampled_from([TWO, THREE]))),
+        lambda d, s: N.Power(positive(d(s("s"))), d(st.sampled_from([HALF, N.Number(-1)]))),
+        lambda d, s: N.Neg(d(s("s"))),
+        lambda d, s: apply_fn(d, d(s("s"))),
+        lambda d, s: N.Sum(d(s(d(st.sampled_from(["v", "M", "C"]))))),
+        lambda d, s: N.Mean(d(s(d(st.sampled_from(["v", "M", "C"]))))),
+        lambda d, s: N.Dot(d(s("v")), d(s("v"))),
+        lambda d, s: N.Norm(positive(d(s("v"))), 2),
+        lambda d, s: N.Power(N.Norm(d(s(d(st.sampled_from(["v", "C"])))), 2), TWO),
+        lambda d, s: N.Norm(d(s(d(st.sampled_from(["v", "M"])))), 1),
+        lambda d, s: N.Trace(d(s("M"))),
+        lambda d, s: N.Det(well_conditioned(d(shallow(s, "M")))),
+        lambda d, s: N.LogDet(well_conditioned(d(shallow(s, "M")))),
+        lambda d, s: N.LogSumExp(d(s("v"))),
+        lambda d, s: N.MatMul(N.Transpose(d(s("v"))), d(s("M")), d(s("v"))),
+        lambda d, s: N.Sum(N.Kron(d(shallow(s, "v")), d(shallow(s, "v")))),
+        lambda d, s: N.Trace(N.Kron(d(shallow(s, "M")), d(shallow(s, "M")))),
+    ]
+
+
+def _vector_builders():
+    return [
+        lambda d, s: N.Add(d(s("v")), d(s("v"))),
+        lambda d, s: N.Add(d(s("v")), N.Neg(d(s("v")))),
+        lambda d, s: N.Add(d(s("v")), d(s("s"))),
+        lambda d, s: N.Neg(d(s("v"))),
+        lambda d, s: N.MatMul(d(s("M")), d(s("v"))),
+        lambda d, s: N.MatMul(d(s("s")), d(s("v"))),
+        lambda d, s: N.MatMul(d(s("C")), N.Transpose(d(s("C"))), d(s("v"))),
+        lambda d, s: N.Div(d(s("v")), positive(d(s("s")))),
+        lambda d, s: N.Hadamard(d(s("v")), d(s("v"))),
+        lambda d, s: N.ElemDiv(d(s("v")), positive(d(s("v")))),
+        lambda d, s: N.ElemPower(d(s("v")), d(st.sampled_from([TWO, THREE]))),
+        lambda d, s: N.ElemPower(positive(d(s("v"))), HALF),
+        lambda d, s: apply_fn(d, d(s("v"))),
+        lambda d, s: N.Softmax(d(s("v"))),
+        lambda d, s: N.DiagVec(d(s("M"))),
+        lambda d, s: N.MatMul(N.Inv(well_conditioned(d(shallow(s, "M")))), d(s("v"))),
+    ]
+
+
+def _matrix_builders():
+    return [
+        lambda d, s: N.Add(d(s("M")), d(s("M"))),
+        lambda d, s: N.Add(d(s("M")), N.Neg(d(s("M")))),
+        lambda d, s: N.Add(d(s("M")), d(s("s"))),
+        lambda d, s: N.Neg(d(s("M"))),
+        lambda d, s: N.MatMul(d(s("M")), d(s("M"))),
+        lambda d, s: N.MatMul(d(s("s")), d(s("M"))),
+        lambda d, s: N.Transpose(d(s("M"))),
+        lambda d, s: N.Hadamard(d(s("M")), d(s("M"))),
+        lambda d, s: N.ElemDiv(d(s("M")), positive(d(s("M")))),
+        lambda d, s: N.ElemPower(d(s("M")), TWO),
+        lambda d, s: N.Div(d(s("M")), positive(d(s("s")))),
+        lambda d, s: apply_fn(d, d(s("M"))),
+        lambda d, s: N.Inv(well_conditioned(d(shallow(s, "M")))),
+        lambda d, s: N.DiagMat(d(s("v"))),
+        lambda d, s: N.MatMul(d(s("v")), N.Transpose(d(s("v")))),  # outer(u, v)
+        lambda d, s: N.MatMul(d(s("C")), N.Transpose(d(s("C")))),
+        lambda d, s: N.Power(d(s("M")), TWO),
+    ]
+
+
+def _c_builders():
+    return [
+        lambda d, s: N.Add(d(s("C")), d(s("C"))),
+        lambda d, s: N.Add(d(s("C")), N.Neg(d(s("C")))),
+        lambda d, s: N.Neg(d(s("C"))),
+        lambda d, s: N.MatMul(d(s("M")), d(s("C"))),
+        lambda d, s: N.MatMul(d(s("s")), d(s("C"))),
+        lambda d, s: N.Hadamard(d(s("C")), d(s("C"))),
+        lambda d, s: apply_fn(d, d(s("C"))),
+    ]
+
+
+BUILDERS = {"s": _scalar_builders(), "v": _vector_builders(), "M": _matrix_builders(), "C": _c_builders()}
+
+
+# --- the property ------------------------------------------------------------------------------------------------
+def _verify(e, variable, layout):
+    try:
+        d = derive(e, variable, layout=layout)
+    except NoMatrixFormError:
+        return "nomatrixform"
+    report = check_derivative(d, points=2, time_budget=TIME_BUDGET, exact=False)
+    label = f"d({to_text(e)})/d{variable.name} [{layout}] = {d}"
+    if report.method == "timeout":  # undecided, not wrong: SymPy's explicit form was too big to build
+        event("check timed out")
+        return "timeout"
+    assert report.ok, f"{label}\n{report}"
+    event(f"checked ({report.method})")
+    return "tensor" if hasattr(d, "kronecker") else "ok"
+
+
+@settings(max_examples=MAX_EXAMPLES, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(data=st.data(), kind=st.sampled_from(["s", "s", "s", "v", "v", "M"]))
+def test_derivatives_agree_with_sympy(data, kind):
+    e = data.draw(expr(kind), label="expression")
+    variables = N.symbols_of(e)
+    chosen = data.draw(st.lists(st.sampled_from(variables), min_size=1, max_size=3 if LONG else 2, unique=True),
+                       label="wrt")
+    outcomes = []
+    for v in chosen:
+        layout = data.draw(st.sampled_from(["numerator", "numerator", "denominator"]), label="layout")
+        try:
+            outcomes.append(_verify(e, v, layout))
+        except AssertionError:
+            _log(outcomes + ["MISMATCH"])
+            raise
+        except Exception:
+            _log(outcomes + ["CRASH"])
+            raise
+    _log(outcomes)
+
+
+@settings(max_examples=max(10, MAX_EXAMPLES // 4), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_hessians_agree_with_sympy(data):
+    e = data.draw(expr("s", 4), label="expression")
+    scalars_and_vectors = [s for s in N.symbols_of(e) if s.shape == () or s.shape[1] == 1]
+    if not scalars_and_vectors:
+        return
+    v = data.draw(st.sampled_from(scalars_and_vectors), label="wrt")
+    try:
+        d = derive(e, v, order=2)
+    except NoMatrixFormError:
+        return
+    report = check_derivative(d, points=2, time_budget=TIME_BUDGET, exact=False)
+    if report.method == "timeout":
+        event("check timed out")
+        return
+    assert report.ok, f"Hessian of {to_text(e)} wrt {v.name} = {d}\n{report}"
+
