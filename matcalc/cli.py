@@ -121,7 +121,7 @@ def _comment(text: str) -> str:
 # --- commands ---------------------------------------------------------------------------------------------
 def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     from .diff import derive
-    from .printing import declarations_of, to_unicode
+    from .printing import declarations_of, to_text, to_unicode
     from .shapes import describe
 
     decls = declarations(args.let)
@@ -140,8 +140,14 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     if fmt == "json":
         def entry(d, report) -> dict[str, Any]:
             e: dict[str, Any] = {"wrt": d.variable.name, "derivative": str(d), "unicode": d.unicode(),
-                                 "latex": d.latex(), "shape": [str(s) for s in d.shape],
-                                 "kind": describe(d.shape)}
+                                 "latex": d.latex(), "shape": [str(s) for s in d.shape]}
+            if hasattr(d, "differential"):  # a 3- or 4-way tensor: its forms, and its axes
+                e["kind"] = f"tensor({', '.join(str(s) for s in d.shape)})"
+                e["linear_map"] = d.linear_map
+                e["kronecker"] = None if d.kronecker is None else to_text(d.kronecker)
+                e["index"] = d.index
+            else:
+                e["kind"] = describe(d.shape)
             if report is not None:
                 e["check"] = _report_dict(report)
             if args.steps:

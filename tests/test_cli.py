@@ -191,8 +191,17 @@ def test_bad_let(capsys):
 
 
 def test_no_matrix_form_is_a_clean_error(capsys):
-    code, _, err = run(capsys, "derive", "tanh(W x)", "--wrt", "W")
-    assert code == 1 and "no matrix form" in err
+    code, _, err = run(capsys, "derive", "[dot(x, y), sum(x)]", "--wrt", "x")
+    assert code == 1 and "no matrix form" in err and "Traceback" not in err
+
+
+def test_tensor_derivative_forms(capsys):
+    code, out, _ = run(capsys, "derive", "tanh(W x)", "--wrt", "W")
+    assert code == 0 and "d(tanh(W x)) = " in out and "δ_ik x_l" in out
+    code, out, _ = run(capsys, "derive", "A X B", "--wrt", "X", "--format", "json")
+    data = json.loads(out)
+    assert data["kind"] == "tensor(n, p, m, k)" and data["kronecker"] == "kron(B', A)"
+    assert data["index"] == "∂(A X B)_ij/∂X_kl = A_ik B_lj"
 
 
 def test_usage_errors_exit_2(capsys):
