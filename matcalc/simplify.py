@@ -77,6 +77,12 @@ def scale(c, core: Node | None) -> Node:
 
 def _flip_difference(core: Node) -> Node | None:
     """``-(Xᵀ (y - s)) -> Xᵀ (s - y)``: a product negated by -1 absorbs the sign into its difference."""
+    if isinstance(core, N.Div):
+        top = _flip_difference(core.args[0]) if not isinstance(core.args[0], N.Add) else (
+            N.Add(core.args[0].args[1].args[0], N.Neg(core.args[0].args[0]))
+            if len(core.args[0].args) == 2 and isinstance(core.args[0].args[1], N.Neg)
+            and not isinstance(core.args[0].args[0], N.Neg) else None)
+        return None if top is None else N.Div(top, core.args[1])
     if not isinstance(core, N.MatMul):
         return None
     for i, f in enumerate(core.args):
@@ -147,8 +153,10 @@ def _add(*terms: Node) -> Node:
         t = stack.pop()
         if isinstance(t, N.Add):
             stack.extend(reversed(t.args))
-        elif isinstance(t, N.Neg) and isinstance(t.args[0], N.Add):
-            stack.extend(reversed([neg(a) for a in t.args[0].args]))
+            continue
+        c, core = split_coeff(t)
+        if isinstance(core, N.Add) and c != 1:  # c (a + b) in a sum: its terms join the sum
+            stack.extend(reversed([scale(c, a) for a in core.args]))
         elif not is_zero(t):
             flat.append(t)
     constant = Fraction(0)
@@ -162,6 +170,7 @@ def _add(*terms: Node) -> Node:
     out = [scale(c, core) for core, c in coeffs.items() if c != 0]
     if constant != 0:
         out.append(N.Number(constant))
+    out = _common_divisor(out)
     out = _merge_diagonals(out)
     out = _factor_common(out)
     out = _factor_hadamard(out)
@@ -177,6 +186,24 @@ def _add(*terms: Node) -> Node:
                 out.insert(0, out.pop(i))
                 break
     return N.Add(*out)
+
+
+def _common_divisor(terms: list[Node]) -> list[Node]:
+    """``a / N - b / N -> (a - b) / N``, so the numerators can cancel."""
+    groups: dict[Node, list[int]] = {}
+    for i, t in enumerate(terms):
+        c, core = split_coeff(t)
+        if isinstance(core, N.Div):
+            groups.setdefault(core.args[1], []).append(i)
+    for denom, members in groups.items():
+        if len(members) < 2:
+            continue
+        nums = [scale(split_coeff(terms[i])[0], split_coeff(terms[i])[1].args[0]) for i in members]
+        combined = div(add(*nums), denom)
+        rest = [t for j, t in enumerate(terms) if j not in members]
+        rest.insert(members[0], combined)
+        return [t for t in rest if not is_zero(t)]
+    return terms
 
 
 def _merge_diagonals(terms: list[Node]) -> list[Node]:
@@ -555,6 +582,8 @@ def transpose(x: Node) -> Node:
         return mul(*[transpose(f) for f in reversed(x.args)])
     if isinstance(x, N.Div):
         return div(transpose(x.args[0]), x.args[1])
+    if isinstance(x, N.Add) and is_row(x.shape):  # a sum of rows reads better as a sum of columns
+        return add(*[transpose(t) for t in x.args])
     if _self_transpose(x):
         return x
     if isinstance(x, N.Inv):
@@ -590,13 +619,21 @@ def diagvec(a: Node) -> Node:
     return N.DiagVec(a)
 
 
+def numel(x: Node) -> Node:
+    """``numel(x)`` by the simplest name of that shape: ``numel(y)`` rather than ``numel((y - f(X w)).^2)``."""
+    for s_ in N.symbols_of(x):
+        if s_.shape == x.shape:
+            return N.Numel(s_)
+    return N.Numel(x)
+
+
 def ssum(x: Node) -> Node:
     if x.shape == ():
         return x
     if is_zero(x):
         return ZERO
     if isinstance(x, N.Ones):
-        return N.Numel(x)
+        return numel(x)
     if isinstance(x, N.Transpose):
         return ssum(x.args[0])
     c, core = split_coeff(x)

@@ -125,7 +125,7 @@ class _Pullback:
 
     def t_Mean(self, n, c):
         x = n.args[0]
-        share = S.div(c, N.Numel(x))
+        share = S.div(c, S.numel(x))
         return [(x, share if x.shape == () else S.mul(share, N.Ones(x.shape)))]
 
     def t_Trace(self, n, c):
@@ -257,7 +257,7 @@ class _Forward:
         return t[x] if x.shape == () else S.mul(N.Ones((1, _length(x))), t[x])
 
     def f_Mean(self, n, t):
-        return S.div(self.f_Sum(n, t), N.Numel(n.args[0]))
+        return S.div(self.f_Sum(n, t), S.numel(n.args[0]))
 
     def f_Fill(self, n, t):
         return S.mul(self._ones_col(n), t[n.value])

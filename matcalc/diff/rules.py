@@ -242,7 +242,7 @@ class Differentiator:
 
     def d_Mean(self, n):
         dx = self.d(n.args[0])
-        return None if dx is None else S.div(S.ssum(dx), N.Numel(n.args[0]))
+        return None if dx is None else S.div(S.ssum(dx), S.numel(n.args[0]))
 
     def d_LogSumExp(self, n):
         u = n.args[0]

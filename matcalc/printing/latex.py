@@ -67,6 +67,11 @@ class LatexPrinter(Printer):
         for t in n.args[1:]:
             if isinstance(t, N.Neg):
                 parts.append(" - " + self.sub(t.args[0], MUL))
+            elif isinstance(t, N.MatMul) and isinstance(t.args[0], N.Number) and t.args[0].value < 0:
+                positive = N.MatMul(N.Number(-t.args[0].value), *t.args[1:])
+                parts.append(" - " + self.sub(positive, MUL))
+            elif isinstance(t, N.Number) and t.value < 0:
+                parts.append(" - " + self.sub(N.Number(-t.value), MUL))
             else:
                 parts.append(" + " + self.sub(t, MUL))
         return "".join(parts), ADD
