@@ -124,28 +124,36 @@ def explain(derivative) -> Steps:
                 inputs.append(names[c].name)
         for inp in inputs:
             var = next(s for s in symbols_of(local) if s.name == inp)
-            label = f"∂{sym.name}/∂{inp}" + (" (direct)" if inp == X.name and sym is locals_[-1][0]
-                                              and len(inputs) > 1 else "")
+            direct = inp == X.name and sym is locals_[-1][0] and len(inputs) > 1
+            label = f"∂{sym.name}/∂{inp}" + (" (direct)" if direct else "")
+            frac = f"\\frac{{\\partial {to_latex(sym)}}}{{\\partial {to_latex(var)}}}"
             try:
                 part = jacobian(local, var)
                 text = f"{label} = {to_unicode(part)}"
-                tex = f"\\frac{{\\partial {sym.name}}}{{\\partial {inp}}} = {to_latex(part)}"
+                tex = frac + ("_{\\text{direct}}" if direct else "") + f" = {to_latex(part)}"
             except MatcalcError:
                 dl = differential(local, var)
                 text = f"d{sym.name} = {to_unicode(dl)}"
                 tex = f"d{sym.name} = {to_latex(dl)}" if dl is not None else ""
             partials[(sym.name, inp)] = text
             steps.items.append(Step("partial", text, tex, rule))
-    if locals_:
-        steps.items.append(Step("chain", _chain_text(locals_, X, deps, names)))
+    chain = _chain_text(locals_, X, deps, names) if locals_ else ""
+    lhs, _, rhs = chain.partition(" = ")
+    if chain and lhs != rhs:
+        steps.items.append(Step("chain", chain))
+    if derivative.layout == "denominator" and not hasattr(derivative, "linear_map"):
+        steps.items.append(Step("result", "the partials above are Jacobians (numerator layout); the "
+                                          "denominator-layout result is their transpose"))
     if getattr(derivative, "linear_map", None) is not None and derivative.expr is None:
         steps.items.append(Step("result", derivative.linear_map))
     elif hasattr(derivative, "linear_map"):
         steps.items.append(Step("result", derivative.linear_map))
         steps.items.append(Step("result", f"∂vec/∂vec = {to_unicode(derivative.expr)}"))
     else:
-        steps.items.append(Step("result", f"∂{to_unicode(F)}/∂{X.name} = {to_unicode(derivative.expr)}",
-                                f"\\frac{{\\partial}}{{\\partial {to_latex(X)}}} = {to_latex(derivative.expr)}"))
+        steps.items.append(Step(
+            "result", f"∂{to_unicode(F)}/∂{X.name} = {to_unicode(derivative.expr)}",
+            f"\\frac{{\\partial}}{{\\partial {to_latex(X)}}}\\left({to_latex(F)}\\right) = "
+            f"{to_latex(derivative.expr)}"))
     return steps
 
 
