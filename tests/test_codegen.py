@@ -245,3 +245,12 @@ def test_large_shared_dag_is_linear_in_size():
     values = random_values(d.function)
     values["W"] = values["W"] / values["W"].shape[0]
     _close(compile_numpy(d)(**values), d.evaluate(**values))
+
+
+def test_generated_code_evaluates_cheaply():
+    # (A + A') x is printed for reading but computed as two matrix-vector products
+    src = matcalc.derive("x' A x", "x", layout="denominator").to_numpy()
+    assert "A @ x + x @ A" in src and "A.T" not in src
+    # the coefficient scales the vector of an outer product, and squares are products
+    src = matcalc.derive("||W2 tanh(W1 x + b) - y||^2", "W1", b="vector(m)", layout="denominator").to_numpy()
+    assert "np.outer(t2, x)" in src and "power" not in src

@@ -17,6 +17,7 @@ from ..shapes import Dim, is_column, is_row
 from .naming import Namer, valid_identifier
 from .plan import plan_temporaries
 from .printer import CodegenError, CodePrinter, kind_of
+from .rewrite import for_evaluation
 from .targets import PRINTERS
 
 ALIASES = {"np": "numpy", "pytorch": "torch", "jnp": "jax"}
@@ -65,7 +66,8 @@ class _Builder:
         if derivative.expr is None:
             raise CodegenError(f"{derivative!r} has no Kronecker (vec) form to generate code from; "
                                "use its .evaluate()")
-        self.roots = ([derivative.function] if value_and_grad else []) + [derivative.expr]
+        self.roots = [for_evaluation(r) for r in
+                      ([derivative.function] if value_and_grad else []) + [derivative.expr]]
         cls = PRINTERS[target]
         self.temps = plan_temporaries(self.roots, cls.statement_nodes)
         for t in self.temps:

@@ -176,6 +176,9 @@ class CodePrinter(Printer):
         return f"{self.fn('full')}({size}, {value})"
 
     def power(self, base: Node, exponent: Node) -> tuple[str, int]:
+        if isinstance(exponent, N.Number) and exponent.value == 2:  # a square is a product, not a pow()
+            b = self.sub(base, POW + 1)
+            return f"{b} * {b}" if isinstance(base, N.Symbol) or base in self.names else f"{b} ** 2", MUL
         return self.call(self.fn("power"), self.code(base), self.code(exponent))
 
     def linalg(self, name: str) -> str:
