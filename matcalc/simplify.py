@@ -128,6 +128,8 @@ _EXPANDING = False
 
 def _expandable(t: Node) -> bool:
     c, core = split_coeff(t)
+    if isinstance(core, N.MatMul) and core.shape == () and all(f.shape == () for f in core.args):
+        return any(isinstance(f, N.Add) for f in core.args)  # scalars: y (σ - 1)
     return isinstance(core, N.Hadamard) and any(isinstance(f, N.Add) for f in core.args)
 
 
@@ -139,8 +141,9 @@ def _expand(t: Node) -> list[Node]:
     factors = list(core.args)
     i = next(k for k, f in enumerate(factors) if isinstance(f, N.Add))
     out = []
+    combine = mul if isinstance(core, N.MatMul) else had
     for term in factors[i].args:
-        piece = had(*factors[:i], term, *factors[i + 1:]) if term.shape != () or len(factors) > 1 else term
+        piece = combine(*factors[:i], term, *factors[i + 1:]) if term.shape != () or len(factors) > 1 else term
         out.extend(_expand(scale(c, piece)))
     return out
 
@@ -168,8 +171,8 @@ def _add(*terms: Node) -> Node:
         else:
             coeffs[core] = coeffs.get(core, Fraction(0)) + c
     out = [scale(c, core) for core, c in coeffs.items() if c != 0]
-    if constant != 0:
-        out.append(N.Number(constant))
+    if constant != 0:  # "σ - 1", not "σ + -1"
+        out.append(N.Number(constant) if constant > 0 or not out else N.Neg(N.Number(-constant)))
     out = _common_divisor(out)
     out = _merge_diagonals(out)
     out = _factor_common(out)
@@ -408,10 +411,20 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
             take(core.args[0], sign)
             take(core.args[1], -sign)
         elif isinstance(core, N.Power) and isinstance(core.args[1], N.Number):
-            b = core.args[0]
-            exps[b] = exps.get(b, Fraction(0)) + sign * core.args[1].value
+            put(core.args[0], sign * core.args[1].value)
         else:
-            exps[core] = exps.get(core, Fraction(0)) + sign
+            put(core, Fraction(sign))
+
+    def put(base: Node, e: Fraction):
+        """Add ``e`` to the exponent of ``base``; ``(σ - 1)`` and ``(1 - σ)`` are one base up to a sign."""
+        nonlocal coeff
+        if base not in exps and isinstance(base, N.Add):
+            negated = add(*[neg(t) for t in base.args])
+            if negated in exps and e.denominator == 1:
+                if e.numerator % 2:
+                    coeff = -coeff
+                base = negated
+        exps[base] = exps.get(base, Fraction(0)) + e
 
     for f in scalars:
         take(f, 1)

@@ -127,6 +127,12 @@ PRINTED = [
     ("norm(x)", "x", {}, "denominator", "x / ‖x‖"),
     ("sum(softplus(-y .* (X w)))", "w", {}, "denominator", "-(Xᵀ σ(-(y ⊙ (X w))) ⊙ y)"),
     ("-sum(y .* log(σ(X w)) + (1 - y) .* log(1 - σ(X w)))", "w", {}, "denominator", "Xᵀ (σ(X w) - y)"),
+    ("-y*log(σ(w·x)) - (1-y)*log(1-σ(w·x))", "w", {"y": "scalar"}, "numerator", "(σ(w · x) - y) xᵀ"),
+    ("(1/2) x' Q x - b' x", "x", {"Q": "symmetric(n)", "b": "vector(n)"}, "denominator", "Q x - b"),
+    ("x' A x + b' x + c", "x", {"b": "vector(n)"}, "denominator", "(A + Aᵀ) x + b"),
+    ("-sum(y .* log(σ(X w)) + (1 - y) .* log(1 - σ(X w))) / N", "w", {"N": "scalar"}, "denominator",
+     "Xᵀ (σ(X w) - y) / N"),
+    ("tanh(x)", "x", {}, "numerator", "diag(1 - tanh(x)⊙²)"),
     ("-y' log(softmax(W x))", "W", {}, "denominator", "(sum(y) softmax(W x) - y) xᵀ"),
     ("tanh(W x + b)", "x", {"b": "vector(m)"}, "numerator", "diag(1 - tanh(W x + b)⊙²) W"),
 ]
