@@ -273,6 +273,10 @@ def _factor_common(terms: list[Node]) -> list[Node]:
                 c, ch = _chain(terms[i])
                 rest = ch[:-1] if side == -1 else ch[1:]
                 rests.append(scale(c / c0, mul(*rest)))
+            if any(r.shape != () for r in rests):
+                # A B + 2a B = (A + 2a I) B: next to matrices, a scalar cofactor is a multiple of I
+                size = key.shape[0] if side == -1 else key.shape[1]
+                rests = [mul(r, N.Identity(size)) if r.shape == () else r for r in rests]
             inner = add(*rests)
             combined = mul(inner, key) if side == -1 else mul(key, inner)
             combined = scale(c0, combined) if not is_zero(combined) else combined

@@ -206,10 +206,8 @@ def test_claims_that_do_not_parse_or_use_other_names_are_wrong_not_crashes():
     assert not report.ok and "y" in report.message
 
 
-# --- derive() bugs found by the property test (docs/verification.md): strict xfails until fixed ------------
-@pytest.mark.xfail(strict=True, reason="simplify factors a common right factor out of a sum with a scalar "
-                                       "term: A B + 2a B becomes (A + 2a) B, where + 2a broadcasts instead "
-                                       "of meaning 2a I")
+# --- derive() bugs found by the property test (docs/verification.md), now regression tests ------------
+# fixed: A B + 2a B factors as (A + 2a I) B, not (A + 2a) B (where 2a would broadcast)
 @pytest.mark.parametrize(("expr", "wrt"), [
     ("a A B + a^2 B where a: scalar", "a"),
     ("tr(A X + b X) where b: scalar", "X"),
