@@ -125,3 +125,15 @@ def test_bug_index_form_of_scalar_product():
 @pytest.mark.parametrize("text", ["A + x' A x", "A + sum(B + x' A x)"])
 def test_bug_internal_shape_error_in_tensor_derivative(text):
     _derives_or_no_matrix_form(text, "A")
+
+
+@pytest.mark.xfail(strict=True, raises=ShapeError,
+                   reason="an internal ShapeError (matrix(1, 1) times matrix(m, m)) in the Hessian of a logdet")
+def test_bug_internal_shape_error_in_hessian():
+    from matcalc import NoMatrixFormError
+
+    try:
+        d = derive("logdet((x y') (x y')' + I)", "y", order=2)
+    except NoMatrixFormError:
+        return
+    assert d.check(exact=False).ok
