@@ -320,6 +320,11 @@ def _pair(a: Node, b: Node) -> list[Node] | None:
     return None
 
 
+def _scalar_of_nonscalars(m: N.MatMul) -> bool:
+    """``xᵀ A x``: a scalar product of vectors and matrices, which must stay one factor in a longer product."""
+    return m.shape == () and any(f.shape != () for f in m.args)
+
+
 def mul(*factors: Node) -> Node:
     if not factors:
         return ONE
@@ -334,7 +339,7 @@ def mul(*factors: Node) -> Node:
         coeff *= c
         if core is None:
             continue
-        if isinstance(core, N.MatMul):
+        if isinstance(core, N.MatMul) and not _scalar_of_nonscalars(core):
             stack.extend(reversed(core.args))
             continue
         if is_zero(core):
@@ -361,7 +366,7 @@ def mul(*factors: Node) -> Node:
             coeff *= c
             if core is None:
                 continue
-            if isinstance(core, N.MatMul):
+            if isinstance(core, N.MatMul) and not _scalar_of_nonscalars(core):
                 for g in core.args:
                     (scalars if g.shape == () else flat).append(g)
             elif core.shape == ():
@@ -408,7 +413,7 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
         coeff *= c if sign > 0 else (1 / c if c != 0 else 1)
         if core is None:
             return
-        if isinstance(core, N.MatMul):
+        if isinstance(core, N.MatMul) and not _scalar_of_nonscalars(core):
             for g in core.args:
                 take(g, sign)
         elif isinstance(core, N.Div):

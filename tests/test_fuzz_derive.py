@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from matcalc import MatcalcError, ShapeError, derive
+from matcalc import MatcalcError, derive
 
 VALID = [
     "x' A x", "sum(exp(A x))", "tr(A X)", "det(X)", "logdet(X)", "norm(X - U V)^2", "max(0, w·x + b)",
@@ -103,7 +103,7 @@ def test_check_with_a_tiny_budget_reports():
     assert "stopped" in str(report)
 
 
-# --- derive() crashes found by the long property run (docs/verification.md): strict xfails until fixed -----
+# --- derive() crashes found by the long property run (docs/verification.md), now regression tests -------
 def _derives_or_no_matrix_form(text: str, wrt: str) -> None:
     from matcalc import NoMatrixFormError
 
@@ -114,22 +114,16 @@ def _derives_or_no_matrix_form(text: str, wrt: str) -> None:
     assert d.check(exact=False).ok
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="tensor.index_form: max() of an empty sequence for a MatMul of scalars only")
-def test_bug_index_form_of_scalar_product():
+def test_index_form_of_scalar_product():
     _derives_or_no_matrix_form("A + tr(A) a where a: scalar", "A")
 
 
-@pytest.mark.xfail(strict=True, raises=ShapeError,
-                   reason="an internal ShapeError while building the tensor derivative of a well-typed input")
 @pytest.mark.parametrize("text", ["A + x' A x", "A + sum(B + x' A x)"])
-def test_bug_internal_shape_error_in_tensor_derivative(text):
+def test_tensor_derivative_with_broadcast_scalar_terms(text):
     _derives_or_no_matrix_form(text, "A")
 
 
-@pytest.mark.xfail(strict=True, raises=ShapeError,
-                   reason="an internal ShapeError (matrix(1, 1) times matrix(m, m)) in the Hessian of a logdet")
-def test_bug_internal_shape_error_in_hessian():
+def test_hessian_through_scalar_products_of_vectors():
     from matcalc import NoMatrixFormError
 
     try:

@@ -45,6 +45,8 @@ def _kron_terms(dF: Node, dX: Node, deps: set[Node], sign: int = 1):
     if dF is dX:
         return [(sign, S.ONE, S.ONE, dF)]
     if isinstance(dF, N.Add):
+        if any(a.shape != dF.shape for a in dF.args if a in deps):
+            raise NoMatrixFormError("a broadcast scalar term has no Kronecker form here")
         return [t for a in dF.args if a in deps for t in _kron_terms(a, dX, deps, sign)]
     if isinstance(dF, N.Neg):
         return _kron_terms(dF.args[0], dX, deps, -sign)
@@ -137,8 +139,9 @@ class _Index:
             return [(1, [f"δ_{a}{k}" for a, k in zip(self.own((row, col)), self.var, strict=False)])]
         if n not in self.deps:
             return [(1, [self.ref(n, self.own((row, col)))])]
-        if isinstance(n, N.Add):
-            return [t for a in n.args if a in self.deps for t in self.terms(a, row, col)]
+        if isinstance(n, N.Add):  # a scalar term is broadcast: the same for every (row, col)
+            return [t for a in n.args if a in self.deps
+                    for t in self.terms(a, *((row, col) if a.shape != () else ("", "")))]
         if isinstance(n, N.Neg):
             return [(-s, f) for s, f in self.terms(n.args[0], row, col)]
         if isinstance(n, N.Transpose):
@@ -148,7 +151,7 @@ class _Index:
         if isinstance(n, N.MatMul):
             pieces = []
             current = row
-            last = max(i for i, f in enumerate(n.args) if f.shape != ())
+            last = max((i for i, f in enumerate(n.args) if f.shape != ()), default=-1)
             for i, f in enumerate(n.args):
                 if f.shape == ():
                     pieces.append((f, ("", "")))
