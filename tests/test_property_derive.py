@@ -13,7 +13,8 @@ some) and the result is checked with :func:`matcalc.verify.check_derivative` (nu
 acceptable outcomes are a passing check or :class:`~matcalc.NoMatrixFormError` (a tensor-valued
 derivative, e.g. a vector with respect to a matrix); a mismatch fails the test.
 
-CI runs 60 examples; ``MATCALC_LONG=1`` runs 5000 (see docs/verification.md).
+CI runs 30 fixed (derandomized) examples, so a landing never hangs on a newly drawn case;
+``MATCALC_LONG=1`` runs 5000 random ones (see docs/verification.md).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from matcalc.shapes import Dim
 from matcalc.verify import check_derivative
 
 LONG = os.environ.get("MATCALC_LONG") == "1"
-MAX_EXAMPLES = 5000 if LONG else 60
+MAX_EXAMPLES = 5000 if LONG else 30
 #: Seconds per check; a check that runs out is counted (hypothesis event) but is not a failure.
 TIME_BUDGET = 20.0 if LONG else 4.0
 #: In the long run, a running tally of outcomes is appended here (one line per example), so a run that
@@ -208,7 +209,7 @@ def _verify(e, variable, layout):
     return "tensor" if hasattr(d, "kronecker") else "ok"
 
 
-@settings(max_examples=MAX_EXAMPLES, deadline=None,
+@settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=not LONG,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 @given(data=st.data(), kind=st.sampled_from(["s", "s", "s", "v", "v", "M"]))
 def test_derivatives_agree_with_sympy(data, kind):
@@ -230,7 +231,7 @@ def test_derivatives_agree_with_sympy(data, kind):
     _log(outcomes)
 
 
-@settings(max_examples=max(10, MAX_EXAMPLES // 4), deadline=None,
+@settings(max_examples=max(10, MAX_EXAMPLES // 4), deadline=None, derandomize=not LONG,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())
 def test_hessians_agree_with_sympy(data):
