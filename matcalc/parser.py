@@ -266,10 +266,10 @@ _TOKEN_NAMES = {
     "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "SEMI": "';'", "COLON": "':'", "PLUS": "'+'",
     "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "HADAMARD": "'.*'", "ELEMDIV": "'./'", "DOT": "'·'",
     "CARET": "'^'", "ELEMPOW": "'.^'", "TRANSPOSE": "a transpose (')", "NORMBAR": "'||'",
-    "NORMSUB": "'_F'", "WHERE": "'where'", "$END": "the end of the input",
+    "NORMSUB": "'_F'", "NORMOPEN": "'||'", "WHERE": "'where'", "$END": "the end of the input",
     "<END-OF-FILE>": "the end of the input",
 }
-_OPERAND = {"NAME", "NUMBER", "FUNCNAME", "LPAR", "LSQB", "NORMBAR", "MINUS", "PLUS"}
+_OPERAND = {"NAME", "NUMBER", "FUNCNAME", "LPAR", "LSQB", "NORMOPEN", "MINUS", "PLUS"}
 _OPERATOR = {"PLUS", "MINUS", "STAR", "SLASH", "HADAMARD", "ELEMDIV", "DOT", "CARET", "ELEMPOW", "TRANSPOSE"}
 
 
@@ -310,14 +310,46 @@ def _syntax_error(exc: UnexpectedInput, text: str, what: str) -> MatcalcSyntaxEr
             return MatcalcSyntaxError(
                 f"unexpected end of {what}; expected {_expected(exc.expected)}", len(text), text)
         msg = f"unexpected {str(tok)!r} in {what}; expected {_expected(exc.expected)}"
-        if tok.type == "NORMBAR" and "NORMBAR" not in exc.expected:
-            # juxtaposition never starts with a bar, so `2||x||` and `||a|| ||b||` need a '*'
-            msg += "; write '*' before a norm that follows an operand (2 * ||x||)"
         return MatcalcSyntaxError(msg, tok.start_pos, text)
     if isinstance(exc, UnexpectedEOF):
         return MatcalcSyntaxError(f"unexpected end of {what}; expected {_expected(exc.expected)}",
                                   len(text), text)
     return MatcalcSyntaxError(f"cannot parse {what}", getattr(exc, "pos_in_stream", 0), text)
+
+
+_OPEN_BAR = "\ue000"
+
+
+def _mark_norm_openers(text: str) -> str:
+    """Mark the bars that open a norm (same length, so positions are unchanged).
+
+    ``||`` opens a norm at depth 0 or after anything that cannot end an operand (an operator, ``(``,
+    ``,``, another opening bar); otherwise it closes the innermost one. That settles ``λ ||w||^2``,
+    ``||a|| ||b||`` and ``||x - ||y|| z||`` without lookahead in the grammar.
+    """
+    if "|" not in text and "‖" not in text:
+        return text
+    out = list(text)
+    depth = 0
+    after_operand = False
+    i, n = 0, len(text)
+    while i < n:
+        ch = text[i]
+        width = 2 if text.startswith("||", i) else 1 if ch == "‖" else 0
+        if width:
+            if depth == 0 or not after_operand:
+                out[i:i + width] = _OPEN_BAR * width
+                depth += 1
+                after_operand = False
+            else:
+                depth -= 1
+                after_operand = True
+            i += width
+            continue
+        if not ch.isspace():
+            after_operand = ch.isalnum() or ch in ")]'ᵀ_" or "\u0370" <= ch <= "\u03ff"
+        i += 1
+    return "".join(out)
 
 
 def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
@@ -328,9 +360,10 @@ def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
     if not text.strip():
         raise error_cls(f"{what} is empty", 0, text)
     try:
-        return _parser(start).parse(text)
+        return _parser(start).parse(_mark_norm_openers(text))
     except UnexpectedInput as exc:
         err = _syntax_error(exc, text, what)
+        err.message = err.message.replace(_OPEN_BAR, "|")
         if error_cls is not MatcalcSyntaxError:
             err = error_cls(err.message, err.position, text)
         raise err from None

@@ -70,7 +70,7 @@ CASES = [
     ("logdet(S)", "S", {"S": "symmetric(n)"}, {"spd": "S"}), ("tr(A S)", "S", {"S": "symmetric(n)"}, {}),
     ("x' inv(S) x", "S", {"S": "symmetric(n)"}, {"spd": "S"}),
     # losses of machine learning
-    ("||X w - y||^2 + λ * ||w||^2", "w", {}, {}),
+    ("||X w - y||^2 + λ * ||w||^2", "w", {}, {}), ("||X w - y||^2 + λ ||w||^2", "w", {}, {}),
     ("sum(log(1 + exp(-y .* (X w))))", "w", {}, {}), ("sum(softplus(-y .* (X w)))", "w", {}, {}),
     ("-sum(y .* log(σ(X w)) + (1 - y) .* log(1 - σ(X w)))", "w", {}, {}),
     ("tr(A diag(x) B)", "x", {}, {}), ("logdet(S + diag(x))", "x", {"S": "symmetric(n)"}, {"spd": "S"}),
