@@ -41,7 +41,6 @@ if THREADS == 1:
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
 
 import numpy as np  # noqa: E402
-
 from _util import Targets, load_line, optional, table  # noqa: E402
 
 import matcalc  # noqa: E402
@@ -217,8 +216,8 @@ def run(sizes, repeat, min_run, use_jax, use_torch, order: int, targets: Targets
             expected = hand(*args)
             got = gen(*args)
             np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-9)
-            t_gen = bench(lambda: gen(*args), repeat, min_run)
-            t_hand = bench(lambda: hand(*args), repeat, min_run)
+            t_gen = bench(lambda gen=gen, args=args: gen(*args), repeat, min_run)
+            t_hand = bench(lambda hand=hand, args=args: hand(*args), repeat, min_run)
             row = [name, n, f"{var}" + ("²" if order == 2 else ""), fmt(t_gen), fmt(t_hand), ratio(t_gen, t_hand)]
             checks.append((name, n, t_gen, t_hand))
             t_jax = t_genjax = comp = None
@@ -229,10 +228,10 @@ def run(sizes, repeat, min_run, use_jax, use_torch, order: int, targets: Targets
                 fn = jax.grad(loss, argnums=argnum) if order == 1 else jax.hessian(loss, argnums=argnum)
                 cj, comp = jit_compiled(fn, jargs)
                 np.testing.assert_allclose(np.asarray(cj(*jargs)), expected, rtol=1e-7, atol=1e-9)
-                t_jax = bench(lambda: cj(*jargs).block_until_ready(), repeat, min_run)
+                t_jax = bench(lambda cj=cj, jargs=jargs: cj(*jargs).block_until_ready(), repeat, min_run)
                 cg, comp_g = jit_compiled(gen_jax, jargs)
                 np.testing.assert_allclose(np.asarray(cg(*jargs)), expected, rtol=1e-7, atol=1e-9)
-                t_genjax = bench(lambda: cg(*jargs).block_until_ready(), repeat, min_run)
+                t_genjax = bench(lambda cg=cg, jargs=jargs: cg(*jargs).block_until_ready(), repeat, min_run)
                 row += [fmt(t_jax), f"{comp * 1e3:.0f}", ratio(t_jax, t_gen), fmt(t_genjax), f"{comp_g * 1e3:.0f}",
                         ratio(t_genjax, t_jax)]
             else:
@@ -243,7 +242,7 @@ def run(sizes, repeat, min_run, use_jax, use_torch, order: int, targets: Targets
                 argnum = params.index(var)
                 tf = (torch.func.grad if order == 1 else torch.func.hessian)(tl[name], argnums=argnum)
                 np.testing.assert_allclose(tf(*targs).numpy(), expected, rtol=1e-7, atol=1e-9)
-                t_torch = bench(lambda: tf(*targs), repeat, min_run)
+                t_torch = bench(lambda tf=tf, targs=targs: tf(*targs), repeat, min_run)
                 row += [fmt(t_torch), ratio(t_torch, t_gen)]
             else:
                 row += ["skipped: not installed" if torch is None else "skipped (--no-torch)", ""]
@@ -300,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"smallest speed-up {worst[4] / worst[2]:.1f}x: {worst[0]} n={worst[1]}")
         xax = [c for c in big if c[0] == "x'Ax"]
         worst = min(xax, key=lambda c: c[4] / c[2])
-        t.check(all(c[4] >= 10 * c[2] for c in xax), "generated Hessian >= 10x faster than jax.hessian on x'Ax (n >= 100)",
+        t.check(all(c[4] >= 10 * c[2] for c in xax),
+                "generated Hessian >= 10x faster than jax.hessian on x'Ax (n >= 100)",
                 f"smallest speed-up {worst[4] / worst[2]:.1f}x at n={worst[1]}")
         worst = max(grads, key=lambda c: c[5] / c[4])
         t.check(all(c[5] <= 1.05 * c[4] for c in grads),

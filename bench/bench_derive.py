@@ -25,7 +25,6 @@ import time  # noqa: F401
 from collections.abc import Callable
 
 import numpy as np
-
 from _util import Targets, clock, load_line, table
 
 import matcalc  # noqa: E402
@@ -34,8 +33,8 @@ from matcalc.numeric import evaluate  # noqa: E402
 
 try:
     import sympy as sp
-    from sympy import HadamardProduct, Identity, Inverse, MatrixSymbol, OneMatrix, Trace
     from sympy import Determinant as Det
+    from sympy import HadamardProduct, Identity, Inverse, MatrixSymbol, OneMatrix, Trace
 except ImportError:  # pragma: no cover
     sp = None
 
@@ -272,7 +271,7 @@ def sympy_numeric(result, function, values: dict):
     for s in function.atoms(MatrixSymbol) | result.atoms(MatrixSymbol):
         v = np.asarray(values[s.name], dtype=float)
         v = v.reshape(-1, 1) if v.ndim == 1 else v
-        for d, size in zip(s.shape, v.shape):
+        for d, size in zip(s.shape, v.shape, strict=False):
             if isinstance(d, sp.Symbol):
                 rep[d] = size
         rep[s] = sp.ImmutableMatrix(v)
@@ -373,7 +372,7 @@ def run(problems, reps_mc: int, reps_sp: int, use_sympy: bool) -> list[dict]:
             rec["mc_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:80]
             rec["mc_ok"] = False
     # phase 2: SymPy
-    for rec, (_, _, _, _, order, builder) in zip(records, problems):
+    for rec, (_, _, _, _, order, builder) in zip(records, problems, strict=True):
         if not use_sympy:
             rec["sp"] = "skipped: not installed" if sp is None else "skipped (--no-sympy)"
             continue
@@ -426,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     reps_mc, reps_sp = (3, 2) if args.smoke else (21, 7)
     use_sympy = sp is not None and not args.no_sympy
     gc_state = "enabled" if gc.isenabled() else "disabled"
-    print(f"# bench_derive ({args.clock} time; {load_line()}): {len(problems)} problems; matcalc median/max of {reps_mc} fresh derive() calls "
+    print(f"# bench_derive ({args.clock} time; {load_line()}): {len(problems)} problems; "
+          f"matcalc median/max of {reps_mc} fresh derive() calls "
           f"(lark parser warmed up first), SymPy median of {reps_sp} (cache cleared each time); gc {gc_state}")
     records = run(problems, reps_mc, reps_sp, use_sympy)
     rows = []
@@ -435,7 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             mc_cells = ["ERROR", "", r["mc_error"]]
         else:
             gc_note = f" (GC {r['mc_max_gc'] * 1e3:.0f})" if r["mc_max_gc"] > 1e-3 else ""
-            mc_cells = [f"{r['mc_med'] * 1e3:.2f}", f"{r['mc_max'] * 1e3:.2f}{gc_note}", "ok" if r["mc_ok"] else "WRONG"]
+            mc_cells = [f"{r['mc_med'] * 1e3:.2f}", f"{r['mc_max'] * 1e3:.2f}{gc_note}",
+                        "ok" if r["mc_ok"] else "WRONG"]
         sp_time = f"{r['sp_med'] * 1e3:.1f}" if "sp_med" in r else "-"
         speed = _ratio(r["sp_med"] / r["mc_med"]) if "sp_med" in r and "mc_med" in r else "-"
         rows.append([i, r["group"], f"`{r['problem']}`", r["wrt"], *mc_cells, sp_time, r["sp"], speed])

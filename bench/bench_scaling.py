@@ -18,7 +18,6 @@ import sys
 import time  # noqa: F401
 
 import numpy as np
-
 from _util import Targets, clock, load_line, table
 
 import matcalc  # noqa: E402
@@ -62,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     depths = [1, 2, 4] if args.smoke else [1, 2, 4, 8, 16, 32, 64]
     reps = 3 if args.smoke else 7
     matcalc.derive("sum(tanh(W2 tanh(W1 x)))", "W1", layout="denominator")  # warm-up: parser, lazy imports
-    print(f"# bench_scaling ({args.clock} time; {load_line()}): median of {reps} fresh derive() calls per depth (lark parser warmed up first)")
+    print(f"# bench_scaling ({args.clock} time; {load_line()}): median of {reps} fresh derive() calls per depth "
+          "(lark parser warmed up first)")
     results: dict[str, list[tuple[int, float, int]]] = {"W1": [], "x": []}
     rows = []
     for L in depths:
