@@ -33,10 +33,12 @@ def python3_kernel(tmp_path_factory) -> str:
     root = tmp_path_factory.mktemp("jupyter")
     spec = root / "kernels" / "python3"
     spec.mkdir(parents=True)
+    checkout = str(Path(__file__).resolve().parent.parent)  # matcalc importable even when not installed
     (spec / "kernel.json").write_text(json.dumps({
         "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "Python 3 (matcalc tests)",
         "language": "python",
+        "env": {"PYTHONPATH": checkout + os.pathsep + os.environ.get("PYTHONPATH", "")},
     }))
     old = os.environ.get("JUPYTER_PATH")
     os.environ["JUPYTER_PATH"] = str(root) + (os.pathsep + old if old else "")
