@@ -358,6 +358,22 @@ def _user_entry(index: tuple[int, int], shape) -> tuple:
     return tuple(int(i) for i in index)
 
 
+def _is_sym_matrix(v) -> bool:
+    import sympy
+
+    return isinstance(v, sympy.MatrixBase)
+
+
+def _numbers(value, like):
+    """A value as SymPy numbers, in the form ``symbol_matrices`` gives the symbol (scalar or Matrix)."""
+    import sympy
+
+    if not _is_sym_matrix(like):
+        return sympy.Float(float(value), 17)
+    arr = np.asarray(value, dtype=np.float64).reshape(like.shape)
+    return sympy.Matrix(arr.shape[0], arr.shape[1], [sympy.Float(float(x), 17) for x in arr.ravel()])
+
+
 def _internal(value, rows: int, cols: int) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
     if arr.size != rows * cols:
@@ -394,10 +410,15 @@ class _Job:
                     "off the diagonal" if sym else "")
         self.emit("stage", "building the explicit SymPy function")
         symbols = symbol_matrices(F, sizes)
-        f = to_explicit(F, sizes, symbols)
-        self.emit("stage", "differentiating with SymPy")
-        truth = _truth(F, X, d.layout, d.order, f, symbols[X.name])
-        rows, cols = truth.shape
+        if self.exact:
+            f = to_explicit(F, sizes, symbols)
+            self.emit("stage", "differentiating with SymPy")
+            truth = _truth(F, X, d.layout, d.order, f, symbols[X.name])
+        else:
+            # numeric only: at each point the other variables enter SymPy as numbers, so it differentiates
+            # a far smaller expression (only the variable's entries are symbols); see _truth_at
+            truth = None
+        rows, cols = self._truth_shape(truth, symbols)
         # the closed form's concrete shape must be the truth's
         from .numeric import SizeBinder
 
@@ -430,7 +451,10 @@ class _Job:
             self.emit("stage", f"evaluating at point {checked + 1}")
             try:
                 with np.errstate(all="ignore"):
-                    exp_v = np.asarray(numeric_value(truth, symbols, values), dtype=np.float64).reshape(rows, cols)
+                    if truth is None:
+                        exp_v = self._truth_at(values, symbols).reshape(rows, cols)
+                    else:
+                        exp_v = np.asarray(numeric_value(truth, symbols, values), dtype=np.float64).reshape(rows, cols)
             except (ZeroDivisionError, OverflowError, ValueError, TypeError):
                 continue
             if not np.all(np.isfinite(exp_v)):
@@ -487,6 +511,45 @@ class _Job:
         self.emit("report", self.report(ok=True, method="exact", max_error=0.0 if failure else worst,
                                         points_checked=checked, compared=compared, note=note))
 
+
+    def _truth_shape(self, truth, symbols) -> tuple[int, int]:
+        """The concrete shape of the derivative in the closed form's layout."""
+        if truth is not None:
+            return truth.shape
+        import sympy
+
+        from .sympy_backend import to_explicit
+
+        d = self.d
+        zeros = {name: (sympy.zeros(*_as_matrix(v).shape) if _is_sym_matrix(v) else sympy.Integer(0))
+                 for name, v in symbols.items() if name != d.variable.name}
+        zeros[d.variable.name] = symbols[d.variable.name]
+        shape_f = _as_matrix(to_explicit(d.function, self.sizes, zeros)).shape
+        xv = _as_matrix(symbols[d.variable.name])
+        nf = shape_f[0] * shape_f[1]
+        nx = xv.shape[0] * xv.shape[1]
+        scalar_f, scalar_x = d.function.shape == (), d.variable.shape == ()
+        if d.order == 2:
+            return (nx, nx) if not scalar_x else (1, 1)
+        if scalar_x:
+            return shape_f if not (d.layout == "denominator" and shape_f[1] == 1 and nf > 1) else (1, nf)
+        if scalar_f:
+            xs = xv.shape
+            if xs[1] == 1:
+                return (1, xs[0]) if d.layout == "numerator" else (xs[0], 1)
+            return (xs[1], xs[0]) if d.layout == "numerator" else xs
+        return (nf, nx) if d.layout == "numerator" else (nx, nf)
+
+    def _truth_at(self, values, symbols) -> np.ndarray:
+        """SymPy's derivative at one point, with every variable but the one differentiated given as numbers."""
+        from .sympy_backend import numeric_value, to_explicit
+
+        d = self.d
+        name = d.variable.name
+        partial = {k: (_numbers(values[k], v) if k != name else v) for k, v in symbols.items()}
+        f = to_explicit(d.function, self.sizes, partial)
+        truth = _truth(d.function, d.variable, d.layout, d.order, f, symbols[name])
+        return np.asarray(numeric_value(truth, {name: symbols[name]}, {name: values[name]}), dtype=np.float64)
 
     def run_tensor(self) -> None:
         """A 3- or 4-way derivative: ``T[out..., var...] = dF[out...]/dX[var...]``, compared numerically

@@ -33,7 +33,7 @@ from matcalc.shapes import Dim
 from matcalc.verify import check_derivative
 
 LONG = os.environ.get("MATCALC_LONG") == "1"
-MAX_EXAMPLES = 5000 if LONG else 30
+MAX_EXAMPLES = int(os.environ.get("MATCALC_LONG_EXAMPLES", "5000")) if LONG else 30
 #: Seconds per check; a check that runs out is counted (hypothesis event) but is not a failure.
 TIME_BUDGET = 20.0 if LONG else 4.0
 #: In the long run, a running tally of outcomes is appended here (one line per example), so a run that

@@ -21,6 +21,9 @@ CASES = [
     ("X'", "X", {}, "dXᵀ", None, "∂(Xᵀ)_ij/∂X_kl = δ_jk δ_il"),
     ("x' X", "X", {}, "xᵀ dX", "kron(I, xᵀ)", "∂(xᵀ X)_i/∂X_kl = x_k δ_il"),
     ("exp(A X)", "X", {}, None, None, None),
+    # a broadcast or scaling scalar that depends on the matrix: index form and values, no Kronecker form
+    ("x + x' A x", "A", {}, None, None, "∂(x + xᵀ A x)_i/∂A_kl = x_k x_l (𝟙)_i"),
+    ("x (x' A x)", "A", {}, None, None, "∂(x (xᵀ A x))_i/∂A_kl = x_k x_l x_i"),
 ]
 
 

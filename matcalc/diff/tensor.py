@@ -61,7 +61,7 @@ def _kron_terms(dF: Node, dX: Node, deps: set[Node], sign: int = 1):
                     for s, left, right, occ in inner]
     if isinstance(dF, N.MatMul):
         idx = [i for i, f in enumerate(dF.args) if f in deps]
-        if len(idx) == 1:
+        if len(idx) == 1 and not (dF.args[idx[0]].shape == () and dF.shape != ()):
             i = idx[0]
             left, right = S.mul(*dF.args[:i]), S.mul(*dF.args[i + 1:])
             return [(s, S.mul(left, l2), S.mul(r2, right), occ)
