@@ -565,11 +565,18 @@ class _Job:
             compared += "; symmetric variable: SymPy's derivative by a shared entry against T_kl + T_lk"
         self.emit("stage", "building the explicit SymPy function")
         symbols = symbol_matrices(F, sizes)
-        f = _as_matrix(to_explicit(F, sizes, symbols))
         xv = _as_matrix(symbols[X.name])
+
+        def jacobian_of(table):
+            f = _as_matrix(to_explicit(F, sizes, table))
+            return f, sympy.Matrix(list(f)).jacobian(list(xv)).applyfunc(
+                lambda e: e.replace(lambda a: isinstance(a, sympy.DiracDelta), lambda a: sympy.Integer(0)))
+
+        # the other variables enter as numbers at each point (only X's entries are symbols): far smaller
         self.emit("stage", "differentiating with SymPy")
-        J = sympy.Matrix(list(f)).jacobian(list(xv)).applyfunc(
-            lambda e: e.replace(lambda a: isinstance(a, sympy.DiracDelta), lambda a: sympy.Integer(0)))
+        zeros = {k: (sympy.zeros(*_as_matrix(v).shape) if _is_sym_matrix(v) else sympy.Integer(0))
+                 for k, v in symbols.items() if k != X.name}
+        f, _ = jacobian_of({**zeros, X.name: symbols[X.name]})
         out_axes = tuple(n for n in (f.shape if is_matrix(F.shape) else (len(f),)) if F.shape != ())
         var_axes = tuple(xv.shape) if is_matrix(X.shape) else (len(xv),)
         shape = out_axes + var_axes
@@ -586,7 +593,10 @@ class _Job:
                 continue
             try:
                 with np.errstate(all="ignore"):
-                    exp_v = np.asarray(numeric_value(J, symbols, values), dtype=np.float64).reshape(shape)
+                    partial = {k: (_numbers(values[k], v) if k != X.name else v) for k, v in symbols.items()}
+                    _, J = jacobian_of(partial)
+                    exp_v = np.asarray(numeric_value(J, {X.name: symbols[X.name]}, {X.name: values[X.name]}),
+                                       dtype=np.float64).reshape(shape)
             except (ZeroDivisionError, OverflowError, ValueError, TypeError):
                 continue
             if not np.all(np.isfinite(exp_v)):
