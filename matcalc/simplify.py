@@ -375,6 +375,7 @@ def mul(*factors: Node) -> Node:
                 flat.append(core)
         chain = flat
     chain = _absorb_diagonals(chain)
+    chain = _runs_as_powers(chain)
     if len(chain) > 1 and any(isinstance(f, N.Identity) for f in chain):
         chain = [f for f in chain if not isinstance(f, N.Identity)] or chain[:1]
     c2, nums, dens = _scalar_powers(scalars)
@@ -445,6 +446,25 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
     nums = [power(b, N.Number(e)) for b, e in exps.items() if e > 0]
     dens = [power(b, N.Number(-e)) for b, e in exps.items() if e < 0]
     return coeff, nums, dens
+
+
+def _runs_as_powers(chain: list[Node]) -> list[Node]:
+    """``X X -> X²``, ``X X² -> X³``: powers of one square matrix side by side are merged."""
+    if len(chain) < 2:
+        return chain
+    out: list[Node] = []
+    for f in chain:
+        base, k = (f.args[0], f.args[1].value) if isinstance(f, N.Power) and isinstance(f.args[1], N.Number) \
+            else (f, 1)
+        if out and len(f.shape) == 2 and f.shape[0] == f.shape[1] and not isinstance(f, N.Identity):
+            prev = out[-1]
+            pbase, pk = (prev.args[0], prev.args[1].value) if isinstance(prev, N.Power) and isinstance(
+                prev.args[1], N.Number) else (prev, 1)
+            if pbase is base and k > 0 and pk > 0:
+                out[-1] = power(base, N.Number(pk + k))
+                continue
+        out.append(f)
+    return out
 
 
 def _absorb_diagonals(chain: list[Node]) -> list[Node]:
@@ -588,6 +608,8 @@ def _self_transpose(x: Node) -> bool:
         return all(transpose(t) in terms for t in x.args)
     if isinstance(x, N.Inv) or (isinstance(x, N.Power) and x.shape != ()):
         return _self_transpose(x.args[0])
+    if isinstance(x, N.MatMul) and x.shape != () and x.shape[0] == x.shape[1]:
+        return transpose(x) is x  # Xᵀ C X with C symmetric, Xᵀ X
     return False
 
 
@@ -604,6 +626,8 @@ def transpose(x: Node) -> Node:
         return mul(*[transpose(f) for f in reversed(x.args)])
     if isinstance(x, N.Div):
         return div(transpose(x.args[0]), x.args[1])
+    if isinstance(x, N.Power) and isinstance(x.args[1], N.Number) and not _self_transpose(x.args[0]):
+        return power(transpose(x.args[0]), x.args[1])  # (X²)ᵀ = (Xᵀ)²
     if isinstance(x, N.Add) and is_row(x.shape):  # a sum of rows reads better as a sum of columns
         return add(*[transpose(t) for t in x.args])
     if _self_transpose(x):
@@ -667,6 +691,10 @@ def ssum(x: Node) -> Node:
 def dot(a: Node, b: Node) -> Node:
     if is_zero(a) or is_zero(b):
         return ZERO
+    ca, a_core = split_coeff(a)
+    cb, b_core = split_coeff(b)
+    if (ca != 1 or cb != 1) and a_core is not None and b_core is not None:
+        return scale(ca * cb, dot(a_core, b_core))
     if isinstance(a, N.Ones):
         return ssum(b)
     if isinstance(b, N.Ones):

@@ -34,7 +34,8 @@ class UnicodePrinter(TextPrinter):
     def _print_Power(self, n):
         base, e = n.args
         if self._small_int(e):
-            return self.sub(base, POST) + str(e.value.numerator).translate(_SUPERSCRIPT), POW
+            level = POST + 1 if isinstance(base, N.Transpose) else POST  # (Xᵀ)², not Xᵀ²
+            return self.sub(base, level) + str(e.value.numerator).translate(_SUPERSCRIPT), POW
         return super()._print_Power(n)
 
     def _print_ElemPower(self, n):
