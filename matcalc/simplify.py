@@ -126,6 +126,11 @@ def add(*terms: Node) -> Node:
 _EXPANDING = False
 
 
+def _negative_scaled(t: Node) -> bool:
+    c, core = split_coeff(t)
+    return core is not None and c < 0 and not isinstance(t, N.Neg)
+
+
 def _expandable(t: Node) -> bool:
     c, core = split_coeff(t)
     if isinstance(core, N.MatMul) and core.shape == () and all(f.shape == () for f in core.args):
@@ -182,6 +187,8 @@ def _add(*terms: Node) -> Node:
     if len(out) == 1:
         t = out[0]
         return mul(t, N.Ones(shape)) if t.shape == () and shape != () else t
+    # a negative term of a sum is a Neg ("a - 2 b" reads, and parses, as written)
+    out = [N.Neg(scale(-split_coeff(t)[0], split_coeff(t)[1])) if _negative_scaled(t) else t for t in out]
     # put a negated first term later when another term can lead ("-a + b" -> "b - a")
     if isinstance(out[0], N.Neg):
         for i, t in enumerate(out):

@@ -189,7 +189,7 @@ def _square_special(sub):
 trees = st.sampled_from(SHAPES).flatmap(lambda s: expr(s, 4))
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=int(__import__("os").environ.get("MATCALC_ROUNDTRIP_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.filter_too_much])
 @given(trees)
 def test_print_then_parse_is_identity(e):

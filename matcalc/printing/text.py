@@ -66,9 +66,6 @@ class TextPrinter(Printer):
         for t in n.args[1:]:
             if isinstance(t, N.Neg):
                 parts.append(" - " + self.sub(t.args[0], MUL))
-            elif isinstance(t, N.MatMul) and isinstance(t.args[0], N.Number) and t.args[0].value < 0:
-                positive = N.MatMul(N.Number(-t.args[0].value), *t.args[1:])
-                parts.append(" - " + self.sub(positive, MUL))
             else:
                 parts.append(" + " + self.sub(t, MUL))
         return "".join(parts), ADD
