@@ -17,6 +17,7 @@ nested, while ``a + b + c`` is one flat sum). The strategy avoids only what the 
 
 from __future__ import annotations
 
+import os
 from fractions import Fraction
 
 import pytest
@@ -59,6 +60,9 @@ from matcalc.nodes import (
     Zeros,
 )
 from matcalc.shapes import Dim
+
+#: examples of the round-trip property (raise with MATCALC_ROUNDTRIP_EXAMPLES for a long run)
+ROUNDTRIP_EXAMPLES = int(os.environ.get("MATCALC_ROUNDTRIP_EXAMPLES", "300"))
 
 n, m = Dim("n"), Dim("m")
 SCALAR, COL, ROW, SQUARE, WIDE, TALL = (), (n, 1), (1, n), (n, n), (n, m), (m, n)
@@ -189,7 +193,7 @@ def _square_special(sub):
 trees = st.sampled_from(SHAPES).flatmap(lambda s: expr(s, 4))
 
 
-@settings(max_examples=int(__import__("os").environ.get("MATCALC_ROUNDTRIP_EXAMPLES", "300")), deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=ROUNDTRIP_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.filter_too_much])
 @given(trees)
 def test_print_then_parse_is_identity(e):
