@@ -260,3 +260,8 @@ def test_subprocess_bad_input_no_traceback():
 def test_subprocess_usage_error():
     p = _python_m("derive", "x", "--order", "3")
     assert p.returncode == 2 and "invalid choice" in p.stderr
+
+
+def test_code_for_a_tensor_without_kronecker_form_is_a_clean_error(capsys):
+    code, _, err = run(capsys, "derive", "X'", "--wrt", "X", "--format", "numpy")
+    assert code == 1 and "no Kronecker" in err and "internal error" not in err

@@ -47,6 +47,9 @@ class _Builder:
         if target not in PRINTERS:
             raise CodegenError(f"unknown code generation target {target!r}; the targets are "
                                f"{', '.join(PRINTERS)}")
+        if derivative.expr is None:
+            raise CodegenError(f"{derivative!r} has no Kronecker (vec) form to generate code from; "
+                               "use its .evaluate()")
         self.target = target
         self.d = derivative
         self.value_and_grad = value_and_grad
@@ -63,9 +66,6 @@ class _Builder:
                 if isinstance(size, Dim) and size.name not in self.dims:
                     self.dims[size.name] = self.namer.take(size.name, "_dim")
                     self.binding.append((self.dims[size.name], names[s], axis))
-        if derivative.expr is None:
-            raise CodegenError(f"{derivative!r} has no Kronecker (vec) form to generate code from; "
-                               "use its .evaluate()")
         self.roots = [for_evaluation(r) for r in
                       ([derivative.function] if value_and_grad else []) + [derivative.expr]]
         cls = PRINTERS[target]
