@@ -33,3 +33,8 @@ def test_matrix_intermediates_are_given_as_differentials():
     assert any(s.text == "du1 = U dV" for s in steps)
     assert "-2 Uᵀ (X - U V)" in str(steps)
     assert steps._repr_markdown_().startswith("**")
+
+
+def test_steps_with_a_zero_partial():
+    steps = str(matcalc.derive("sign(diag(x + a b) / (a^2 + 1))^2", "x").steps)
+    assert "= 0" in steps

@@ -132,9 +132,9 @@ def explain(derivative) -> Steps:
                 text = f"{label} = {to_unicode(part)}"
                 tex = frac + ("_{\\text{direct}}" if direct else "") + f" = {to_latex(part)}"
             except MatcalcError:
-                dl = differential(local, var)
-                text = f"d{sym.name} = {to_unicode(dl)}"
-                tex = f"d{sym.name} = {to_latex(dl)}" if dl is not None else ""
+                dl = differential(local, var)  # None: the partial is zero (through sign or step)
+                text = f"d{sym.name} = {to_unicode(dl) if dl is not None else '0'}"
+                tex = f"d{sym.name} = {to_latex(dl) if dl is not None else '0'}"
             partials[(sym.name, inp)] = text
             steps.items.append(Step("partial", text, tex, rule))
     chain = _chain_text(locals_, X, deps, names) if locals_ else ""
