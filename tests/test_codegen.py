@@ -6,6 +6,7 @@ import ast
 
 import numpy as np
 import pytest
+from finite_differences import random_values
 
 import matcalc
 from matcalc.codegen import CodegenError, compile_numpy, generate
@@ -254,3 +255,15 @@ def test_generated_code_evaluates_cheaply():
     # the coefficient scales the vector of an outer product, and squares are products
     src = matcalc.derive("||W2 tanh(W1 x + b) - y||^2", "W1", b="vector(m)", layout="denominator").to_numpy()
     assert "np.outer(t2, x)" in src and "power" not in src
+
+
+def test_gram_hessians_use_a_symmetric_product():
+    # A' diag(w) A with w >= 0 is generated as B' B (NumPy's symmetric rank-k update: half the work)
+    for text, var in (("sum(exp(A x))", "x"), ("-sum(y .* log(σ(X w)) + (1 - y) .* log(1 - σ(X w)))", "w")):
+        h = matcalc.hessian(text, var)
+        src = h.to_numpy()
+        assert "np.sqrt(" in src and ".T @ t" in src
+        values = random_values(h.function, seed=4)
+        np.testing.assert_allclose(h.compile()(**values), h.evaluate(**values), rtol=1e-10)
+    # a weight of unknown sign keeps the general product
+    assert "np.sqrt(" not in matcalc.hessian("sum(sin(A x))", "x").to_numpy()

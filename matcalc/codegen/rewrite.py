@@ -47,6 +47,40 @@ def _scale_vector(n: N.MatMul) -> Node | None:
     return None
 
 
+def _nonnegative(n: Node) -> bool:
+    """Entries that are provably >= 0 (exp, sigmoid, 1 - sigmoid, squares, products of such)."""
+    if isinstance(n, N.Number):
+        return n.value >= 0
+    if isinstance(n, N.Apply):
+        return n.function in ("exp", "sigmoid", "relu", "softplus", "sqrt", "abs", "step")
+    if isinstance(n, N.Softmax | N.Ones):
+        return True
+    if (isinstance(n, N.ElemPower) or isinstance(n, N.Power) and n.shape == ()) and isinstance(n.args[1], N.Number):
+        p = n.args[1].value  # entry-wise powers only: an even power of a matrix can be negative
+        return (p.denominator == 1 and p.numerator % 2 == 0) or _nonnegative(n.args[0])
+    if isinstance(n, N.Hadamard | N.MatMul) and (isinstance(n, N.Hadamard) or n.shape == ()):
+        return all(_nonnegative(a) for a in n.args)
+    if isinstance(n, N.Add) and len(n.args) == 2:  # 1 - σ(u) >= 0
+        a, b = n.args
+        return (isinstance(a, N.Number) and a.value >= 1 and isinstance(b, N.Neg)
+                and isinstance(b.args[0], N.Apply) and b.args[0].function == "sigmoid")
+    return False
+
+
+def _gram(n: N.MatMul) -> Node | None:
+    """``Aᵀ diag(w) A -> Bᵀ B`` with ``B = diag(sqrt(w)) A`` when ``w >= 0``: NumPy computes ``t.T @ t`` with
+    a symmetric rank-k update, half the work of a general product (Hessians of logistic regression, sums
+    of exponentials)."""
+    args = list(n.args)
+    for i in range(len(args) - 2):
+        t, dg, a = args[i:i + 3]
+        if isinstance(t, N.Transpose) and isinstance(dg, N.DiagMat) and t.args[0] is a and _nonnegative(dg.args[0]):
+            root = N.MatMul(N.DiagMat(N.Apply("sqrt", dg.args[0])), a)
+            rest = args[:i] + [N.Transpose(root), root] + args[i + 3:]
+            return rest[0] if len(rest) == 1 else N.MatMul(*rest)
+    return None
+
+
 def for_evaluation(expr: Node) -> Node:
     """``expr`` rewritten for cheap evaluation (memoised over the shared DAG, so sharing survives)."""
     memo: dict[Node, Node] = {}
@@ -63,6 +97,6 @@ def for_evaluation(expr: Node) -> Node:
                 new = N.Add(*[for_evaluation(t) if isinstance(t, N.MatMul) and t is not new else t
                               for t in better.args])
             else:
-                new = _scale_vector(new) or new
+                new = _gram(new) or _scale_vector(new) or new
         memo[node] = new
     return memo[expr]
