@@ -6,7 +6,6 @@ import ast
 
 import numpy as np
 import pytest
-from finite_differences import random_values
 
 import matcalc
 from matcalc.codegen import CodegenError, compile_numpy, generate
