@@ -177,6 +177,20 @@ def _as_matrix(v):
     return v if isinstance(v, sympy.MatrixBase) else sympy.Matrix([[v]])
 
 
+def _flat_kinks(e):
+    """Zero for the derivative of sign and step away from their kink (where every sample point lies):
+    SymPy writes it as DiracDelta, or leaves ``Derivative(sign(u), x)`` unevaluated when it cannot tell
+    that ``u`` is real."""
+    import sympy
+
+    def is_kink(a) -> bool:
+        if isinstance(a, sympy.DiracDelta):
+            return True
+        return isinstance(a, sympy.Derivative) and isinstance(a.expr, sympy.sign | sympy.Heaviside)
+
+    return e.replace(is_kink, lambda a: sympy.Integer(0))
+
+
 def _truth(F: N.Node, X: N.Symbol, layout: str, order: int, f, xv):
     """SymPy's derivative of the explicit ``f`` (F written out) by the explicit variable ``xv``, in the
     layout of matcalc's closed form, as a sympy Matrix (1 x 1 for a scalar)."""
@@ -184,7 +198,7 @@ def _truth(F: N.Node, X: N.Symbol, layout: str, order: int, f, xv):
 
     def plain(e):
         # d sign(u) = 2 δ(u) du: zero at every point away from the kink, which is where we sample
-        return e.replace(lambda a: isinstance(a, sympy.DiracDelta), lambda a: sympy.Integer(0))
+        return _flat_kinks(e)
 
     fm = _as_matrix(f)
     if order == 2:
@@ -570,7 +584,7 @@ class _Job:
         def jacobian_of(table):
             f = _as_matrix(to_explicit(F, sizes, table))
             return f, sympy.Matrix(list(f)).jacobian(list(xv)).applyfunc(
-                lambda e: e.replace(lambda a: isinstance(a, sympy.DiracDelta), lambda a: sympy.Integer(0)))
+                _flat_kinks)
 
         # the other variables enter as numbers at each point (only X's entries are symbols): far smaller
         self.emit("stage", "differentiating with SymPy")

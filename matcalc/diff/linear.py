@@ -138,6 +138,15 @@ class _Pullback:
     def t_DiagVec(self, n, c):
         return [(n.args[0], S.diagmat(c))]
 
+    def t_Kron(self, n, c):
+        i = _one_dependent(n, self.deps)
+        f, other = n.args[i], n.args[1 - i]
+        if not (is_column(f.shape) and is_column(other.shape)):
+            raise NoMatrixFormError(f"the gradient through {to_unicode(n)} has no matrix form")
+        eye = N.Identity(f.shape[0])
+        k = N.Kron(other, eye) if i == 1 else N.Kron(eye, other)
+        return [(f, S.mul(S.transpose(k), c))]
+
     def t_Fill(self, n, c):
         return [(n.value, S.ssum(c))]
 
@@ -299,6 +308,15 @@ class _Forward:
             weights = S.diagvec(rl) if rl.shape != () else S.mul(rl, N.Ones((_length(v), 1)))
             parts.append(S.scale(sign, S.mul(S.transpose(weights), t[v])))
         return S.add(*parts)
+
+    def f_Kron(self, n, t):
+        # kron(a, v) = (a ⊗ I) v and kron(v, b) = (I ⊗ b) v for column vectors
+        i = _one_dependent(n, self.deps)
+        f, other = n.args[i], n.args[1 - i]
+        if not (is_column(f.shape) and is_column(other.shape)):
+            raise NoMatrixFormError(f"the Jacobian through {to_unicode(n)} has no matrix form")
+        eye = N.Identity(f.shape[0])
+        return S.mul(N.Kron(other, eye) if i == 1 else N.Kron(eye, other), t[f])
 
     def f_VectorLit(self, n, t):
         entries = [t[e] if e in self.deps else None for e in n.args]
