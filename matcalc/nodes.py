@@ -633,56 +633,39 @@ class MatrixLit(Node):
 
 
 # --- helpers ----------------------------------------------------------------------------------------
-def symbols_of(node: Node) -> list[Symbol]:
-    """The symbols in an expression, in order of first appearance (iterative: safe on deep trees)."""
+def walk(root: Node):
+    """Every node of the DAG once, parents before children, left to right (iterative: safe on deep trees)."""
     seen: set[int] = set()
-    out: list[Symbol] = []
-    stack = [node]
+    stack = [root]
     while stack:
         n = stack.pop()
         if id(n) in seen:
             continue
         seen.add(id(n))
-        if isinstance(n, Symbol):
-            out.append(n)
+        yield n
         stack.extend(reversed(n.children))
-    return out
+
+
+def symbols_of(node: Node) -> list[Symbol]:
+    """The symbols in an expression, in order of first appearance."""
+    return [n for n in walk(node) if isinstance(n, Symbol)]
 
 
 def dims_in(node: Node) -> list[Dim]:
-    """The symbolic dimensions used anywhere in an expression."""
+    """The symbolic dimensions used anywhere in an expression, in order of first appearance."""
     from .shapes import dims_of
 
-    out: list[Dim] = []
-    seen: set[int] = set()
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        for d in dims_of(n.shape):
-            if d not in out:
-                out.append(d)
+    out: dict[Dim, None] = {}
+    for n in walk(node):
+        out.update(dict.fromkeys(dims_of(n.shape)))
         if isinstance(n, Identity):
-            for d in dims_of((n.size,)):
-                if d not in out:
-                    out.append(d)
-        stack.extend(n.children)
-    return out
+            out.update(dict.fromkeys(dims_of((n.size,))))
+    return list(out)
 
 
 def count_nodes(node: Node) -> int:
     """The size of an expression, counting shared subexpressions once."""
-    seen: set[int] = set()
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        stack.extend(n.children)
-    return len(seen)
+    return sum(1 for _ in walk(node))
 
 
 def is_scalar_node(node: Node) -> bool:

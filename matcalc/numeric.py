@@ -42,19 +42,8 @@ Leaf = N.Symbol | N.Differential
 
 # --- leaves and their values ------------------------------------------------------------------------
 def leaves_of(node: N.Node) -> list[Leaf]:
-    """The Symbol and Differential leaves of a DAG, in order of first appearance (iterative)."""
-    seen: set[int] = set()
-    out: list[Leaf] = []
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        if isinstance(n, (N.Symbol, N.Differential)):
-            out.append(n)
-        stack.extend(reversed(n.children))
-    return out
+    """The Symbol and Differential leaves of a DAG, in order of first appearance."""
+    return [n for n in N.walk(node) if isinstance(n, N.Symbol | N.Differential)]
 
 
 def leaf_name(leaf: Leaf) -> str:

@@ -243,16 +243,6 @@ def _symmetric_variable(deriv) -> bool:
 
 
 # --- sample points ---------------------------------------------------------------------------------------------
-def _walk(node: N.Node):
-    seen: set[int] = set()
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:
-            continue
-        seen.add(id(n))
-        yield n
-        stack.extend(n.children)
 
 
 def _guards(nodes) -> tuple[list, list, list, list, set[str]]:
@@ -260,7 +250,7 @@ def _guards(nodes) -> tuple[list, list, list, list, set[str]]:
     kinks, poles, units, nonzero = [], [], [], []
     features: set[str] = set()
     for root in nodes:
-        for n in _walk(root):
+        for n in N.walk(root):
             if isinstance(n, N.Apply):
                 u = n.args[1]
                 if n.function in _KINKS:

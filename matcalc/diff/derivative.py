@@ -48,17 +48,6 @@ def sizes_from(function: Node, values: dict) -> dict[str, int]:
     return sizes
 
 
-def _nodes(root: Node) -> list[Node]:
-    seen: dict[Node, None] = {}
-    stack = [root]
-    while stack:
-        n = stack.pop()
-        if n not in seen:
-            seen[n] = None
-            stack.extend(n.children)
-    return list(seen)
-
-
 def _prefer_positive(expr: Node) -> Node:
     """``-((a - b) c) -> (b - a) c``: absorb a leading minus into a difference it multiplies."""
     if isinstance(expr, N.Neg) and isinstance(expr.args[0], N.MatMul):
@@ -164,7 +153,7 @@ class Derivative:
         ``(softmax(W x) - y) xᵀ`` when ``sum(y) = 1`` (a one-hot or probability ``y``): noted, not assumed.
         """
         out = []
-        for node in _nodes(self.expr):
+        for node in N.walk(self.expr):
             if isinstance(node, N.Sum) and isinstance(node.args[0], N.Symbol) and node.args[0].shape != ():
                 y = node.args[0].name
                 simpler = _prefer_positive(substitute(self.expr, {node: S.ONE}))
