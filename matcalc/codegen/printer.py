@@ -15,6 +15,7 @@ subexpressions are computed once (see :mod:`matcalc.codegen.plan`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -23,6 +24,7 @@ from ..errors import MatcalcError
 from ..nodes import Node
 from ..printing.base import Printer
 from ..shapes import Dim, DimLike, DimProduct, is_column, is_row
+from .naming import Namer
 
 # Python's operator precedence, loosest first (only the levels generated code uses).
 CMP, ADD, MUL, UNARY, POW, ATOM = range(1, 7)
@@ -92,9 +94,12 @@ class CodePrinter(Printer):
     #: Node classes that this target computes with several statements (see ``_assign_<Class>``).
     statement_nodes: tuple[type, ...] = ()
 
-    def __init__(self, names: dict[Node, str] | None = None, dims: dict[str, str] | None = None):
+    def __init__(self, names: dict[Node, str] | None = None, dims: dict[str, str] | None = None,
+                 fresh: Callable[[str], str] | None = None):
         self.names: dict[Node, str] = names if names is not None else {}
         self.dims: dict[str, str] = dims if dims is not None else {}
+        #: Hands out new local names for statements that need scratch variables.
+        self.fresh: Callable[[str], str] = fresh or Namer().fresh
 
     # --- entry points --------------------------------------------------------------------------
     def print(self, node: Node) -> tuple[str, int]:

@@ -8,6 +8,8 @@ rewrites apply only to the generated code; what matcalc prints is untouched.
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 from .. import nodes as N
 from ..nodes import Node
 from ..shapes import is_column, is_row
@@ -67,6 +69,125 @@ def _nonnegative(n: Node) -> bool:
     return False
 
 
+class WeightedGram(N.Node):
+    """``Xᵀ diag(w) X`` for weights ``w`` of either sign (code generation only, NumPy target).
+
+    Split by sign, ``Xᵀ diag(w) X = Pᵀ P - Qᵀ Q`` where ``P`` holds the rows of ``X`` with ``w > 0``
+    scaled by ``sqrt(w)`` and ``Q`` the others scaled by ``sqrt(-w)``: two symmetric rank-k updates over
+    complementary rows, half the multiplications of the general product ``Xᵀ (w ⊙ X)``.
+    """
+
+    __slots__ = ()
+
+    @staticmethod
+    def _check(w, x):
+        if not (is_column(w.shape) and len(x.shape) == 2 and w.shape[0] == x.shape[0]):
+            raise TypeError(f"WeightedGram: weights {w.shape} do not fit rows of {x.shape}")
+        return (x.shape[1], x.shape[1])
+
+
+def _transpose_of(f: Node) -> Node:
+    if isinstance(f, N.Transpose):
+        return f.args[0]
+    if isinstance(f, N.DiagMat | N.Identity) or (isinstance(f, N.Symbol) and f.args[2]):
+        return f  # symmetric
+    return N.Transpose(f)
+
+
+def _factors(node: Node, scalars: list[Node], factors: list[Node]) -> None:
+    """Scalar and matrix factors of ``node``, products opened, negations as ``-1``, identities dropped and
+    neighbouring diagonal matrices merged (``diag(a) diag(b) = diag(a ⊙ b)``)."""
+    if isinstance(node, N.Neg):
+        scalars.append(N.Number(-1))
+        _factors(node.args[0], scalars, factors)
+    elif isinstance(node, N.MatMul):
+        for f in node.args:
+            _factors(f, scalars, factors)
+    elif node.shape == ():
+        scalars.append(node)
+    elif isinstance(node, N.Identity):
+        pass
+    elif factors and isinstance(node, N.DiagMat) and isinstance(factors[-1], N.DiagMat):
+        factors[-1] = N.DiagMat(N.Hadamard(factors[-1].args[0], node.args[0]))
+    else:
+        factors.append(node)
+
+
+def _product(factors: list[Node]) -> Node:
+    return factors[0] if len(factors) == 1 else N.MatMul(*factors)
+
+
+def _gram_form(factors: list[Node], signed: bool) -> Node | None:
+    """``Xᵀ X`` or ``Xᵀ diag(w) X`` for a product that reads the same transposed (a palindrome:
+    the i-th factor is the transpose of the i-th from the end), written so that NumPy computes it with
+    symmetric rank-k updates; None when the product is not of that form."""
+    k = len(factors)
+    half = k // 2
+    if half == 0 or any(factors[i] is not _transpose_of(factors[k - 1 - i]) for i in range(half)):
+        return None
+    if k % 2 == 0:
+        root = _product(factors[half:])
+        return N.MatMul(N.Transpose(root), root)
+    middle = factors[half]
+    if not isinstance(middle, N.DiagMat):
+        return None
+    w, x = middle.args[0], _product(factors[half + 1:])
+    if _nonnegative(w):
+        root = N.MatMul(N.DiagMat(N.Apply("sqrt", w)), x)
+        return N.MatMul(N.Transpose(root), root)
+    if signed:
+        return WeightedGram(w, x)
+    return N.MatMul(N.Transpose(x), middle, x)  # the general product, but x (shared) computed once
+
+
+def _with_scalars(scalars: list[Node], node: Node) -> Node:
+    """``c node`` with the numeric factors of ``c`` multiplied out (a negative one as ``Neg``)."""
+    number = Fraction(1)
+    rest = []
+    for f in scalars:
+        if isinstance(f, N.Number):
+            number *= f.value
+        else:
+            rest.append(f)
+    if number == 0:
+        return N.Zeros(node.shape)
+    if abs(number) != 1:
+        rest.insert(0, N.Number(abs(number)))
+    out = N.MatMul(*rest, node) if rest else node
+    return N.Neg(out) if number < 0 else out
+
+
+def _sandwich(n: N.MatMul, signed: bool) -> Node | None:
+    """``c Lᵀ (P + Q) L``-type products whose every term, multiplied out, is a Gram form: distribute, so
+    each term is a symmetric product (the Gauss-Newton term of a network's Hessian, ``(W2 S W1)ᵀ (W2 S W1)``,
+    costs O(k n²) instead of the O(n³) of multiplying the whole sum into ``W1``)."""
+    if len(n.shape) != 2 or n.shape[0] != n.shape[1] or is_column(n.shape):
+        return None
+    scalars: list[Node] = []
+    factors: list[Node] = []
+    _factors(n, scalars, factors)
+    whole = _gram_form(factors, signed)
+    if whole is not None:
+        return _with_scalars(scalars, whole)
+    for i, f in enumerate(factors):
+        if not (isinstance(f, N.Add) and len(f.shape) == 2) or any(t.shape == () for t in f.args):
+            continue
+        terms = []
+        for t in f.args:
+            t_scalars: list[Node] = []
+            t_factors: list[Node] = list(factors[:i])
+            _factors(t, t_scalars, t_factors)
+            for g in factors[i + 1:]:
+                _factors(g, t_scalars, t_factors)
+            form = _gram_form(t_factors, signed)
+            if form is None:
+                break
+            terms.append(_with_scalars(scalars + t_scalars, form))
+        else:
+            return N.Add(*terms)
+    return None
+
+
 def _gram(n: N.MatMul) -> Node | None:
     """``Aᵀ diag(w) A -> Bᵀ B`` with ``B = diag(sqrt(w)) A`` when ``w >= 0``: NumPy computes ``t.T @ t`` with
     a symmetric rank-k update, half the work of a general product (Hessians of logistic regression, sums
@@ -81,8 +202,12 @@ def _gram(n: N.MatMul) -> Node | None:
     return None
 
 
-def for_evaluation(expr: Node) -> Node:
-    """``expr`` rewritten for cheap evaluation (memoised over the shared DAG, so sharing survives)."""
+def for_evaluation(expr: Node, signed_gram: bool = False) -> Node:
+    """``expr`` rewritten for cheap evaluation (memoised over the shared DAG, so sharing survives).
+
+    ``signed_gram`` allows :class:`WeightedGram` nodes (for targets that print them: NumPy, which can
+    select rows by a mask; under ``jax.jit`` shapes must not depend on values).
+    """
     memo: dict[Node, Node] = {}
     from .plan import topological
 
@@ -94,9 +219,9 @@ def for_evaluation(expr: Node) -> Node:
         if isinstance(new, N.MatMul):
             better = _distribute(new)
             if better is not None:
-                new = N.Add(*[for_evaluation(t) if isinstance(t, N.MatMul) and t is not new else t
+                new = N.Add(*[for_evaluation(t, signed_gram) if isinstance(t, N.MatMul) and t is not new else t
                               for t in better.args])
             else:
-                new = _gram(new) or _scale_vector(new) or new
+                new = _sandwich(new, signed_gram) or _gram(new) or _scale_vector(new) or new
         memo[node] = new
     return memo[expr]

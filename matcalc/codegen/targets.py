@@ -11,7 +11,8 @@ from __future__ import annotations
 from .. import nodes as N
 from ..nodes import Node
 from ..shapes import is_column, is_row
-from .printer import ATOM, POW, UNARY, CodePrinter
+from .printer import ATOM, MUL, POW, UNARY, CodePrinter
+from .rewrite import WeightedGram
 
 
 class NumpyPrinter(CodePrinter):
@@ -19,7 +20,7 @@ class NumpyPrinter(CodePrinter):
 
     module = "np"
     imports = ("import numpy as np",)
-    statement_nodes = (N.LogDet, N.Softmax)
+    statement_nodes = (N.LogDet, N.Softmax, WeightedGram)
 
     def _assign_LogDet(self, n: Node, name: str) -> list[str]:
         # log of a negative determinant is not real: NaN, as matcalc.numeric.evaluate gives
@@ -30,6 +31,25 @@ class NumpyPrinter(CodePrinter):
         return [f"{name} = {self.code(n.args[0])}",
                 f"{name} = np.exp({name} - np.max({name}))",
                 f"{name} = {name} / np.sum({name})"]
+
+    def _assign_WeightedGram(self, n: Node, name: str) -> list[str]:
+        # X' diag(w) X = P' P - Q' Q: the rows of X where w > 0 (P) and the others (Q), scaled by sqrt(|w|)
+        w, x = n.args
+        lines = []
+        if w in self.names:
+            weights = self.names[w]
+        else:
+            weights = self.fresh("w")
+            lines.append(f"{weights} = {self.code(w)}")
+        rows, positive, p = self.fresh("rows"), self.fresh("positive"), self.fresh("p")
+        return lines + [
+            f"{rows} = np.sqrt(np.abs({weights}))[:, None] * {self.sub(x, MUL + 1)}"
+            "  # X' diag(w) X as P' P - Q' Q (symmetric products)",
+            f"{positive} = {weights} > 0",
+            f"{p} = {rows}[{positive}]",
+            f"{rows} = {rows}[~{positive}]",
+            f"{name} = {p}.T @ {p} - {rows}.T @ {rows}",
+        ]
 
 
 class JaxPrinter(CodePrinter):
