@@ -7,7 +7,8 @@ generated JAX code under jax.jit against jax.grad.
 
 Every number is the minimum over ``--repeat`` runs (default 7) of the mean time of one call, where each run
 makes enough calls to last >= 50 ms (wall clock, time.perf_counter via timeit; the minimum is the
-least-disturbed estimate on a shared machine). JAX results are blocked on (block_until_ready). JAX compile
+least-disturbed estimate on a shared machine). The runs of one row's columns are interleaved, one run of
+each per round, so a change of load during a row disturbs all of its columns alike. JAX results are blocked on (block_until_ready). JAX compile
 time (lower + compile of the jitted function, first call) is reported separately and excluded from its run
 time. Before timing, all columns are checked to agree with the hand-written NumPy result.
 """
@@ -154,17 +155,28 @@ PROBLEMS: dict[str, tuple] = {
 # --------------------------------------------------------------------------------------------------
 
 
-def bench(f: Callable[[], object], repeat: int, min_run: float) -> float:
-    """min over ``repeat`` runs of the mean time per call; each run lasts at least ``min_run`` seconds."""
+def _calibrated(f: Callable[[], object], min_run: float) -> tuple[timeit.Timer, int, float]:
+    """A timer for ``f``, the number of calls that lasts at least ``min_run`` seconds, and that run's time."""
     f()  # warm-up (first-call costs: torch.func tracing, caches)
     timer = timeit.Timer(f)
     number = 1
     while True:
         t = timer.timeit(number)
         if t >= min_run or number >= 1 << 20:
-            break
+            return timer, number, t
         number *= max(2, min(10, int(min_run / max(t, 1e-9)) + 1))
-    return min([t] + timer.repeat(repeat=repeat - 1, number=number)) / number
+
+
+def bench_all(fs: dict[str, Callable[[], object]], repeat: int, min_run: float) -> dict[str, float]:
+    """For each function: the min over ``repeat`` runs of the mean time per call, each run lasting at least
+    ``min_run`` seconds. The runs are interleaved (one run of each function per round), so a change in the
+    machine's load during the measurement affects every column alike instead of one."""
+    calibrated = {k: _calibrated(f, min_run) for k, f in fs.items()}
+    best = {k: t / number for k, (_, number, t) in calibrated.items()}
+    for _ in range(repeat - 1):
+        for k, (timer, number, _) in calibrated.items():
+            best[k] = min(best[k], timer.timeit(number) / number)
+    return best
 
 
 def compile_jax_source(source: str, name: str):
@@ -216,38 +228,39 @@ def run(sizes, repeat, min_run, use_jax, use_torch, order: int, targets: Targets
             expected = hand(*args)
             got = gen(*args)
             np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-9)
-            t_gen = bench(lambda gen=gen, args=args: gen(*args), repeat, min_run)
-            t_hand = bench(lambda hand=hand, args=args: hand(*args), repeat, min_run)
-            row = [name, n, f"{var}" + ("²" if order == 2 else ""), fmt(t_gen), fmt(t_hand), ratio(t_gen, t_hand)]
-            checks.append((name, n, t_gen, t_hand))
-            t_jax = t_genjax = comp = None
+            fs = {"gen": lambda gen=gen, args=args: gen(*args), "hand": lambda hand=hand, args=args: hand(*args)}
+            comp = comp_g = None
+            argnum = params.index(var)
             if use_jax:
                 jargs = [jnp.asarray(a) for a in args]
                 loss = jl[name]
-                argnum = params.index(var)
                 fn = jax.grad(loss, argnums=argnum) if order == 1 else jax.hessian(loss, argnums=argnum)
                 cj, comp = jit_compiled(fn, jargs)
                 np.testing.assert_allclose(np.asarray(cj(*jargs)), expected, rtol=1e-7, atol=1e-9)
-                t_jax = bench(lambda cj=cj, jargs=jargs: cj(*jargs).block_until_ready(), repeat, min_run)
                 cg, comp_g = jit_compiled(gen_jax, jargs)
                 np.testing.assert_allclose(np.asarray(cg(*jargs)), expected, rtol=1e-7, atol=1e-9)
-                t_genjax = bench(lambda cg=cg, jargs=jargs: cg(*jargs).block_until_ready(), repeat, min_run)
+                fs["jax"] = lambda cj=cj, jargs=jargs: cj(*jargs).block_until_ready()
+                fs["genjax"] = lambda cg=cg, jargs=jargs: cg(*jargs).block_until_ready()
+            if use_torch:
+                targs = [torch.as_tensor(a, dtype=torch.float64) for a in args]
+                tf = (torch.func.grad if order == 1 else torch.func.hessian)(tl[name], argnums=argnum)
+                np.testing.assert_allclose(tf(*targs).numpy(), expected, rtol=1e-7, atol=1e-9)
+                fs["torch"] = lambda tf=tf, targs=targs: tf(*targs)
+            times = bench_all(fs, repeat, min_run)
+            t_gen, t_hand = times["gen"], times["hand"]
+            t_jax, t_genjax, t_torch = times.get("jax"), times.get("genjax"), times.get("torch")
+            row = [name, n, f"{var}" + ("²" if order == 2 else ""), fmt(t_gen), fmt(t_hand), ratio(t_gen, t_hand)]
+            if use_jax:
                 row += [fmt(t_jax), f"{comp * 1e3:.0f}", ratio(t_jax, t_gen), fmt(t_genjax), f"{comp_g * 1e3:.0f}",
                         ratio(t_genjax, t_jax)]
             else:
                 row += ["skipped: not installed" if jax is None else "skipped (--no-jax)"] + [""] * 5
-            t_torch = None
             if use_torch:
-                targs = [torch.as_tensor(a, dtype=torch.float64) for a in args]
-                argnum = params.index(var)
-                tf = (torch.func.grad if order == 1 else torch.func.hessian)(tl[name], argnums=argnum)
-                np.testing.assert_allclose(tf(*targs).numpy(), expected, rtol=1e-7, atol=1e-9)
-                t_torch = bench(lambda tf=tf, targs=targs: tf(*targs), repeat, min_run)
                 row += [fmt(t_torch), ratio(t_torch, t_gen)]
             else:
                 row += ["skipped: not installed" if torch is None else "skipped (--no-torch)", ""]
             rows.append(row)
-            checks[-1] = (name, n, t_gen, t_hand, t_jax, t_genjax, t_torch)
+            checks.append((name, n, t_gen, t_hand, t_jax, t_genjax, t_torch))
     return rows, checks
 
 

@@ -278,17 +278,19 @@ def test_gram_hessians_use_a_symmetric_product():
         np.testing.assert_allclose(h.compile()(**values), h.evaluate(**values), rtol=1e-10)
 
 
+@pytest.mark.parametrize("size", [3, 127, 128, 150])
 @pytest.mark.parametrize("scale", [0.0, 0.01, 1.0, 10.0])
-def test_weights_of_either_sign_split_into_two_symmetric_products(scale):
-    # A' diag(w) A with w of unknown sign: P'P - Q'Q over the rows with w > 0 and the others (NumPy only;
-    # under jax.jit a shape cannot depend on values, so JAX keeps the general product)
+def test_weights_of_either_sign_split_into_two_symmetric_products(scale, size):
+    # A' diag(w) A with w of unknown sign: P'P - Q'Q over the rows with w > 0 and the others from 128 x 128 on
+    # (NumPy only; under jax.jit a shape cannot depend on values, so JAX keeps the general product)
     h = matcalc.hessian("sum(cos(A x))", "x")
     src = h.to_numpy()
-    assert "> 0" in src and ".T @ p1 - rows1.T @ rows1" in src
+    assert "> 0" in src and ".T @ p1 - rows1.T @ rows1" in src and "if min(A.shape) < 128:" in src
     assert "> 0" not in h.to_jax() and "> 0" not in h.to_torch()
-    values = random_values(h.function, seed=5)
-    values["A"] = scale * values["A"]  # 0: every weight is -1; 0.01: all negative; 1 and 10: mixed signs
-    np.testing.assert_allclose(h.compile()(**values), h.evaluate(**values), rtol=1e-10, atol=1e-12)
+    rng = np.random.default_rng(size)
+    values = {"A": scale * rng.standard_normal((size, size)) / np.sqrt(size), "x": rng.standard_normal(size)}
+    # scale 0: every weight is -1; 0.01: all negative; 1 and 10: mixed signs
+    np.testing.assert_allclose(h.compile()(**values), h.evaluate(**values), rtol=1e-10, atol=1e-11)
 
 
 def test_network_hessian_is_distributed_into_gram_products():
@@ -298,7 +300,7 @@ def test_network_hessian_is_distributed_into_gram_products():
     src = h.to_numpy()
     assert "t3 = W2 @ (t2[:, None] * W1)" in src and "2.0 * (t3.T @ t3) - 4.0 * t4" in src
     rng = np.random.default_rng(0)
-    for m, k, n in [(7, 5, 3), (1, 1, 1), (12, 9, 2)]:
+    for m, k, n in [(7, 5, 3), (1, 1, 1), (12, 9, 2), (140, 130, 13)]:
         values = {"W2": rng.standard_normal((n, m)), "W1": rng.standard_normal((m, k)), "x": rng.standard_normal(k),
                   "b": rng.standard_normal(m), "y": rng.standard_normal(n)}
         np.testing.assert_allclose(h.compile()(**values), h.evaluate(**values), rtol=1e-10, atol=1e-12)
