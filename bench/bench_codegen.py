@@ -8,9 +8,10 @@ generated JAX code under jax.jit against jax.grad.
 Every number is the minimum over ``--repeat`` runs (default 7) of the mean time of one call, where each run
 makes enough calls to last >= 50 ms (wall clock, time.perf_counter via timeit; the minimum is the
 least-disturbed estimate on a shared machine). The runs of one row's columns are interleaved, one run of
-each per round, so a change of load during a row disturbs all of its columns alike. JAX results are blocked on (block_until_ready). JAX compile
-time (lower + compile of the jitted function, first call) is reported separately and excluded from its run
-time. Before timing, all columns are checked to agree with the hand-written NumPy result.
+each per round, so a change of load during a row disturbs all of its columns alike. JAX results are
+blocked on (block_until_ready). JAX compile time (lower + compile of the jitted function, first call) is
+reported separately and excluded from its run time. Before timing, all columns are checked to agree with
+the hand-written NumPy result.
 """
 
 from __future__ import annotations

@@ -268,13 +268,17 @@ def test_generated_code_evaluates_cheaply():
     assert "np.outer(t2, x)" in src and "power" not in src
 
 
-def test_gram_hessians_use_a_symmetric_product():
-    # A' diag(w) A with w >= 0 is generated as B' B (NumPy's symmetric rank-k update: half the work)
+@pytest.mark.parametrize("size", [3, 31, 32, 40])
+def test_gram_hessians_use_a_symmetric_product(size):
+    # A' diag(w) A with w >= 0 is generated as B' B (NumPy's symmetric rank-k update: half the work) from
+    # 32 x 32 on, and as the general product below (lower fixed cost)
     for text, var in (("sum(exp(A x))", "x"), ("-sum(y .* log(σ(X w)) + (1 - y) .* log(1 - σ(X w)))", "w")):
         h = matcalc.hessian(text, var)
         src = h.to_numpy()
-        assert "np.sqrt(" in src and ".T @ t" in src
-        values = random_values(h.function, seed=4)
+        assert "np.sqrt(w1)[:, None] *" in src and "rows1.T @ rows1" in src and ".shape) < 32:" in src
+        rng = np.random.default_rng(size)
+        values = {s.name: rng.standard_normal((size, size) if len(s.shape) == 2 and 1 not in s.shape else size)
+                  for s in matcalc.nodes.symbols_of(h.function)}
         np.testing.assert_allclose(h.compile()(**values), h.evaluate(**values), rtol=1e-10)
 
 

@@ -69,7 +69,7 @@ class _Builder:
             for size in self._code_axes(s):
                 if isinstance(size, Dim) and size.name not in self.dims:
                     self.dims[size.name] = self.namer.take(size.name, "_dim")
-        self.roots = [for_evaluation(r, signed_gram=target == "numpy") for r in
+        self.roots = [for_evaluation(r, numpy=target == "numpy") for r in
                       ([derivative.function] if value_and_grad else []) + [derivative.expr]]
         cls = PRINTERS[target]
         self.temps = plan_temporaries(self.roots, cls.statement_nodes)

@@ -70,20 +70,29 @@ def _nonnegative(n: Node) -> bool:
 
 
 class WeightedGram(N.Node):
-    """``Xᵀ diag(w) X`` for weights ``w`` of either sign (code generation only, NumPy target).
+    """``Xᵀ diag(w) X`` (code generation only, NumPy target), computed with symmetric products.
 
-    Split by sign, ``Xᵀ diag(w) X = Pᵀ P - Qᵀ Q`` where ``P`` holds the rows of ``X`` with ``w > 0``
-    scaled by ``sqrt(w)`` and ``Q`` the others scaled by ``sqrt(-w)``: two symmetric rank-k updates over
-    complementary rows, half the multiplications of the general product ``Xᵀ (w ⊙ X)``.
+    NumPy evaluates ``B.T @ B`` with a symmetric rank-k update, half the multiplications of a general
+    product. With ``nonnegative`` weights, ``B = sqrt(w) ⊙ X`` (row-wise); with weights of either sign the
+    rows are split, ``Xᵀ diag(w) X = Pᵀ P - Qᵀ Q`` with ``P`` the rows where ``w > 0`` scaled by ``sqrt(w)``
+    and ``Q`` the others scaled by ``sqrt(-w)``. Small matrices use the general product ``Xᵀ (w ⊙ X)``,
+    whose fixed cost is lower (the printer emits both, chosen by size at run time).
     """
 
     __slots__ = ()
 
     @staticmethod
-    def _check(w, x):
+    def _check(w, x, nonnegative):
         if not (is_column(w.shape) and len(x.shape) == 2 and w.shape[0] == x.shape[0]):
             raise TypeError(f"WeightedGram: weights {w.shape} do not fit rows of {x.shape}")
         return (x.shape[1], x.shape[1])
+
+    @property
+    def children(self) -> tuple[Node, ...]:
+        return self.args[:2]
+
+    def with_children(self, children) -> Node:
+        return WeightedGram(*children, self.args[2])
 
 
 def _transpose_of(f: Node) -> Node:
@@ -117,7 +126,7 @@ def _product(factors: list[Node]) -> Node:
     return factors[0] if len(factors) == 1 else N.MatMul(*factors)
 
 
-def _gram_form(factors: list[Node], signed: bool) -> Node | None:
+def _gram_form(factors: list[Node], numpy: bool) -> Node | None:
     """``Xᵀ X`` or ``Xᵀ diag(w) X`` for a product that reads the same transposed (a palindrome:
     the i-th factor is the transpose of the i-th from the end), written so that NumPy computes it with
     symmetric rank-k updates; None when the product is not of that form."""
@@ -132,11 +141,8 @@ def _gram_form(factors: list[Node], signed: bool) -> Node | None:
     if not isinstance(middle, N.DiagMat):
         return None
     w, x = middle.args[0], _product(factors[half + 1:])
-    if _nonnegative(w):
-        root = N.MatMul(N.DiagMat(N.Apply("sqrt", w)), x)
-        return N.MatMul(N.Transpose(root), root)
-    if signed:
-        return WeightedGram(w, x)
+    if numpy:
+        return WeightedGram(w, x, _nonnegative(w))
     return N.MatMul(N.Transpose(x), middle, x)  # the general product, but x (shared) computed once
 
 
@@ -157,7 +163,7 @@ def _with_scalars(scalars: list[Node], node: Node) -> Node:
     return N.Neg(out) if number < 0 else out
 
 
-def _sandwich(n: N.MatMul, signed: bool) -> Node | None:
+def _sandwich(n: N.MatMul, numpy: bool) -> Node | None:
     """``c Lᵀ (P + Q) L``-type products whose every term, multiplied out, is a Gram form: distribute, so
     each term is a symmetric product (the Gauss-Newton term of a network's Hessian, ``(W2 S W1)ᵀ (W2 S W1)``,
     costs O(k n²) instead of the O(n³) of multiplying the whole sum into ``W1``)."""
@@ -166,7 +172,7 @@ def _sandwich(n: N.MatMul, signed: bool) -> Node | None:
     scalars: list[Node] = []
     factors: list[Node] = []
     _factors(n, scalars, factors)
-    whole = _gram_form(factors, signed)
+    whole = _gram_form(factors, numpy)
     if whole is not None:
         return _with_scalars(scalars, whole)
     for i, f in enumerate(factors):
@@ -179,7 +185,7 @@ def _sandwich(n: N.MatMul, signed: bool) -> Node | None:
             _factors(t, t_scalars, t_factors)
             for g in factors[i + 1:]:
                 _factors(g, t_scalars, t_factors)
-            form = _gram_form(t_factors, signed)
+            form = _gram_form(t_factors, numpy)
             if form is None:
                 break
             terms.append(_with_scalars(scalars + t_scalars, form))
@@ -189,24 +195,22 @@ def _sandwich(n: N.MatMul, signed: bool) -> Node | None:
 
 
 def _gram(n: N.MatMul) -> Node | None:
-    """``Aᵀ diag(w) A -> Bᵀ B`` with ``B = diag(sqrt(w)) A`` when ``w >= 0``: NumPy computes ``t.T @ t`` with
-    a symmetric rank-k update, half the work of a general product (Hessians of logistic regression, sums
-    of exponentials)."""
+    """``Aᵀ diag(w) A`` inside a longer product, with ``w >= 0``: a :class:`WeightedGram` (NumPy)."""
     args = list(n.args)
     for i in range(len(args) - 2):
         t, dg, a = args[i:i + 3]
         if isinstance(t, N.Transpose) and isinstance(dg, N.DiagMat) and t.args[0] is a and _nonnegative(dg.args[0]):
-            root = N.MatMul(N.DiagMat(N.Apply("sqrt", dg.args[0])), a)
-            rest = args[:i] + [N.Transpose(root), root] + args[i + 3:]
+            rest = args[:i] + [WeightedGram(dg.args[0], a, True)] + args[i + 3:]
             return rest[0] if len(rest) == 1 else N.MatMul(*rest)
     return None
 
 
-def for_evaluation(expr: Node, signed_gram: bool = False) -> Node:
+def for_evaluation(expr: Node, numpy: bool = False) -> Node:
     """``expr`` rewritten for cheap evaluation (memoised over the shared DAG, so sharing survives).
 
-    ``signed_gram`` allows :class:`WeightedGram` nodes (for targets that print them: NumPy, which can
-    select rows by a mask; under ``jax.jit`` shapes must not depend on values).
+    ``numpy`` allows :class:`WeightedGram` nodes: NumPy computes ``B.T @ B`` with a symmetric product and
+    can select rows by a mask; XLA and torch compute every product as a general one (and under ``jax.jit``
+    a shape may not depend on values), so there the plain product costs less.
     """
     memo: dict[Node, Node] = {}
     from .plan import topological
@@ -219,9 +223,9 @@ def for_evaluation(expr: Node, signed_gram: bool = False) -> Node:
         if isinstance(new, N.MatMul):
             better = _distribute(new)
             if better is not None:
-                new = N.Add(*[for_evaluation(t, signed_gram) if isinstance(t, N.MatMul) and t is not new else t
+                new = N.Add(*[for_evaluation(t, numpy) if isinstance(t, N.MatMul) and t is not new else t
                               for t in better.args])
             else:
-                new = _sandwich(new, signed_gram) or _gram(new) or _scale_vector(new) or new
+                new = _sandwich(new, numpy) or (numpy and _gram(new)) or _scale_vector(new) or new
         memo[node] = new
     return memo[expr]

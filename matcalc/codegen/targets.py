@@ -14,10 +14,12 @@ from ..shapes import is_column, is_row
 from .printer import ATOM, POW, UNARY, CodePrinter
 from .rewrite import WeightedGram
 
-#: From this size on (both dimensions of X), Xᵀ diag(w) X with w of either sign is computed as two
-#: symmetric products; below it, the general product's lower fixed cost wins (measured: 3.5x cheaper at
-#: 10 x 10, even at 100 x 100, 0.87x at 200 x 200, 0.78x at 400 x 400).
-SYMMETRIC_SPLIT_FROM = 128
+#: From which size on (both dimensions of X) Xᵀ diag(w) X is computed with symmetric products, for
+#: weights of either sign (two products over the rows split by sign) and for nonnegative ones (one);
+#: below it, the general product's lower fixed cost wins. Measured (single-threaded OpenBLAS): split /
+#: general 3.5x at 10 x 10, 1.0x at 100 x 100, 0.87x at 200 x 200; one symmetric product / general
+#: 1.2x at 10, 0.96x at 32, 0.7x at 100.
+GRAM_FROM = {False: 128, True: 32}
 
 
 class NumpyPrinter(CodePrinter):
@@ -38,9 +40,7 @@ class NumpyPrinter(CodePrinter):
                 f"{name} = {name} / np.sum({name})"]
 
     def _assign_WeightedGram(self, n: Node, name: str) -> list[str]:
-        # X' diag(w) X = P' P - Q' Q: the rows of X where w > 0 (P) and the others (Q), scaled by sqrt(|w|);
-        # two symmetric products beat one general product from about 100 x 100 on (bench/bench_codegen.py)
-        w, x = n.args
+        w, x, nonnegative = n.args
         lines = []
         weights, matrix = self.names.get(w), self.names.get(x)
         if weights is None:
@@ -49,10 +49,17 @@ class NumpyPrinter(CodePrinter):
         if matrix is None:
             matrix = self.fresh("x")
             lines.append(f"{matrix} = {self.code(x)}")
-        rows, positive, p = self.fresh("rows"), self.fresh("positive"), self.fresh("p")
+        rows = self.fresh("rows")
+        lines += [f"if min({matrix}.shape) < {GRAM_FROM[nonnegative]}:  # small: one general product is cheaper",
+                  f"    {name} = {matrix}.T @ ({weights}[:, None] * {matrix})"]
+        if nonnegative:
+            return lines + [
+                "else:  # X' diag(w) X as B' B with B = sqrt(w) X: a symmetric product",
+                f"    {rows} = np.sqrt({weights})[:, None] * {matrix}",
+                f"    {name} = {rows}.T @ {rows}",
+            ]
+        positive, p = self.fresh("positive"), self.fresh("p")
         return lines + [
-            f"if min({matrix}.shape) < {SYMMETRIC_SPLIT_FROM}:  # small: one general product is cheaper",
-            f"    {name} = {matrix}.T @ ({weights}[:, None] * {matrix})",
             "else:  # X' diag(w) X as P' P - Q' Q (rows with w > 0 and the others): two symmetric products",
             f"    {rows} = np.sqrt(np.abs({weights}))[:, None] * {matrix}",
             f"    {positive} = {weights} > 0",
