@@ -41,6 +41,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, str(THREADS))
 if THREADS == 1:
     os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
+    # XLA's CPU runtime (jax 0.10) still splits some fusions and products over 2 threads despite those
+    # flags (measured: 55.8 ms of CPU in 28.8 ms of wall time for jax.hessian of sum(exp(Ax)), n = 1000),
+    # so the process is pinned to one CPU: every library then computes on exactly one core.
+    if hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
 
 import numpy as np  # noqa: E402
 from _util import Targets, load_line, optional, table  # noqa: E402
@@ -285,8 +290,9 @@ def main(argv: list[str] | None = None) -> int:
         versions.append(f"jax {jax.__version__} ({jax.devices()[0].platform}, x64)")
     if torch is not None:
         versions.append(f"torch {torch.__version__} ({torch.get_num_threads()} threads)")
-    print(f"# bench_codegen: {', '.join(versions)}; {os.cpu_count()} CPUs, {THREADS} thread(s) per library; "
-          f"{load_line()}")
+    pinned = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"# bench_codegen: {', '.join(versions)}; {os.cpu_count()} CPUs ({pinned} usable by this process), "
+          f"{THREADS} thread(s) per library; {load_line()}")
     print(f"# times in microseconds per call: min over {repeat} runs, each run >= {min_run * 1e3:.0f} ms "
           "(wall clock); jax compile in ms, excluded from its run time")
     headers = ["problem", "n", "wrt", "generated NumPy", "hand NumPy", "gen/hand", "{jx}", "{jx} compile ms",

@@ -9,6 +9,7 @@ rewrites apply only to the generated code; what matcalc prints is untouched.
 from __future__ import annotations
 
 from fractions import Fraction
+from math import prod
 
 from .. import nodes as N
 from ..nodes import Node
@@ -163,6 +164,15 @@ def _with_scalars(scalars: list[Node], node: Node) -> Node:
     return N.Neg(out) if number < 0 else out
 
 
+def _scaled_gram(scalars: list[Node], form: Node) -> Node:
+    """``c Xᵀ diag(w) X`` as ``Xᵀ diag(c w) X`` when ``c`` is a number: n multiplications, not n²."""
+    if isinstance(form, WeightedGram) and scalars and all(isinstance(f, N.Number) for f in scalars):
+        c = N.Number(prod((f.value for f in scalars), start=Fraction(1)))
+        w, x, nonnegative = form.args
+        return WeightedGram(N.MatMul(c, w), x, nonnegative and c.value > 0)
+    return _with_scalars(scalars, form)
+
+
 def _sandwich(n: N.MatMul, numpy: bool) -> Node | None:
     """``c Lᵀ (P + Q) L``-type products whose every term, multiplied out, is a Gram form: distribute, so
     each term is a symmetric product (the Gauss-Newton term of a network's Hessian, ``(W2 S W1)ᵀ (W2 S W1)``,
@@ -174,7 +184,7 @@ def _sandwich(n: N.MatMul, numpy: bool) -> Node | None:
     _factors(n, scalars, factors)
     whole = _gram_form(factors, numpy)
     if whole is not None:
-        return _with_scalars(scalars, whole)
+        return _scaled_gram(scalars, whole)
     for i, f in enumerate(factors):
         if not (isinstance(f, N.Add) and len(f.shape) == 2) or any(t.shape == () for t in f.args):
             continue
@@ -188,7 +198,7 @@ def _sandwich(n: N.MatMul, numpy: bool) -> Node | None:
             form = _gram_form(t_factors, numpy)
             if form is None:
                 break
-            terms.append(_with_scalars(scalars + t_scalars, form))
+            terms.append(_scaled_gram(scalars + t_scalars, form))
         else:
             return N.Add(*terms)
     return None
