@@ -265,10 +265,15 @@ def _factor_common(terms: list[Node]) -> list[Node]:
     """Factor a common last factor (``A x + B x -> (A + B) x``), else a common first factor."""
     if len(terms) < 2:
         return terms
+    # a scalar term of a vector or matrix sum is broadcast, not a product with the others' shape: in
+    # x + x' A x + B x, the x of x' A x is not a common right factor of B x
+    full = next((t.shape for t in terms if t.shape != ()), ())
     for side in (-1, 0):
         groups: dict[Node, list[int]] = {}
         for i, t in enumerate(terms):
             c, ch = _chain(t)
+            if t.shape != full:
+                continue
             if len(ch) >= 2 and ch[side].shape != () and not (side == 0 and ch[0].shape == ()):
                 groups.setdefault(ch[side], []).append(i)
         for key, members in groups.items():

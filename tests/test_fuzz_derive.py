@@ -131,3 +131,11 @@ def test_hessian_through_scalar_products_of_vectors():
     except NoMatrixFormError:
         return
     assert d.check(exact=False).ok
+
+
+@pytest.mark.parametrize("text", ["x' A (x + x' A x)", "x' (x + x' A x)", "(x + x' A x)' B"])
+def test_broadcast_scalar_term_is_not_factored_with_vector_terms(text):
+    # x + x'Ax + sum(x) A x: the x of the broadcast scalar x'Ax is not a common right factor of A x
+    # (simplify raised a ShapeError; found by the long Hessian property run, seed 24)
+    d = derive(text, "x")
+    assert d.check(exact=False).ok
