@@ -58,6 +58,17 @@ def _one_dependent(n: Node, deps: set[Node]) -> int:
     return idx[0]
 
 
+def _kron_as_product(n: N.Kron, deps: set[Node], what: str) -> tuple[Node, Node]:
+    """``(v, K)`` with ``kron(a, v) = (a ⊗ I) v`` or ``kron(v, b) = (I ⊗ b) v`` for the one column vector
+    ``v`` that carries the differential; Kronecker products of anything else have no matrix form."""
+    i = _one_dependent(n, deps)
+    f, other = n.args[i], n.args[1 - i]
+    if not (is_column(f.shape) and is_column(other.shape)):
+        raise NoMatrixFormError(f"the {what} through {to_unicode(n)} has no matrix form")
+    eye = N.Identity(f.shape[0])
+    return f, (N.Kron(other, eye) if i == 1 else N.Kron(eye, other))
+
+
 # --- reverse: transposition ------------------------------------------------------------------------------------
 class _Pullback:
     """Transpose rules: given the cotangent ``c`` of a linear node, the cotangents of its children."""
@@ -139,12 +150,7 @@ class _Pullback:
         return [(n.args[0], S.diagmat(c))]
 
     def t_Kron(self, n, c):
-        i = _one_dependent(n, self.deps)
-        f, other = n.args[i], n.args[1 - i]
-        if not (is_column(f.shape) and is_column(other.shape)):
-            raise NoMatrixFormError(f"the gradient through {to_unicode(n)} has no matrix form")
-        eye = N.Identity(f.shape[0])
-        k = N.Kron(other, eye) if i == 1 else N.Kron(eye, other)
+        f, k = _kron_as_product(n, self.deps, "gradient")
         return [(f, S.mul(S.transpose(k), c))]
 
     def t_Fill(self, n, c):
@@ -310,13 +316,8 @@ class _Forward:
         return S.add(*parts)
 
     def f_Kron(self, n, t):
-        # kron(a, v) = (a ⊗ I) v and kron(v, b) = (I ⊗ b) v for column vectors
-        i = _one_dependent(n, self.deps)
-        f, other = n.args[i], n.args[1 - i]
-        if not (is_column(f.shape) and is_column(other.shape)):
-            raise NoMatrixFormError(f"the Jacobian through {to_unicode(n)} has no matrix form")
-        eye = N.Identity(f.shape[0])
-        return S.mul(N.Kron(other, eye) if i == 1 else N.Kron(eye, other), t[f])
+        f, k = _kron_as_product(n, self.deps, "Jacobian")
+        return S.mul(k, t[f])
 
     def f_VectorLit(self, n, t):
         entries = [t[e] if e in self.deps else None for e in n.args]
