@@ -196,34 +196,30 @@ def _truth(F: N.Node, X: N.Symbol, layout: str, order: int, f, xv):
     layout of matcalc's closed form, as a sympy Matrix (1 x 1 for a scalar)."""
     import sympy
 
-    def plain(e):
-        # d sign(u) = 2 δ(u) du: zero at every point away from the kink, which is where we sample
-        return _flat_kinks(e)
-
     fm = _as_matrix(f)
     if order == 2:
         if F.shape != ():
             raise NoMatrixFormError("a second derivative of a non-scalar has no matrix form")
         if X.shape == ():
-            return fm.applyfunc(lambda e: plain(sympy.diff(e, xv, 2)))
+            return fm.applyfunc(lambda e: _flat_kinks(sympy.diff(e, xv, 2)))
         if not is_column(X.shape):
             raise NoMatrixFormError("the Hessian with respect to a matrix has no matrix form")
         xs = list(xv)
         g = fm.jacobian(xs).T
-        return g.jacobian(xs).applyfunc(plain)
+        return g.jacobian(xs).applyfunc(_flat_kinks)
     if X.shape == ():
         out = fm.applyfunc(lambda e: sympy.diff(e, xv))
         if layout == "denominator" and is_vector(F.shape):
             out = out.T
-        return out.applyfunc(plain)
+        return out.applyfunc(_flat_kinks)
     if F.shape == ():
         grad = xv.applyfunc(lambda s: sympy.diff(f, s))  # shaped like X; shared symbols when symmetric
         out = grad.T if layout == "numerator" else grad
-        return out.applyfunc(plain)
+        return out.applyfunc(_flat_kinks)
     if is_vector(F.shape) and is_column(X.shape):
         col = fm.T if is_row(F.shape) else fm
         J = col.jacobian(list(xv))
-        return (J if layout == "numerator" else J.T).applyfunc(plain)
+        return (J if layout == "numerator" else J.T).applyfunc(_flat_kinks)
     raise NoMatrixFormError(f"the derivative of a {'vector' if is_vector(F.shape) else 'matrix'} with respect "
                             f"to a matrix has no matrix form to check")
 
@@ -378,6 +374,19 @@ def _numbers(value, like):
     return sympy.Matrix(arr.shape[0], arr.shape[1], [sympy.Float(float(x), 17) for x in arr.ravel()])
 
 
+def _only_symbolic(symbols: dict, name: str, values: dict | None = None) -> dict:
+    """The symbol table with every variable but ``name`` made a number: its value at a sample point, or
+    zero (enough to learn shapes). SymPy then differentiates far smaller explicit entries."""
+    import sympy
+
+    def number(k, v):
+        if values is not None:
+            return _numbers(values[k], v)
+        return sympy.zeros(*_as_matrix(v).shape) if _is_sym_matrix(v) else sympy.Integer(0)
+
+    return {k: (v if k == name else number(k, v)) for k, v in symbols.items()}
+
+
 def _internal(value, rows: int, cols: int) -> np.ndarray:
     arr = np.asarray(value, dtype=np.float64)
     if arr.size != rows * cols:
@@ -520,15 +529,11 @@ class _Job:
         """The concrete shape of the derivative in the closed form's layout."""
         if truth is not None:
             return truth.shape
-        import sympy
 
         from .sympy_backend import to_explicit
 
         d = self.d
-        zeros = {name: (sympy.zeros(*_as_matrix(v).shape) if _is_sym_matrix(v) else sympy.Integer(0))
-                 for name, v in symbols.items() if name != d.variable.name}
-        zeros[d.variable.name] = symbols[d.variable.name]
-        shape_f = _as_matrix(to_explicit(d.function, self.sizes, zeros)).shape
+        shape_f = _as_matrix(to_explicit(d.function, self.sizes, _only_symbolic(symbols, d.variable.name))).shape
         xv = _as_matrix(symbols[d.variable.name])
         nf = shape_f[0] * shape_f[1]
         nx = xv.shape[0] * xv.shape[1]
@@ -550,8 +555,7 @@ class _Job:
 
         d = self.d
         name = d.variable.name
-        partial = {k: (_numbers(values[k], v) if k != name else v) for k, v in symbols.items()}
-        f = to_explicit(d.function, self.sizes, partial)
+        f = to_explicit(d.function, self.sizes, _only_symbolic(symbols, name, values))
         truth = _truth(d.function, d.variable, d.layout, d.order, f, symbols[name])
         return np.asarray(numeric_value(truth, {name: symbols[name]}, {name: values[name]}), dtype=np.float64)
 
@@ -572,15 +576,12 @@ class _Job:
         xv = _as_matrix(symbols[X.name])
 
         def jacobian_of(table):
-            f = _as_matrix(to_explicit(F, sizes, table))
-            return f, sympy.Matrix(list(f)).jacobian(list(xv)).applyfunc(
-                _flat_kinks)
+            entries = list(_as_matrix(to_explicit(F, sizes, table)))
+            return sympy.Matrix(entries).jacobian(list(xv)).applyfunc(_flat_kinks)
 
         # the other variables enter as numbers at each point (only X's entries are symbols): far smaller
         self.emit("stage", "differentiating with SymPy")
-        zeros = {k: (sympy.zeros(*_as_matrix(v).shape) if _is_sym_matrix(v) else sympy.Integer(0))
-                 for k, v in symbols.items() if k != X.name}
-        f, _ = jacobian_of({**zeros, X.name: symbols[X.name]})
+        f = _as_matrix(to_explicit(F, sizes, _only_symbolic(symbols, X.name)))  # for the output's shape
         out_axes = tuple(n for n in (f.shape if is_matrix(F.shape) else (len(f),)) if F.shape != ())
         var_axes = tuple(xv.shape) if is_matrix(X.shape) else (len(xv),)
         shape = out_axes + var_axes
@@ -597,8 +598,7 @@ class _Job:
                 continue
             try:
                 with np.errstate(all="ignore"):
-                    partial = {k: (_numbers(values[k], v) if k != X.name else v) for k, v in symbols.items()}
-                    _, J = jacobian_of(partial)
+                    J = jacobian_of(_only_symbolic(symbols, X.name, values))
                     exp_v = np.asarray(numeric_value(J, {X.name: symbols[X.name]}, {X.name: values[X.name]}),
                                        dtype=np.float64).reshape(shape)
             except (ZeroDivisionError, OverflowError, ValueError, TypeError):
