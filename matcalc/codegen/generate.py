@@ -35,9 +35,10 @@ def _shape_text(node: Node) -> str:
     return f"{node.shape[0]} x {node.shape[1]} matrix (2-D array)"
 
 
-def _axes_text(axes: tuple) -> str:
-    """``(n,)``, ``(m, n)`` or ``()``: an argument's shape in code, for error messages."""
-    return "(" + ", ".join(str(a) for a in axes) + ("," if len(axes) == 1 else "") + ")"
+def _tuple_text(items) -> str:
+    """``(n,)``, ``(m, n)`` or ``()``: a Python tuple display of ``items``."""
+    items = [str(i) for i in items]
+    return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
 def _doc_safe(text: str) -> str:
@@ -143,30 +144,25 @@ class _Builder:
         """One unpacking statement binds every size and checks every argument's number of axes; one
         comparison checks the sizes that recur. On the fast path that is two statements (tens of
         nanoseconds: per-argument asserts were a third of a small gradient's running time)."""
-        targets, sources, conditions = [], [], []
-        bound: dict[str, str] = {}
-        for s in self.params:
-            axes = self._code_axes(s)
-            name = self.names[s]
-            if not axes and self.target == "numpy":
-                continue  # float() above already refused anything but a single number
+        checked = [s for s in self.params if self._code_axes(s) or self.target != "numpy"]
+        if not checked:  # (NumPy: float() in the conversions already refused anything but a single number)
+            return []
+        targets, conditions = [], []
+        bound: set[str] = set()
+        for s in checked:
             names = []
-            for size in axes:
+            for size in self._code_axes(s):
                 if isinstance(size, Dim) and size.name not in bound:
-                    bound[size.name] = self.dims[size.name]
-                    names.append(bound[size.name])
+                    bound.add(size.name)
+                    names.append(self.dims[size.name])
                     continue
-                other = self.namer.fresh(f"{name}_size")
+                other = self.namer.fresh(f"{self.names[s]}_size")
                 names.append(other)
                 conditions.append(f"{other} != {self.printer.dim(size)}")
-            targets.append("(" + ", ".join(names) + ("," if len(names) == 1 else "") + ")")
-            sources.append(f"{name}.shape")
-        if not targets:
-            return []
-        expected = ", ".join(f"{self.names[s]} {_axes_text(self._code_axes(s))}" for s in self.params
-                             if self._code_axes(s) or self.target != "numpy")
-        got = ", ".join(f"{self.names[s]} {{tuple({self.names[s]}.shape)}}" for s in self.params
-                        if self._code_axes(s) or self.target != "numpy")
+            targets.append(_tuple_text(names))
+        sources = [f"{self.names[s]}.shape" for s in checked]
+        expected = ", ".join(f"{self.names[s]} {_tuple_text(self._code_axes(s))}" for s in checked)
+        got = ", ".join(f"{self.names[s]} {{tuple({self.names[s]}.shape)}}" for s in checked)
         out = ["try:  # bind the sizes; a wrong number of axes or a size that differs is refused",
                f"    {', '.join(targets)} = {', '.join(sources)}"]
         if conditions:
@@ -196,10 +192,10 @@ class _Builder:
 
     def _tensor_result(self, code: str) -> str:
         sizes = [self.printer.dim(a) for a in self.d.shape]
-        axes = "(" + ", ".join(sizes) + ("," if len(sizes) == 1 else "") + ")"
+        axes = _tuple_text(sizes)
         if self.target == "torch":  # torch has no column-major reshape: reverse, reshape, permute back
             rev = ", ".join(str(i) for i in reversed(range(len(self.d.shape))))
-            rev_axes = "(" + ", ".join(self.printer.dim(a) for a in reversed(self.d.shape)) + ",)"
+            rev_axes = _tuple_text(self.printer.dim(a) for a in reversed(self.d.shape))
             return f"({code}).T.reshape{rev_axes}.permute({rev})"
         lib = "np" if self.target == "numpy" else "jnp"
         return f"{lib}.reshape({code}, {axes}, order='F')"
