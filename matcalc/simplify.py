@@ -22,6 +22,8 @@ All constructors memoise through the hash-consed nodes, so shared subexpressions
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 
 from . import nodes as N
@@ -30,6 +32,61 @@ from .shapes import is_column, is_row
 
 ZERO = N.Number(0)
 ONE = N.Number(1)
+
+
+# --- the rules, as data ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rule:
+    """A named rewrite of one node type, kept in ``RULES[kind]`` in the order they are tried.
+
+    ``fn`` receives what the constructor of ``kind`` is building (the operands of a unary node, the term
+    list of a sum, an adjacent pair of a product's factors, the numerator and denominator factors of an
+    element-wise product) and returns the rewritten form, or None when the rule does not apply.
+    ``before`` and ``after`` are an example in the input language; tests/test_simplify.py checks each.
+    """
+
+    kind: str
+    name: str
+    before: str
+    after: str
+    fn: Callable
+
+    def __repr__(self) -> str:
+        return f"<Rule {self.kind}: {self.name}>"
+
+
+#: every rewrite, one list per node type, in the order the driver tries them
+RULES: dict[str, list[Rule]] = {}
+
+
+def rule(kind: str, name: str, before: str, after: str):
+    """Register ``fn`` as the next rule of ``kind`` (the registry is plain data: ``RULES[kind]``)."""
+    def register(fn):
+        RULES.setdefault(kind, []).append(Rule(kind, name, before, after, fn))
+        return fn
+    return register
+
+
+def rewrite(kind: str, *operands):
+    """The one driver: the result of the first rule of ``kind`` that applies to ``operands``, or None."""
+    for r in RULES.get(kind, ()):
+        out = r.fn(*operands)
+        if out is not None:
+            return out
+    return None
+
+
+def rewrite_all(kind: str, state: tuple) -> tuple:
+    """Apply the rules of ``kind`` to ``state`` until none applies; a state seen before ends it too, so two
+    rules that undo each other (expanding and factoring) cannot loop."""
+    seen = set()
+    while state not in seen:
+        seen.add(state)
+        out = rewrite(kind, state)
+        if out is None:
+            break
+        state = out
+    return state
 
 
 # --- predicates and coefficients ----------------------------------------------------------------------
@@ -110,78 +167,10 @@ def _broadcast_shape(terms) -> tuple:
 
 
 def add(*terms: Node) -> Node:
-    global _EXPANDING
-    out = _add(*terms)
-    if _EXPANDING or not isinstance(out, N.Add) or not any(_expandable(t) for t in out.args):
-        return out
-    # expand element-wise products of sums when that cancels terms: y ⊙ (1 - σ) - (1 - y) ⊙ σ -> y - σ
-    _EXPANDING = True
-    try:
-        expanded = _add(*[e for t in out.args for e in _expand(t)])
-    finally:
-        _EXPANDING = False
-    return expanded if N.count_nodes(expanded) < N.count_nodes(out) else out
-
-
-_EXPANDING = False
-
-
-def _negative_scaled(t: Node) -> bool:
-    c, core = split_coeff(t)
-    return core is not None and c < 0 and not isinstance(t, N.Neg)
-
-
-def _expandable(t: Node) -> bool:
-    c, core = split_coeff(t)
-    if isinstance(core, N.MatMul) and core.shape == () and all(f.shape == () for f in core.args):
-        return any(isinstance(f, N.Add) for f in core.args)  # scalars: y (σ - 1)
-    return isinstance(core, N.Hadamard) and any(isinstance(f, N.Add) for f in core.args)
-
-
-def _expand(t: Node) -> list[Node]:
-    """The terms of an element-wise product of sums, multiplied out one level."""
-    c, core = split_coeff(t)
-    if not _expandable(t):
-        return [t]
-    factors = list(core.args)
-    i = next(k for k, f in enumerate(factors) if isinstance(f, N.Add))
-    out = []
-    combine = mul if isinstance(core, N.MatMul) else had
-    for term in factors[i].args:
-        piece = combine(*factors[:i], term, *factors[i + 1:]) if term.shape != () or len(factors) > 1 else term
-        out.extend(_expand(scale(c, piece)))
-    return out
-
-
-def _add(*terms: Node) -> Node:
+    """A sum in canonical form: flattened, like terms collected, constants folded; then the ``Add`` rules
+    (on the list of terms), then a negative term written as a subtraction."""
     shape = _broadcast_shape(terms)
-    flat: list[Node] = []
-    stack = list(reversed(terms))
-    while stack:
-        t = stack.pop()
-        if isinstance(t, N.Add):
-            stack.extend(reversed(t.args))
-            continue
-        c, core = split_coeff(t)
-        if isinstance(core, N.Add) and c != 1:  # c (a + b) in a sum: its terms join the sum
-            stack.extend(reversed([scale(c, a) for a in core.args]))
-        elif not is_zero(t):
-            flat.append(t)
-    constant = Fraction(0)
-    coeffs: dict[Node, Fraction] = {}
-    for t in flat:
-        c, core = split_coeff(t)
-        if core is None:
-            constant += c
-        else:
-            coeffs[core] = coeffs.get(core, Fraction(0)) + c
-    out = [scale(c, core) for core, c in coeffs.items() if c != 0]
-    if constant != 0:  # "σ - 1", not "σ + -1"
-        out.append(N.Number(constant) if constant > 0 or not out else N.Neg(N.Number(-constant)))
-    out = _common_divisor(out)
-    out = _merge_diagonals(out)
-    out = _factor_common(out)
-    out = _factor_hadamard(out)
+    out = list(rewrite_all("Add", tuple(_collect(terms))))
     if not out:
         return zero_like(shape)
     if len(out) == 1:
@@ -198,7 +187,46 @@ def _add(*terms: Node) -> Node:
     return N.Add(*out)
 
 
-def _common_divisor(terms: list[Node]) -> list[Node]:
+def _negative_scaled(t: Node) -> bool:
+    c, core = split_coeff(t)
+    return core is not None and c < 0 and not isinstance(t, N.Neg)
+
+
+def _flatten_terms(terms) -> list[Node]:
+    """The terms of nested sums, with ``c (a + b)`` distributed and zeros dropped."""
+    flat: list[Node] = []
+    stack = list(reversed(terms))
+    while stack:
+        t = stack.pop()
+        if isinstance(t, N.Add):
+            stack.extend(reversed(t.args))
+            continue
+        c, core = split_coeff(t)
+        if isinstance(core, N.Add) and c != 1:  # c (a + b) in a sum: its terms join the sum
+            stack.extend(reversed([scale(c, a) for a in core.args]))
+        elif not is_zero(t):
+            flat.append(t)
+    return flat
+
+
+def _collect(terms) -> list[Node]:
+    """Like terms collected over the whole sum (``2y + 2(-y) -> 0``) and the constants folded into one."""
+    constant = Fraction(0)
+    coeffs: dict[Node, Fraction] = {}
+    for t in _flatten_terms(terms):
+        c, core = split_coeff(t)
+        if core is None:
+            constant += c
+        else:
+            coeffs[core] = coeffs.get(core, Fraction(0)) + c
+    out = [scale(c, core) for core, c in coeffs.items() if c != 0]
+    if constant != 0:  # "σ - 1", not "σ + -1"
+        out.append(N.Number(constant) if constant > 0 or not out else N.Neg(N.Number(-constant)))
+    return out
+
+
+@rule("Add", "common divisor", "a / N - b / N", "(a - b) / N")
+def _common_divisor(terms: tuple) -> tuple | None:
     """``a / N - b / N -> (a - b) / N``, so the numerators can cancel."""
     groups: dict[Node, list[int]] = {}
     for i, t in enumerate(terms):
@@ -212,26 +240,28 @@ def _common_divisor(terms: list[Node]) -> list[Node]:
         combined = div(add(*nums), denom)
         rest = [t for j, t in enumerate(terms) if j not in members]
         rest.insert(members[0], combined)
-        return [t for t in rest if not is_zero(t)]
-    return terms
+        return tuple(t for t in rest if not is_zero(t))
+    return None
 
 
-def _merge_diagonals(terms: list[Node]) -> list[Node]:
+@rule("Add", "merge diagonals", "diag(a) + 2 diag(b)", "diag(a + 2 b)")
+def _merge_diagonals(terms: tuple) -> tuple | None:
     """``diag(a) + diag(b) -> diag(a + b)`` (scaled diagonals too)."""
     idx = [i for i, t in enumerate(terms) if isinstance(split_coeff(t)[1], N.DiagMat)]
     if len(idx) < 2:
-        return terms
+        return None
     inner = add(*[scale(split_coeff(terms[i])[0], split_coeff(terms[i])[1].args[0]) for i in idx])
     merged = diagmat(inner)
     rest = [t for j, t in enumerate(terms) if j not in idx]
     rest.insert(idx[0], merged)
-    return [t for t in rest if not is_zero(t)]
+    return tuple(t for t in rest if not is_zero(t))
 
 
-def _factor_hadamard(terms: list[Node]) -> list[Node]:
+@rule("Add", "common element-wise factor", "a .* p + b .* p", "(a + b) .* p")
+def _factor_hadamard(terms: tuple) -> tuple | None:
     """``a ⊙ p + b ⊙ p -> (a + b) ⊙ p`` for a common element-wise factor ``p``."""
     if len(terms) < 2:
-        return terms
+        return None
     counts: dict[Node, list[int]] = {}
     for i, t in enumerate(terms):
         c, core = split_coeff(t)
@@ -250,8 +280,8 @@ def _factor_hadamard(terms: list[Node]) -> list[Node]:
         combined = had(add(*rests), f)
         new = [t for j, t in enumerate(terms) if j not in members]
         new.insert(members[0], combined)
-        return _factor_hadamard([t for t in new if not is_zero(t)])
-    return terms
+        return tuple(t for t in new if not is_zero(t))
+    return None
 
 
 def _chain(t: Node) -> tuple[Fraction, list[Node]]:
@@ -261,10 +291,11 @@ def _chain(t: Node) -> tuple[Fraction, list[Node]]:
     return c, list(core.args) if isinstance(core, N.MatMul) else [core]
 
 
-def _factor_common(terms: list[Node]) -> list[Node]:
+@rule("Add", "common matrix factor", "A x + A' x", "(A + A') x")
+def _factor_common(terms: tuple) -> tuple | None:
     """Factor a common last factor (``A x + B x -> (A + B) x``), else a common first factor."""
     if len(terms) < 2:
-        return terms
+        return None
     # a scalar term of a vector or matrix sum is broadcast, not a product with the others' shape: in
     # x + x' A x + B x, the x of x' A x is not a common right factor of B x
     full = next((t.shape for t in terms if t.shape != ()), ())
@@ -294,8 +325,74 @@ def _factor_common(terms: list[Node]) -> list[Node]:
             combined = scale(c0, combined) if not is_zero(combined) else combined
             new = [t for j, t in enumerate(terms) if j not in members]
             new.insert(members[0], combined)
-            return _factor_common([t for t in new if not is_zero(t)])
-    return terms
+            return tuple(t for t in new if not is_zero(t))
+    return None
+
+
+@rule("Add", "one sum of the sums", "sum(a) - sum(b)", "sum(a - b)")
+def _merge_sums(terms: tuple) -> tuple | None:
+    """``sum(a) - 2 sum(b) -> sum(a - 2 b)`` for sums of one shape (the bias gradient ``sum(σ - y)``)."""
+    idx = [i for i, t in enumerate(terms) if isinstance(split_coeff(t)[1], N.Sum)]
+    shapes = {split_coeff(terms[i])[1].args[0].shape for i in idx}
+    if len(idx) < 2 or len(shapes) != 1:
+        return None
+    merged = ssum(add(*[scale(split_coeff(terms[i])[0], split_coeff(terms[i])[1].args[0]) for i in idx]))
+    rest = [t for j, t in enumerate(terms) if j not in idx]
+    rest.insert(idx[0], merged)
+    return tuple(t for t in rest if not is_zero(t))
+
+
+@rule("Add", "expand element-wise products", "y .* (1 - s) - (1 - y) .* s", "y - s")
+def _expand_when_shorter(terms: tuple) -> tuple | None:
+    """Multiply out products of sums when the expanded, collected sum has fewer nodes."""
+    if len(terms) < 2 or not any(_expandable(t) for t in terms):
+        return None
+    expanded = tuple(_collect([e for t in terms for e in _expand(t)]))
+    if _size(expanded) < _size(terms):
+        return expanded
+    return None
+
+
+def _size(terms: tuple) -> int:
+    return N.count_nodes(N.Add(*terms)) if len(terms) > 1 else (N.count_nodes(terms[0]) if terms else 0)
+
+
+def _expandable(t: Node) -> bool:
+    c, core = split_coeff(t)
+    if isinstance(core, N.MatMul) and core.shape == () and all(f.shape == () for f in core.args):
+        return any(isinstance(f, N.Add) for f in core.args)  # scalars: y (σ - 1)
+    if isinstance(core, N.MatMul) and core.shape == () and len(core.args) == 2 and is_row(core.args[0].shape):
+        return any(isinstance(_row_sum(f), N.Add) for f in core.args)  # (1 - y)ᵀ σ
+    return isinstance(core, N.Hadamard) and any(isinstance(f, N.Add) for f in core.args)
+
+
+def _row_sum(f: Node) -> Node:
+    """The sum a factor stands for: ``(a + b)ᵀ`` is the sum ``a + b`` read as a row."""
+    return f.args[0] if isinstance(f, N.Transpose) else f
+
+
+def _expand(t: Node) -> list[Node]:
+    """The terms of an element-wise product of sums, multiplied out one level."""
+    c, core = split_coeff(t)
+    if not _expandable(t):
+        return [t]
+    factors = list(core.args)
+    if isinstance(core, N.MatMul) and core.shape == () and is_row(factors[0].shape):  # a dot product uᵀ v
+        i = next(k for k, f in enumerate(factors) if isinstance(_row_sum(f), N.Add))
+        whole = factors[i]
+        out = []
+        for term in _row_sum(whole).args:
+            term = mul(term, N.Ones(_row_sum(whole).shape)) if term.shape == () else term
+            piece = transpose(term) if whole is not _row_sum(whole) else term
+            out.extend(_expand(scale(c, mul(*factors[:i], piece, *factors[i + 1:]))))
+        return out
+    i = next(k for k, f in enumerate(factors) if isinstance(f, N.Add))
+    out = []
+    combine = mul if isinstance(core, N.MatMul) else had
+    for term in factors[i].args:
+        piece = combine(*factors[:i], term, *factors[i + 1:]) if term.shape != () or len(factors) > 1 else term
+        out.extend(_expand(scale(c, piece)))
+    return out
 
 
 # --- products ---------------------------------------------------------------------------------------------
@@ -356,6 +453,10 @@ def mul(*factors: Node) -> Node:
             continue
         if is_zero(core):
             return zero_like(shape)
+        if isinstance(core, N.Div) and core.shape != ():  # K (q / s) = (K q) / s: the scalar leaves the chain
+            stack.append(core.args[0])
+            scalars.append(N.Div(ONE, core.args[1]))
+            continue
         if core.shape == ():
             scalars.append(core)
         else:

@@ -73,7 +73,7 @@ def gradient(F: Node, X: N.Symbol) -> Node:
     if dF is None:
         return S.zero_like(X.shape)
     if X.shape == ():
-        return substitute(dF, {N.Differential(X): S.ONE})
+        return S.simplify(substitute(dF, {N.Differential(X): S.ONE}))
     g = S.simplify(pullback(dF, N.Differential(X), S.ONE))
     return _symmetrise(g) if X.symmetric else g
 
@@ -82,7 +82,7 @@ def jacobian(F: Node, X: N.Symbol) -> Node:
     """The numerator-layout derivative of ``F`` with respect to ``X`` when it is a matrix."""
     if X.shape == ():
         dF = differential(F, X)
-        return S.zero_like(F.shape) if dF is None else substitute(dF, {N.Differential(X): S.ONE})
+        return S.zero_like(F.shape) if dF is None else S.simplify(substitute(dF, {N.Differential(X): S.ONE}))
     if F.shape == ():
         return S.transpose(gradient(F, X))
     if (is_column(F.shape) or is_row(F.shape)) and is_column(X.shape):

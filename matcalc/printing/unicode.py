@@ -17,7 +17,7 @@ class UnicodePrinter(TextPrinter):
     elemdiv_op = " ⊘ "
 
     def mul_sep(self, left: str, right: str) -> str:
-        return " " if not right.startswith("-") else " ⋅ "
+        return " "
 
     def _print_Ones(self, n):
         return ("𝟙ᵀ", POST) if n.shape[0] == 1 else ("𝟙", ATOM)
