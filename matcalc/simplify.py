@@ -143,6 +143,8 @@ def _flip_difference(core: Node) -> Node | None:
     if not isinstance(core, N.MatMul):
         return None
     for i, f in enumerate(core.args):
+        if sum(_row_sum(g) is f for g in core.args) > 1:  # (x - y)(x - y)ᵀ: flipping one would hide a sign
+            continue
         if isinstance(f, N.Add) and len(f.args) == 2 and isinstance(f.args[1], N.Neg) \
                 and not isinstance(f.args[0], N.Neg):
             flipped = N.Add(f.args[1].args[0], N.Neg(f.args[0]))
@@ -405,25 +407,69 @@ def _is_ones_col(x):
 
 
 def _pair(a: Node, b: Node) -> list[Node] | None:
-    """A rewrite of the adjacent factors ``a b`` of a product, or None."""
-    if isinstance(a, N.Identity) and b.shape != ():
-        return [b]
-    if isinstance(b, N.Identity) and a.shape != ():
-        return [a]
-    if _is_ones_row(a) and isinstance(b, N.DiagMat):
-        return [transpose(b.args[0])]
-    if isinstance(a, N.DiagMat) and _is_ones_col(b):
-        return [a.args[0]]
-    if isinstance(a, N.DiagMat) and isinstance(b, N.DiagMat):
-        return [diagmat(had(a.args[0], b.args[0]))]
-    if isinstance(a, N.DiagMat) and is_column(b.shape):
-        return [had(a.args[0], b)]
-    if is_row(a.shape) and isinstance(b, N.DiagMat):
-        return [transpose(had(b.args[0], transpose(a)))]
-    if _is_ones_row(a) and is_column(b.shape):
-        return [ssum(b)]
-    if is_row(a.shape) and _is_ones_col(b):
-        return [ssum(a)]
+    """A rewrite of the adjacent factors ``a b`` of a product (the ``MatMul`` rules), or None."""
+    return rewrite("MatMul", a, b)
+
+
+@rule("MatMul", "identity on the left", "I A", "A")
+def _identity_left(a, b):
+    return [b] if isinstance(a, N.Identity) and b.shape != () else None
+
+
+@rule("MatMul", "identity on the right", "A I", "A")
+def _identity_right(a, b):
+    return [a] if isinstance(b, N.Identity) and a.shape != () else None
+
+
+@rule("MatMul", "ones row times a diagonal", "ones(n)' diag(x)", "x'")
+def _ones_row_diag(a, b):
+    return [transpose(b.args[0])] if _is_ones_row(a) and isinstance(b, N.DiagMat) else None
+
+
+@rule("MatMul", "diagonal times ones", "diag(x) ones(n)", "x")
+def _diag_ones(a, b):
+    return [a.args[0]] if isinstance(a, N.DiagMat) and _is_ones_col(b) else None
+
+
+@rule("MatMul", "product of diagonals", "diag(x) diag(y)", "diag(x .* y)")
+def _diag_diag(a, b):
+    return [diagmat(had(a.args[0], b.args[0]))] if isinstance(a, N.DiagMat) and isinstance(b, N.DiagMat) else None
+
+
+@rule("MatMul", "diagonal times a vector", "diag(x) y", "x .* y")
+def _diag_vector(a, b):
+    return [had(a.args[0], b)] if isinstance(a, N.DiagMat) and is_column(b.shape) else None
+
+
+@rule("MatMul", "row times a diagonal", "x' diag(y)", "(y .* x)'")
+def _row_diag(a, b):
+    return [transpose(had(b.args[0], transpose(a)))] if is_row(a.shape) and isinstance(b, N.DiagMat) else None
+
+
+@rule("MatMul", "ones row times a vector", "ones(n)' x", "sum(x)")
+def _ones_row_vector(a, b):
+    return [ssum(b)] if _is_ones_row(a) and is_column(b.shape) else None
+
+
+@rule("MatMul", "row times ones", "x' ones(n)", "sum(x)")
+def _row_ones(a, b):
+    return [ssum(a)] if is_row(a.shape) and _is_ones_col(b) else None
+
+
+@rule("MatMul", "one orientation of a difference", "(y - x) (x - y)'", "-((x - y) (x - y)')")
+def _one_orientation(a, b):
+    """``(y - x)(x - y)ᵀ -> -(x - y)(x - y)ᵀ``: the sign goes to the front instead of hiding in a difference."""
+    u, v = _row_sum(a), _row_sum(b)
+    if not (isinstance(u, N.Add) and isinstance(v, N.Add)) or u is v:
+        return None
+    if neg(u) is not v and add(*[neg(t) for t in u.args]) is not v:
+        return None
+    flipped = v if a is u else transpose(v)
+    return [N.Neg(N.MatMul(flipped, b))]
+
+
+@rule("MatMul", "inverse times its matrix", "inv(A) A", "I")
+def _inverse_pair(a, b):
     if isinstance(a, N.Inv) and a.args[0] is b or isinstance(b, N.Inv) and b.args[0] is a:
         return [N.Identity(a.shape[0])]
     return None
@@ -533,6 +579,11 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
         elif isinstance(core, N.Div):
             take(core.args[0], sign)
             take(core.args[1], -sign)
+        elif isinstance(core, N.Power) and isinstance(core.args[1], N.Number) and isinstance(
+                core.args[0], N.MatMul) and not _scalar_of_nonscalars(core.args[0]) \
+                and core.args[1].value.denominator == 1:  # (‖x‖ ‖y‖)² = ‖x‖² ‖y‖²
+            for g in core.args[0].args:
+                take(power(g, core.args[1]), sign)
         elif isinstance(core, N.Power) and isinstance(core.args[1], N.Number):
             put(core.args[0], sign * core.args[1].value)
         else:
@@ -557,8 +608,16 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
             del exps[base], exps[N.Apply("exp", u)]
             exps[N.Apply("sigmoid", u)] = exps.get(N.Apply("sigmoid", u), Fraction(0)) + 1
     nums = [power(b, N.Number(e)) for b, e in exps.items() if e > 0]
-    dens = [power(b, N.Number(-e)) for b, e in exps.items() if e < 0]
+    # the denominator's factors in one canonical order, so 1/(‖x‖² ‖y‖) and 1/(‖y‖ ‖x‖²) are like terms
+    dens = sorted((power(b, N.Number(-e)) for b, e in exps.items() if e < 0), key=_canonical_key)
     return coeff, nums, dens
+
+
+def _canonical_key(x: Node) -> tuple:
+    """An order for commuting factors that does not depend on how they were built."""
+    from .printing import to_text
+
+    return N.count_nodes(x), to_text(x)
 
 
 def _runs_as_powers(chain: list[Node]) -> list[Node]:
@@ -631,8 +690,8 @@ def had(*factors: Node) -> Node:
     if not nums and not dens:
         body = mul(*scalars, N.Ones(shape)) if shape != () else mul(*scalars)
         return scale(coeff, body)
-    nums, dens = _cancel(nums, dens)
-    nums = _powers(nums)
+    c2, nums, dens = rewrite_all("Hadamard", (Fraction(1), tuple(nums), tuple(dens)))
+    coeff *= c2
     if not nums and not dens:
         body = mul(*scalars, N.Ones(shape)) if shape != () else mul(*scalars)
         return scale(coeff, body)
@@ -658,30 +717,50 @@ def _one_plus_exp(x: Node) -> Node | None:
     return None
 
 
-def _powers(factors: list[Node]) -> list[Node]:
-    """``y ⊙ y -> y⊙²`` (equal element-wise factors merged into a power)."""
-    if len(factors) == len(set(factors)):
-        return factors
-    out: dict[Node, int] = {}
-    for f in factors:
-        out[f] = out.get(f, 0) + 1
-    return [f if k == 1 else epow(f, N.Number(k)) for f, k in out.items()]
+@rule("Hadamard", "numbers of a denominator", "x ./ (2 y)", "0.5 (x ./ y)")
+def _denominator_numbers(state):
+    """A numeric factor of an element-wise denominator joins the coefficient, where it cancels."""
+    coeff, nums, dens = state
+    for i, d in enumerate(dens):
+        c, core = split_coeff(d)
+        if c != 1 and core is not None and c != 0:
+            return coeff / c, nums, dens[:i] + (core,) + dens[i + 1:]
+    return None
 
 
-def _cancel(nums: list[Node], dens: list[Node]) -> tuple[list[Node], list[Node]]:
-    """Cancel equal factors of a quotient; ``exp(u) / (exp(u) + 1)`` becomes ``σ(u)``."""
-    nums, dens = list(nums), list(dens)
-    for d in list(dens):
+@rule("Hadamard", "cancel a common factor", "(x .* y) ./ y", "x")
+def _cancel_common(state):
+    coeff, nums, dens = state
+    for d in dens:
         if d in nums:
-            nums.remove(d)
-            dens.remove(d)
-            continue
+            i, j = nums.index(d), dens.index(d)
+            return coeff, nums[:i] + nums[i + 1:], dens[:j] + dens[j + 1:]
+    return None
+
+
+@rule("Hadamard", "logistic sigmoid", "exp(x) ./ (exp(x) + 1)", "sigmoid(x)")
+def _sigmoid_quotient(state):
+    """``exp(u) ⊘ (exp(u) + 1) -> σ(u)``."""
+    coeff, nums, dens = state
+    for j, d in enumerate(dens):
         u = _one_plus_exp(d)
         if u is not None and N.Apply("exp", u) in nums:
-            nums.remove(N.Apply("exp", u))
-            dens.remove(d)
-            nums.append(N.Apply("sigmoid", u))
-    return nums, dens
+            i = nums.index(N.Apply("exp", u))
+            rest = nums[:i] + nums[i + 1:]
+            return coeff, rest + (N.Apply("sigmoid", u),), dens[:j] + dens[j + 1:]
+    return None
+
+
+@rule("Hadamard", "equal factors as a power", "x .* x", "x.^2")
+def _equal_factors(state):
+    """``y ⊙ y -> y⊙²`` (equal element-wise factors merged into a power)."""
+    coeff, nums, dens = state
+    if len(nums) == len(set(nums)):
+        return None
+    out: dict[Node, int] = {}
+    for f in nums:
+        out[f] = out.get(f, 0) + 1
+    return coeff, tuple(f if k == 1 else epow(f, N.Number(k)) for f, k in out.items()), dens
 
 
 def ediv(a: Node, b: Node) -> Node:
@@ -697,89 +776,189 @@ def ediv(a: Node, b: Node) -> Node:
 
 
 def div(x: Node, s: Node) -> Node:
-    if is_zero(x):
-        return x
+    """``x / s`` for a scalar ``s``, through the ``Div`` rules."""
+    return rewrite("Div", x, s) or N.Div(x, s)
+
+
+@rule("Div", "zero numerator", "0 / a", "0")
+def _div_zero(x, s):
+    return x if is_zero(x) else None
+
+
+@rule("Div", "numeric divisor", "x / 2", "0.5 x")
+def _div_number(x, s):
     if isinstance(s, N.Number) and s.value != 0:
         return scale(1 / s.value, x) if not isinstance(x, N.Number) else N.Number(x.value / s.value)
-    if (_is_exp(x) and isinstance(s, N.Sum) and s.args[0] is x and x.shape != ()
-            and x.shape[1] == 1):  # exp(u) / sum(exp(u)) = softmax(u)
+    return None
+
+
+@rule("Div", "softmax", "exp(x) / sum(exp(x))", "softmax(x)")
+def _div_softmax(x, s):
+    if _is_exp(x) and isinstance(s, N.Sum) and s.args[0] is x and x.shape != () and x.shape[1] == 1:
         return N.Softmax(x.args[1])
+    return None
+
+
+@rule("Div", "scalar quotient", "(2 a) / (4 a b)", "0.5 / b")
+def _div_scalars(x, s):
+    """A scalar over a scalar is one product of powers, so numbers and equal factors cancel."""
+    if x.shape == () and not isinstance(x, N.Number):
+        return mul(x, N.Power(s, N.Number(-1)))
+    return None
+
+
+@rule("Div", "quotient of a quotient", "(x / a) / b", "x / (a b)")
+def _div_div(x, s):
+    if isinstance(x, N.Div):
+        return div(x.args[0], mul(x.args[1], s))
+    return None
+
+
+@rule("Div", "numbers of the divisor", "x / (2 a)", "0.5 (x / a)")
+def _div_divisor_number(x, s):
+    c, core = split_coeff(s)
+    if c != 1 and c != 0 and core is not None:
+        return scale(1 / c, div(x, core))
+    return None
+
+
+@rule("Div", "sign to the front", "(-2 x) / a", "-((2 x) / a)")
+def _div_sign(x, s):
     c, core = split_coeff(x)
-    if c < 0:
-        return neg(div(scale(-c, core), s))
-    return N.Div(x, s)
+    return neg(div(scale(-c, core), s)) if c < 0 else None
 
 
 # --- unary structure -----------------------------------------------------------------------------------------
 def _self_transpose(x: Node) -> bool:
+    """Symmetric by construction: I, diag(v), a symmetric symbol, Aᵀ D A, S⁻¹ v vᵀ S⁻¹, A + Aᵀ."""
     if isinstance(x, N.Identity | N.DiagMat):
         return True
     if isinstance(x, N.Symbol) and x.symmetric:
         return True
-    if isinstance(x, N.Add):
-        terms = set(x.args)
-        return all(transpose(t) in terms for t in x.args)
+    if isinstance(x, N.Add):  # A + Aᵀ, S⁻¹ - S⁻¹ v vᵀ S⁻¹: the terms are each other's transposes
+        terms = {split_coeff(t) for t in x.args}
+        return all(split_coeff(transpose(t)) in terms for t in x.args)
     if isinstance(x, N.Inv) or (isinstance(x, N.Power) and x.shape != ()):
         return _self_transpose(x.args[0])
     if isinstance(x, N.MatMul) and x.shape != () and x.shape[0] == x.shape[1]:
         return transpose(x) is x  # Xᵀ C X with C symmetric, Xᵀ X
+    if isinstance(x, N.Div | N.Neg):
+        return _self_transpose(x.args[0])
     return False
 
 
 def transpose(x: Node) -> Node:
-    if x.shape == ():
-        return x
-    if isinstance(x, N.Transpose):
-        return x.args[0]
-    if isinstance(x, N.Ones | N.Zeros):
-        return type(x)((x.shape[1], x.shape[0]))
-    if isinstance(x, N.Neg):
-        return neg(transpose(x.args[0]))
-    if isinstance(x, N.MatMul):
-        return mul(*[transpose(f) for f in reversed(x.args)])
-    if isinstance(x, N.Div):
-        return div(transpose(x.args[0]), x.args[1])
+    """``xᵀ`` through the ``Transpose`` rules."""
+    return rewrite("Transpose", x) or N.Transpose(x)
+
+
+@rule("Transpose", "scalar", "a'", "a")
+def _t_scalar(x):
+    return x if x.shape == () else None
+
+
+@rule("Transpose", "double transpose", "(A')'", "A")
+def _t_double(x):
+    return x.args[0] if isinstance(x, N.Transpose) else None
+
+
+@rule("Transpose", "constant", "ones(n)'", "ones(1, n)")
+def _t_constant(x):
+    return type(x)((x.shape[1], x.shape[0])) if isinstance(x, N.Ones | N.Zeros) else None
+
+
+@rule("Transpose", "negation", "(-A)'", "-A'")
+def _t_neg(x):
+    return neg(transpose(x.args[0])) if isinstance(x, N.Neg) else None
+
+
+@rule("Transpose", "product", "(x' A)'", "A' x")
+def _t_product(x):
+    return mul(*[transpose(f) for f in reversed(x.args)]) if isinstance(x, N.MatMul) else None
+
+
+@rule("Transpose", "quotient", "(A / a)'", "A' / a")
+def _t_quotient(x):
+    return div(transpose(x.args[0]), x.args[1]) if isinstance(x, N.Div) else None
+
+
+@rule("Transpose", "power", "(A^2)'", "(A')^2")
+def _t_power(x):
     if isinstance(x, N.Power) and isinstance(x.args[1], N.Number) and not _self_transpose(x.args[0]):
-        return power(transpose(x.args[0]), x.args[1])  # (X²)ᵀ = (Xᵀ)²
-    if isinstance(x, N.Add) and is_row(x.shape):  # a sum of rows reads better as a sum of columns
-        return add(*[transpose(t) for t in x.args])
-    if _self_transpose(x):
-        return x
-    if isinstance(x, N.Inv):
-        return N.Transpose(x)
-    return N.Transpose(x)
+        return power(transpose(x.args[0]), x.args[1])
+    return None
+
+
+@rule("Transpose", "sum of rows", "(x' + y')'", "x + y")
+def _t_rows(x):
+    """A sum of rows reads better as a sum of columns."""
+    return add(*[transpose(t) for t in x.args]) if isinstance(x, N.Add) and is_row(x.shape) else None
+
+
+@rule("Transpose", "symmetric", "(A + A')'", "A + A'")
+def _t_symmetric(x):
+    return x if _self_transpose(x) else None
 
 
 def inv(x: Node) -> Node:
-    if isinstance(x, N.Inv):
-        return x.args[0]
-    if isinstance(x, N.Identity):
-        return x
-    if isinstance(x, N.Transpose):
-        return transpose(inv(x.args[0]))
-    return N.Inv(x)
+    """``x⁻¹`` through the ``Inv`` rules."""
+    return rewrite("Inv", x) or N.Inv(x)
+
+
+@rule("Inv", "double inverse", "inv(inv(A))", "A")
+def _inv_inv(x):
+    return x.args[0] if isinstance(x, N.Inv) else None
+
+
+@rule("Inv", "identity", "inv(I)", "I")
+def _inv_identity(x):
+    return x if isinstance(x, N.Identity) else None
+
+
+@rule("Inv", "transpose outside", "inv(A')", "inv(A)'")
+def _inv_transpose(x):
+    return transpose(inv(x.args[0])) if isinstance(x, N.Transpose) else None
 
 
 def diagmat(v: Node) -> Node:
-    if isinstance(v, N.Ones):
-        return N.Identity(v.shape[0])
-    if isinstance(v, N.Fill):
-        return mul(v.value, N.Identity(v.shape[0]))
-    if is_zero(v):
-        return N.Zeros((v.shape[0], v.shape[0]))
-    return N.DiagMat(v)
+    """``diag(v)`` through the ``DiagMat`` rules."""
+    return rewrite("DiagMat", v) or N.DiagMat(v)
+
+
+@rule("DiagMat", "diagonal of ones", "diag(ones(n))", "I")
+def _diag_of_ones(v):
+    return N.Identity(v.shape[0]) if isinstance(v, N.Ones) else None
+
+
+@rule("DiagMat", "diagonal of a constant", "diag(vector(a))", "a I")
+def _diag_of_fill(v):
+    return mul(v.value, N.Identity(v.shape[0])) if isinstance(v, N.Fill) else None
+
+
+@rule("DiagMat", "diagonal of zeros", "diag(zeros(n))", "zeros(n, n)")
+def _diag_of_zeros(v):
+    return N.Zeros((v.shape[0], v.shape[0])) if is_zero(v) else None
 
 
 def diagvec(a: Node) -> Node:
-    if isinstance(a, N.DiagMat):
-        return a.args[0]
-    if isinstance(a, N.Identity):
-        return N.Ones((a.shape[0], 1))
-    return N.DiagVec(a)
+    """``diag(A)`` (the vector of the diagonal) through the ``DiagVec`` rules."""
+    return rewrite("DiagVec", a) or N.DiagVec(a)
+
+
+@rule("DiagVec", "diagonal of a diagonal matrix", "diag(diag(x))", "x")
+def _diagvec_diag(a):
+    return a.args[0] if isinstance(a, N.DiagMat) else None
+
+
+@rule("DiagVec", "diagonal of I", "diag(eye(n))", "ones(n)")
+def _diagvec_identity(a):
+    return N.Ones((a.shape[0], 1)) if isinstance(a, N.Identity) else None
 
 
 def numel(x: Node) -> Node:
-    """``numel(x)`` by the simplest name of that shape: ``numel(y)`` rather than ``numel((y - f(X w)).^2)``."""
+    """``numel(x)`` by the simplest name of that shape: ``numel(y)`` rather than ``numel((y - f(X w)).^2)``.
+
+    The printers write it by the dimensions' names (``n``) where no variable has that name."""
     for s_ in N.symbols_of(x):
         if s_.shape == x.shape:
             return N.Numel(s_)
@@ -787,69 +966,126 @@ def numel(x: Node) -> Node:
 
 
 def ssum(x: Node) -> Node:
-    if x.shape == ():
-        return x
-    if is_zero(x):
-        return ZERO
-    if isinstance(x, N.Ones):
-        return numel(x)
-    if isinstance(x, N.Transpose):
-        return ssum(x.args[0])
+    """``sum(x)`` through the ``Sum`` rules."""
+    return rewrite("Sum", x) or N.Sum(x)
+
+
+@rule("Sum", "scalar", "sum(a)", "a")
+def _sum_scalar(x):
+    return x if x.shape == () else None
+
+
+@rule("Sum", "zeros", "sum(zeros(n))", "0")
+def _sum_zeros(x):
+    return ZERO if is_zero(x) else None
+
+
+@rule("Sum", "ones", "sum(ones(n))", "numel(ones(n))")
+def _sum_ones(x):
+    return numel(x) if isinstance(x, N.Ones) else None
+
+
+@rule("Sum", "transpose", "sum(x')", "sum(x)")
+def _sum_transpose(x):
+    return ssum(x.args[0]) if isinstance(x, N.Transpose) else None
+
+
+@rule("Sum", "coefficient", "sum(2 x)", "2 sum(x)")
+def _sum_coefficient(x):
     c, core = split_coeff(x)
-    if c != 1:
-        return scale(c, ssum(core))
-    return N.Sum(x)
+    return scale(c, ssum(core)) if c != 1 else None
 
 
 def dot(a: Node, b: Node) -> Node:
-    if is_zero(a) or is_zero(b):
-        return ZERO
+    """``a · b`` through the ``Dot`` rules."""
+    return rewrite("Dot", a, b) or N.Dot(a, b)
+
+
+@rule("Dot", "zero", "dot(x, zeros(n))", "0")
+def _dot_zero(a, b):
+    return ZERO if is_zero(a) or is_zero(b) else None
+
+
+@rule("Dot", "coefficients", "dot(2 x, 3 y)", "6 dot(x, y)")
+def _dot_coefficients(a, b):
     ca, a_core = split_coeff(a)
     cb, b_core = split_coeff(b)
     if (ca != 1 or cb != 1) and a_core is not None and b_core is not None:
         return scale(ca * cb, dot(a_core, b_core))
+    return None
+
+
+@rule("Dot", "ones", "dot(ones(n), x)", "sum(x)")
+def _dot_ones(a, b):
     if isinstance(a, N.Ones):
         return ssum(b)
-    if isinstance(b, N.Ones):
-        return ssum(a)
-    return N.Dot(a, b)
+    return ssum(a) if isinstance(b, N.Ones) else None
 
 
 def trace(x: Node) -> Node:
-    if is_zero(x):
-        return ZERO
+    """``tr(x)`` through the ``Trace`` rules."""
+    return rewrite("Trace", x) or N.Trace(x)
+
+
+@rule("Trace", "zero", "tr(zeros(n, n))", "0")
+def _trace_zero(x):
+    return ZERO if is_zero(x) else None
+
+
+@rule("Trace", "coefficient", "tr(2 A)", "2 tr(A)")
+def _trace_coefficient(x):
     c, core = split_coeff(x)
-    if c != 1:
-        return scale(c, trace(core))
-    return N.Trace(x)
+    return scale(c, trace(core)) if c != 1 and core is not None else None
 
 
 def power(base: Node, e: Node) -> Node:
-    if isinstance(e, N.Number):
-        if e.value == 1:
-            return base
-        if e.value == 0:
-            return ONE if base.shape == () else N.Identity(base.shape[0])
-        if isinstance(base, N.Number) and e.value.denominator == 1 and (base.value != 0 or e.value > 0):
-            return N.Number(base.value ** int(e.value))
-        if base.shape != () and e.value == -1:
-            return inv(base)
-    return N.Power(base, e)
+    """``base^e`` through the ``Power`` rules."""
+    return rewrite("Power", base, e) or N.Power(base, e)
+
+
+@rule("Power", "first power", "a^1", "a")
+def _power_one(base, e):
+    return base if is_number(e, 1) else None
+
+
+@rule("Power", "zeroth power", "A^0", "I")
+def _power_zero(base, e):
+    if is_number(e, 0):
+        return ONE if base.shape == () else N.Identity(base.shape[0])
+    return None
+
+
+@rule("Power", "numbers", "2^3", "8")
+def _power_numbers(base, e):
+    if isinstance(e, N.Number) and isinstance(base, N.Number) and e.value.denominator == 1 and (
+            base.value != 0 or e.value > 0):
+        return N.Number(base.value ** int(e.value))
+    return None
+
+
+@rule("Power", "matrix inverse", "A^-1", "inv(A)")
+def _power_inverse(base, e):
+    return inv(base) if base.shape != () and is_number(e, -1) else None
 
 
 def epow(base: Node, e: Node) -> Node:
-    if base.shape == ():
-        return power(base, e)
-    if isinstance(e, N.Number):
-        if e.value == 1:
-            return base
-        if e.value == 0:
-            return N.Ones(base.shape)
-    return N.ElemPower(base, e)
+    """``base.^e`` through the ``ElemPower`` rules."""
+    return rewrite("ElemPower", base, e) or N.ElemPower(base, e)
 
 
-def apply(function: str, x: Node) -> Node:
-    return N.Apply(function, x)
+@rule("ElemPower", "scalar base", "a.^2", "a^2")
+def _epow_scalar(base, e):
+    return power(base, e) if base.shape == () else None
+
+
+@rule("ElemPower", "first power", "x.^1", "x")
+def _epow_one(base, e):
+    return base if is_number(e, 1) else None
+
+
+@rule("ElemPower", "zeroth power", "x.^0", "ones(n)")
+def _epow_zero(base, e):
+    return N.Ones(base.shape) if is_number(e, 0) else None
 
 
 # --- whole expressions ------------------------------------------------------------------------------------------
