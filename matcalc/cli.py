@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--format", choices=FORMATS, default="text", help="how to print the result (default text)")
     d.add_argument("--check", action="store_true", help="verify the result against SymPy (exit 1 if it fails)")
     d.add_argument("--steps", action="store_true", help="show the derivation step by step")
+    d.add_argument("--no-names", action="store_true",
+                   help="print the result whole, without naming its repeated parts (… where s = …)")
     d.add_argument("--value-and-grad", action="store_true",
                    help="with --format numpy/jax/torch: the function returns (value, derivative)")
 
@@ -127,7 +129,7 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     decls = declarations(args.let)
     wrt = args.wrt
     result = derive(source, wrt=wrt if wrt is None or len(wrt) > 1 else wrt[0], layout=args.layout,
-                    order=args.order, **decls)
+                    order=args.order, named=not args.no_names, **decls)
     derivs = list(result) if isinstance(result, list) else [result]
     several = len(derivs) > 1
     fmt = args.format
@@ -182,10 +184,11 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     for d, report in zip(derivs, reports, strict=True):
         if args.steps:
             _write(out, str(d.steps))
+        whole = hasattr(d, "differential")  # a tensor prints its own forms
         if fmt == "text":
-            body = str(d)
+            body = str(d) if whole else d.text()
         elif fmt == "unicode":
-            body = to_unicode(d.expr)
+            body = to_unicode(d.expr) if whole else d.unicode()
         elif fmt == "latex":
             body = d.latex()
         else:  # sympy

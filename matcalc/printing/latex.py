@@ -137,7 +137,10 @@ class LatexPrinter(Printer):
         return self.call("\\operatorname{mean}", n.args[0])
 
     def _print_Numel(self, n):
-        return self.call("\\operatorname{numel}", n.args[0])
+        name = self.size_name(n.args[0])
+        if name is None:
+            return self.call("\\operatorname{numel}", n.args[0])
+        return name.replace(" ", " \\, "), (ATOM if " " not in name else MUL)
 
     def _print_LogSumExp(self, n):
         return self.call("\\operatorname{logsumexp}", n.args[0])
