@@ -246,7 +246,7 @@ def _common_divisor(terms: tuple) -> tuple | None:
     return None
 
 
-@rule("Add", "merge diagonals", "diag(a) + 2 diag(b)", "diag(a + 2 b)")
+@rule("Add", "merge diagonals", "diag(x) + 2 diag(y)", "diag(x + 2 y)")
 def _merge_diagonals(terms: tuple) -> tuple | None:
     """``diag(a) + diag(b) -> diag(a + b)`` (scaled diagonals too)."""
     idx = [i for i, t in enumerate(terms) if isinstance(split_coeff(t)[1], N.DiagMat)]
@@ -259,7 +259,7 @@ def _merge_diagonals(terms: tuple) -> tuple | None:
     return tuple(t for t in rest if not is_zero(t))
 
 
-@rule("Add", "common element-wise factor", "a .* p + b .* p", "(a + b) .* p")
+@rule("Add", "common element-wise factor", "x .* p + y .* p", "(x + y) .* p")
 def _factor_hadamard(terms: tuple) -> tuple | None:
     """``a ⊙ p + b ⊙ p -> (a + b) ⊙ p`` for a common element-wise factor ``p``."""
     if len(terms) < 2:
@@ -331,7 +331,7 @@ def _factor_common(terms: tuple) -> tuple | None:
     return None
 
 
-@rule("Add", "one sum of the sums", "sum(a) - sum(b)", "sum(a - b)")
+@rule("Add", "one sum of the sums", "sum(x) - sum(y) where x, y: vector(n)", "sum(x - y) where x, y: vector(n)")
 def _merge_sums(terms: tuple) -> tuple | None:
     """``sum(a) - 2 sum(b) -> sum(a - 2 b)`` for sums of one shape (the bias gradient ``sum(σ - y)``)."""
     idx = [i for i, t in enumerate(terms) if isinstance(split_coeff(t)[1], N.Sum)]
@@ -487,6 +487,7 @@ def mul(*factors: Node) -> Node:
     coeff = Fraction(1)
     scalars: list[Node] = []
     chain: list[Node] = []
+    several = sum(f.shape != () for f in factors) > 1  # a vector quotient next to matrices leaves the chain
     stack = list(reversed(factors))
     while stack:
         f = stack.pop()
@@ -499,7 +500,7 @@ def mul(*factors: Node) -> Node:
             continue
         if is_zero(core):
             return zero_like(shape)
-        if isinstance(core, N.Div) and core.shape != ():  # K (q / s) = (K q) / s: the scalar leaves the chain
+        if isinstance(core, N.Div) and core.shape != () and several:  # K (q / s) = (K q) / s
             stack.append(core.args[0])
             scalars.append(N.Div(ONE, core.args[1]))
             continue
@@ -613,11 +614,11 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
     return coeff, nums, dens
 
 
-def _canonical_key(x: Node) -> tuple:
+def _canonical_key(x: Node) -> str:
     """An order for commuting factors that does not depend on how they were built."""
     from .printing import to_text
 
-    return N.count_nodes(x), to_text(x)
+    return to_text(x)
 
 
 def _runs_as_powers(chain: list[Node]) -> list[Node]:
@@ -905,7 +906,7 @@ def inv(x: Node) -> Node:
     return rewrite("Inv", x) or N.Inv(x)
 
 
-@rule("Inv", "double inverse", "inv(inv(A))", "A")
+@rule("Inv", "double inverse", "inv(inv(A))", "A where A: matrix(n, n)")
 def _inv_inv(x):
     return x.args[0] if isinstance(x, N.Inv) else None
 
