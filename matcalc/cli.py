@@ -123,7 +123,7 @@ def _comment(text: str) -> str:
 # --- commands ---------------------------------------------------------------------------------------------
 def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     from .diff import derive
-    from .printing import declarations_of, to_text, to_unicode
+    from .printing import declarations_of, to_text
     from .shapes import describe
 
     decls = declarations(args.let)
@@ -184,11 +184,8 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     for d, report in zip(derivs, reports, strict=True):
         if args.steps:
             _write(out, str(d.steps))
-        whole = hasattr(d, "differential")  # a tensor prints its own forms
-        if fmt == "text":
-            body = str(d) if whole else d.text()
-        elif fmt == "unicode":
-            body = to_unicode(d.expr) if whole else d.unicode()
+        if fmt in ("text", "unicode"):
+            body = _shown(d, fmt)
         elif fmt == "latex":
             body = d.latex()
         else:  # sympy
@@ -197,6 +194,15 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
         if report is not None:
             _write(out, f"check: {report}")
     return 1 if failed else 0
+
+
+def _shown(d, fmt: str) -> str:
+    """A derivative as text or Unicode, its repeated parts named (a tensor prints its own forms)."""
+    from .printing import to_unicode
+
+    if hasattr(d, "differential"):
+        return str(d) if fmt == "text" else to_unicode(d.expr)
+    return d.text() if fmt == "text" else d.unicode()
 
 
 def cmd_check(args: argparse.Namespace, source: str, out: TextIO) -> int:

@@ -480,10 +480,9 @@ def _scalar_of_nonscalars(m: N.MatMul) -> bool:
     return m.shape == () and any(f.shape != () for f in m.args)
 
 
-def mul(*factors: Node) -> Node:
-    if not factors:
-        return ONE
-    shape = N.MatMul(*factors).shape if len(factors) > 1 else factors[0].shape
+def _split_factors(factors) -> tuple[Fraction, list[Node], list[Node]] | None:
+    """A product's factors as (coefficient, scalar factors, matrix chain), nested products flattened;
+    None when a factor is zero."""
     coeff = Fraction(1)
     scalars: list[Node] = []
     chain: list[Node] = []
@@ -497,19 +496,19 @@ def mul(*factors: Node) -> Node:
             continue
         if isinstance(core, N.MatMul) and not _scalar_of_nonscalars(core):
             stack.extend(reversed(core.args))
-            continue
-        if is_zero(core):
-            return zero_like(shape)
-        if isinstance(core, N.Div) and core.shape != () and several:  # K (q / s) = (K q) / s
+        elif is_zero(core):
+            return None
+        elif isinstance(core, N.Div) and core.shape != () and several:  # K (q / s) = (K q) / s
             stack.append(core.args[0])
             scalars.append(N.Div(ONE, core.args[1]))
-            continue
-        if core.shape == ():
-            scalars.append(core)
         else:
-            chain.append(core)
-    if coeff == 0:
-        return zero_like(shape)
+            (scalars if core.shape == () else chain).append(core)
+    return coeff, scalars, chain
+
+
+def _pairs_rewritten(coeff: Fraction, scalars: list[Node], chain: list[Node]):
+    """The ``MatMul`` rules on adjacent factors until none applies; a rewrite may produce scalars
+    (``1ᵀ x -> sum(x)``), coefficients or products, which are split off again."""
     changed = True
     while changed and len(chain) > 1:
         changed = False
@@ -519,21 +518,23 @@ def mul(*factors: Node) -> Node:
                 chain[i:i + 2] = rep
                 changed = True
                 break
-        # a rewrite may have produced scalars (1ᵀ x -> sum(x)) or products
-        flat: list[Node] = []
-        for f in chain:
-            c, core = split_coeff(f)
-            coeff *= c
-            if core is None:
-                continue
-            if isinstance(core, N.MatMul) and not _scalar_of_nonscalars(core):
-                for g in core.args:
-                    (scalars if g.shape == () else flat).append(g)
-            elif core.shape == ():
-                scalars.append(core)
-            else:
-                flat.append(core)
-        chain = flat
+        c, more, chain = _split_factors(chain) or (0, [], [])
+        coeff *= c
+        scalars = scalars + more
+    return coeff, scalars, chain
+
+
+def mul(*factors: Node) -> Node:
+    """A product in canonical form: one leading coefficient, scalar factors first, the matrix chain after."""
+    if not factors:
+        return ONE
+    shape = N.MatMul(*factors).shape if len(factors) > 1 else factors[0].shape
+    split = _split_factors(factors)
+    if split is None or split[0] == 0:
+        return zero_like(shape)
+    coeff, scalars, chain = _pairs_rewritten(*split)
+    if coeff == 0:
+        return zero_like(shape)
     chain = _absorb_diagonals(chain)
     chain = _runs_as_powers(chain)
     if len(chain) > 1 and any(isinstance(f, N.Identity) for f in chain):

@@ -20,7 +20,7 @@ from .. import nodes as N
 from ..nodes import Node
 
 #: the letter a part is named by, by what it is (σ(u) is a probability p, tanh(u) a hidden layer h ...)
-_LETTERS = {"sigmoid": "p", "tanh": "h", "exp": "e", "relu": "h", "softplus": "h", "sqrt": "r", "log": "l"}
+_LETTERS = {"sigmoid": "p", "tanh": "h", "exp": "e", "relu": "h", "sqrt": "r", "log": "l"}
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 _MIN_LENGTH = 6  # shorter texts are clearer written out than named
 
