@@ -331,6 +331,30 @@ def _factor_common(terms: tuple) -> tuple | None:
     return None
 
 
+@rule("Add", "common scalar factor", "a b A + a b A'", "a b (A + A')")
+def _factor_scalars(terms: tuple) -> tuple | None:
+    """``c A + c Aᵀ -> c (A + Aᵀ)`` for the same scalar factors (not numbers) of matrix or vector terms."""
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(terms):
+        core = split_coeff(t)[1]
+        if isinstance(core, N.MatMul) and core.shape != ():
+            lead = tuple(f for f in core.args if f.shape == ())
+            if lead:
+                groups.setdefault(lead, []).append(i)
+    for lead, members in groups.items():
+        if len(members) < 2:
+            continue
+        rests = []
+        for i in members:
+            c, core = split_coeff(terms[i])
+            rests.append(scale(c, mul(*[f for f in core.args if f.shape != ()])))
+        combined = mul(*lead, add(*rests))
+        rest = [t for j, t in enumerate(terms) if j not in members]
+        rest.insert(members[0], combined)
+        return tuple(t for t in rest if not is_zero(t))
+    return None
+
+
 @rule("Add", "one sum of the sums", "sum(x) - sum(y) where x, y: vector(n)", "sum(x - y) where x, y: vector(n)")
 def _merge_sums(terms: tuple) -> tuple | None:
     """``sum(a) - 2 sum(b) -> sum(a - 2 b)`` for sums of one shape (the bias gradient ``sum(σ - y)``)."""
