@@ -1,20 +1,17 @@
 """The simplifier: smart constructors that build expressions already in the form a textbook prints.
 
-Each constructor (``add``, ``mul``, ``had``, ``transpose`` ...) applies the local rewrites for its node
-type as it builds, so the differentiation rules can be written naively (``diag(f'(u)) du``) and still
-come out as ``f'(u) ⊙ du``; :func:`simplify` rebuilds a whole expression through them.
+Each constructor (``add``, ``mul``, ``had``, ``transpose`` ...) builds its node in two stages, so the
+differentiation rules can be written naively (``diag(f'(u)) du``) and still come out as ``f'(u) ⊙ du``;
+:func:`simplify` rebuilds a whole expression through them.
 
-The rewrites, by constructor:
-
-- ``add``: flattens, drops zeros, folds constants, collects like terms (``x + 2x -> 3x``) and factors a
-  common first or last factor (``A x + Aᵀ x -> (A + Aᵀ) x``, ``-2Uᵀ X + 2Uᵀ U V -> -2Uᵀ(X - U V)``).
-- ``mul``: flattens, folds numbers and signs into one leading coefficient, moves scalar factors to the
-  front, removes identities, and rewrites adjacent pairs: ``1ᵀ diag(x) -> xᵀ``, ``diag(a) diag(b) ->
-  diag(a ⊙ b)``, ``diag(v) w -> v ⊙ w``, ``1ᵀ x -> sum(x)``, ``A⁻¹ A -> I``.
-- ``had``: pulls scalars out as a scaling, drops all-ones factors.
-- ``transpose``: removes double transposes, distributes over products (``(xᵀA)ᵀ -> Aᵀ x``), and knows
-  that ``I``, ``diag(v)``, symmetric matrices and symmetric sums (``A + Aᵀ``) are their own transposes.
-- ``diagmat``: ``diag(1) -> I``.
+1. **Canonical form**, in the constructor: a sum is flattened, zeros dropped, like terms collected over
+   the whole sum (``2y + 2(-y) -> 0``) and constants folded; a product folds numbers and signs into one
+   leading coefficient and puts scalar factors before the matrix chain; an element-wise product is split
+   into numerator and denominator factors.
+2. **Rules**, as data: ``RULES[kind]`` is the list of named :class:`Rule` s of one node type, each with a
+   ``before`` and ``after`` example, and one driver (:func:`rewrite`, :func:`rewrite_all`) applies the
+   first that fits until none does. tests/test_simplify.py checks each rule on its example and checks
+   that it keeps the value. Print the table with ``{k: [r.name for r in v] for k, v in RULES.items()}``.
 
 Negation is canonical as a leading negative number (``-2 Uᵀ R``), or a ``Neg`` when the factor is -1.
 All constructors memoise through the hash-consed nodes, so shared subexpressions stay shared.
@@ -559,10 +556,9 @@ def mul(*factors: Node) -> Node:
     coeff, scalars, chain = _pairs_rewritten(*split)
     if coeff == 0:
         return zero_like(shape)
-    chain = _absorb_diagonals(chain)
-    chain = _runs_as_powers(chain)
-    if len(chain) > 1 and any(isinstance(f, N.Identity) for f in chain):
-        chain = [f for f in chain if not isinstance(f, N.Identity)] or chain[:1]
+    chain = list(rewrite_all("MatMul chain", tuple(chain)))
+    if len(chain) > 1 and any(isinstance(f, N.Identity) for f in chain):  # an I left by a chain rule
+        coeff, scalars, chain = _pairs_rewritten(coeff, scalars, chain)
     c2, nums, dens = _scalar_powers(scalars)
     coeff *= c2
     if dens:
@@ -646,10 +642,26 @@ def _canonical_key(x: Node) -> str:
     return to_text(x)
 
 
-def _runs_as_powers(chain: list[Node]) -> list[Node]:
+@rule("MatMul chain", "diagonal into an element-wise product", "diag(x) A y", "x .* (A y)")
+def _absorb_diagonals(chain: tuple) -> tuple | None:
+    """``diag(v) A x -> v ⊙ (A x)``: a diagonal matrix times a column-valued rest is an element-wise product."""
+    for i, f in enumerate(chain):
+        if isinstance(f, N.DiagMat) and i + 1 < len(chain):
+            rest = chain[i + 1:]
+            if is_column(N.MatMul(*rest).shape if len(rest) > 1 else rest[0].shape):
+                return chain[:i] + (had(f.args[0], mul(*rest)),)
+        if isinstance(f, N.DiagMat) and i > 0:
+            before = chain[:i]
+            if is_row(N.MatMul(*before).shape if len(before) > 1 else before[0].shape):
+                return (transpose(had(f.args[0], transpose(mul(*before)))),) + chain[i + 1:]
+    return None
+
+
+@rule("MatMul chain", "powers of one matrix", "A A^2", "A^3")
+def _runs_as_powers(chain: tuple) -> tuple | None:
     """``X X -> X²``, ``X X² -> X³``: powers of one square matrix side by side are merged."""
     if len(chain) < 2:
-        return chain
+        return None
     out: list[Node] = []
     for f in chain:
         base, k = (f.args[0], f.args[1].value) if isinstance(f, N.Power) and isinstance(f.args[1], N.Number) \
@@ -662,21 +674,7 @@ def _runs_as_powers(chain: list[Node]) -> list[Node]:
                 out[-1] = power(base, N.Number(pk + k))
                 continue
         out.append(f)
-    return out
-
-
-def _absorb_diagonals(chain: list[Node]) -> list[Node]:
-    """``diag(v) A x -> v ⊙ (A x)``: a diagonal matrix times a column-valued rest is an element-wise product."""
-    for i, f in enumerate(chain):
-        if isinstance(f, N.DiagMat) and i + 1 < len(chain):
-            rest = chain[i + 1:]
-            if is_column(N.MatMul(*rest).shape if len(rest) > 1 else rest[0].shape):
-                return chain[:i] + [had(f.args[0], mul(*rest))]
-        if isinstance(f, N.DiagMat) and i > 0:
-            before = chain[:i]
-            if is_row(N.MatMul(*before).shape if len(before) > 1 else before[0].shape):
-                return [transpose(had(f.args[0], transpose(mul(*before))))] + chain[i + 1:]
-    return chain
+    return tuple(out) if len(out) < len(chain) else None
 
 
 def had(*factors: Node) -> Node:

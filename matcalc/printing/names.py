@@ -102,7 +102,10 @@ def _spell(chosen: list[Node], taken: set[str], style: str) -> dict[Node, str]:
     names: dict[Node, str] = {}
     for letter, nodes in by_letter.items():
         for i, node in enumerate(nodes, 1):
-            names[node] = letter if len(nodes) == 1 else _subscripted(letter, i, style)
+            name = letter if len(nodes) == 1 else _subscripted(letter, i, style)
+            while name in taken:  # h1 when a variable is called h1
+                name += "_"
+            names[node] = name
     return {node: names[node] for node in chosen}
 
 
