@@ -166,3 +166,55 @@ def test_named_parts_can_be_turned_off():
         "s = \\operatorname{softmax}" in d.latex(named=True)
     named = derive("V' softmax(K q / sqrt(d))", "q")
     assert named.expr is d.expr  # .expr is the whole expression either way
+
+
+# --- named parts ------------------------------------------------------------------------------------
+ATTENTION = "V' softmax(K q / sqrt(d))"
+
+
+def test_named_parts_in_every_printer_and_the_steps():
+    d = derive(ATTENTION, "q")
+    assert d.unicode() == "(Vᵀ (diag(s) - s sᵀ) K) / sqrt(d) where s = softmax((K q) / sqrt(d))"
+    assert d.text() == "(V' (diag(s) - s s') K) / sqrt(d) where s = softmax((K q) / sqrt(d))"
+    assert d.latex().endswith("\\quad\\text{where } s = \\operatorname{softmax}\\left(\\frac{\\mathbf{K} "
+                              "\\mathbf{q}}{\\sqrt{d}}\\right)")
+    assert "where s = softmax" in str(d.steps)
+    # str() and .expr stay whole, and str() parses back
+    from matcalc import parse
+
+    assert "where" not in str(d) and parse(str(d)) is d.expr
+
+
+def test_named_parts_off_in_the_cli(capsys):
+    from matcalc.cli import main
+
+    assert main(["derive", ATTENTION, "--wrt", "q", "--format", "unicode"]) == 0
+    assert "where s = softmax" in capsys.readouterr().out
+    assert main(["derive", ATTENTION, "--wrt", "q", "--format", "unicode", "--no-names"]) == 0
+    out = capsys.readouterr().out
+    assert "where" not in out and out.count("softmax") == 3
+
+
+def network(L: int) -> str:
+    inner = "x"
+    for i in range(1, L + 1):
+        inner = f"tanh(W_{i} {inner})"
+    return f"sum({inner})"
+
+
+def test_printed_length_grows_linearly_with_depth():
+    named, whole = {}, {}
+    for L in (8, 16, 32):
+        d = derive(network(L), "W_1", layout=D)
+        named[L], whole[L] = len(d.unicode()), len(d.unicode(named=False))
+    assert named[32] / named[16] < 2.3 and named[16] / named[8] < 2.3  # linear (subscripts gain a digit)
+    assert whole[32] / whole[16] > 3  # printing the unshared tree grows like L²
+    d = derive(network(3), "W_1", layout=D)
+    values = random_values(d.function, seed=5)
+    np.testing.assert_allclose(np.asarray(d.evaluate(**values), float),
+                               np.asarray(first(d.function, d.variable, values, D), float), rtol=1e-5, atol=1e-6)
+
+
+def test_a_name_part_never_takes_a_variable_name():
+    d = derive("sum(tanh(W_3 tanh(W_2 tanh(h1 .* x))))", "x", h1="vector(n)")
+    assert "h1_ = tanh(h1 .* x)" in d.text()
