@@ -624,11 +624,15 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
 
     for f in scalars:
         take(f, 1)
-    for base, e in list(exps.items()):
+    for base, e in list(exps.items()):  # exp(u)ᵏ / (exp(u) + 1)ᵏ = σ(u)ᵏ
         u = _one_plus_exp(base)
-        if u is not None and e == -1 and exps.get(N.Apply("exp", u)) == 1:
-            del exps[base], exps[N.Apply("exp", u)]
-            exps[N.Apply("sigmoid", u)] = exps.get(N.Apply("sigmoid", u), Fraction(0)) + 1
+        up = exps.get(N.Apply("exp", u)) if u is not None else None
+        if up is not None and e < 0 and up > 0:
+            k = min(-e, up)
+            exps[base] += k
+            exps[N.Apply("exp", u)] -= k
+            exps[N.Apply("sigmoid", u)] = exps.get(N.Apply("sigmoid", u), Fraction(0)) + k
+            exps = {b: x for b, x in exps.items() if x != 0}
     nums = [power(b, N.Number(e)) for b, e in exps.items() if e > 0]
     # the denominator's factors in one canonical order, so 1/(‖x‖² ‖y‖) and 1/(‖y‖ ‖x‖²) are like terms
     dens = sorted((power(b, N.Number(-e)) for b, e in exps.items() if e < 0), key=_canonical_key)

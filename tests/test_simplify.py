@@ -82,6 +82,8 @@ def test_rule_keeps_the_value(kind, index, rule):
     ("1 / (norm(x) (norm(x) norm(y))^2) norm(y)", {}, "1 / (‖x‖³ ‖y‖)"),
     # a product's vector quotient: the scalar leaves the chain, I disappears
     ("(I / det(X)) inv(X)", {}, "X⁻¹ / det(X)"),
+    # exp(u)ᵏ / (exp(u) + 1)ᵏ is a power of the sigmoid
+    ("exp(a)^2 / (exp(a) + 1)^2", {}, "σ(a)²"),
     # the bias gradient of the training notebook
     ("(1 - y)' s + y' (s - 1)", {}, "sum(s - y)"),
 ])
