@@ -606,6 +606,10 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
                 and core.args[1].value.denominator == 1:  # (‖x‖ ‖y‖)² = ‖x‖² ‖y‖²
             for g in core.args[0].args:
                 take(power(g, core.args[1]), sign)
+        elif isinstance(core, N.Power) and isinstance(core.args[1], N.Number) and isinstance(
+                core.args[0], N.Power) and isinstance(core.args[0].args[1], N.Number) \
+                and core.args[1].value.denominator == 1:  # ((u)²)⁻¹ = u⁻²
+            take(power(core.args[0].args[0], N.Number(core.args[0].args[1].value * core.args[1].value)), sign)
         elif isinstance(core, N.Power) and isinstance(core.args[1], N.Number):
             put(core.args[0], sign * core.args[1].value)
         else:
