@@ -565,8 +565,8 @@ def mul(*factors: Node) -> Node:
         bottom = dens[0] if len(dens) == 1 else N.MatMul(*dens)
         sign = -1 if coeff < 0 else 1
         size = abs(coeff)
-        if not nums and size == 1 and chain:  # xᵀ / ‖x‖
-            body = chain[0] if len(chain) == 1 else N.MatMul(*chain)
+        if size == 1 and chain:  # xᵀ / ‖x‖, ((x · y) x) / (‖x‖³ ‖y‖)
+            body = (nums + chain)[0] if len(nums + chain) == 1 else N.MatMul(*nums, *chain)
             return scale(sign, N.Div(body, bottom))
         simple = all(isinstance(f, N.Symbol | N.Power) for f in nums)
         if not chain and (simple or size == 1):  # 2 y / x, sum(r) / N
