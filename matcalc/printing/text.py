@@ -93,7 +93,8 @@ class TextPrinter(Printer):
         to know that the grammar binds them tighter than juxtaposition; so is a factor that would start
         with a sign (``2 (-y)``, never ``2 ⋅ -y``)."""
         if isinstance(f, MISREADABLE_IN_PRODUCT):
-            return self.paren(self.doprint(f))
+            text, prec = self.print(f)
+            return text if prec == ATOM else self.paren(text)  # dot(x, y) is a call already
         text = self.sub(f, level)
         return self.paren(text) if text[:1] in "-−" and not head else text
 
