@@ -120,18 +120,31 @@ def _subscripted(letter: str, i: int, style: str) -> str:
 def print_named(root: Node, make_printer: Callable[[dict], object], style: str, where: str) -> str:
     """``root`` printed with its repeated parts named, ``body<where>a = …, b = …``, when that is shorter
     than the whole text; otherwise the whole text. ``make_printer(aliases)`` builds the target's printer."""
-    whole = make_printer({}).doprint(root)
+    # printing unshares the DAG: a deep result's whole text can be far too long to build just to compare
+    whole = make_printer({}).doprint(root) if _unshared_size(root) <= _MAX_WHOLE else None
 
     def text_of(node: Node, aliases: dict) -> str:
         return make_printer(aliases).doprint(node)
 
     names = choose_parts(root, text_of, style)
     if not names:
-        return whole
+        return make_printer({}).doprint(root) if whole is None else whole
     body = make_printer(names).doprint(root)
     defs = []
     for node, name in names.items():
         others = {n: a for n, a in names.items() if n is not node}
         defs.append(f"{name} = {make_printer(others).doprint(node)}")
     named = body + where + ", ".join(defs)
-    return named if len(named) < len(whole) else whole
+    return named if whole is None or len(named) < len(whole) else whole
+
+
+_MAX_WHOLE = 200_000  # nodes of the unshared tree
+
+
+def _unshared_size(root: Node) -> int:
+    """The number of nodes of the tree that printing ``root`` whole would walk (shared nodes counted per use)."""
+    occurrences: dict[Node, int] = {root: 1}
+    for node in reversed(_post_order(root)):  # parents before their operands
+        for child in node.children:
+            occurrences[child] = occurrences.get(child, 0) + occurrences[node]
+    return sum(occurrences.values())
