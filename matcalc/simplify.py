@@ -365,6 +365,21 @@ def _merge_sums(terms: tuple) -> tuple | None:
     return tuple(t for t in rest if not is_zero(t))
 
 
+@rule("Add", "a matrix before its transpose", "A' + A", "A + A'")
+def _matrix_first(terms: tuple) -> tuple | None:
+    """``Aᵀ + A -> A + Aᵀ``, the order of the texts (``(A + Aᵀ)/2``, ``X (A + Aᵀ)``)."""
+    for i, t in enumerate(terms):
+        c, core = split_coeff(t)
+        if isinstance(core, N.Transpose):
+            for j in range(i + 1, len(terms)):
+                cj, other = split_coeff(terms[j])
+                if other is core.args[0] and cj == c:
+                    out = list(terms)
+                    out[i], out[j] = out[j], out[i]
+                    return tuple(out)
+    return None
+
+
 @rule("Add", "expand element-wise products", "y .* (1 - s) - (1 - y) .* s", "y - s")
 def _expand_when_shorter(terms: tuple) -> tuple | None:
     """Multiply out products of sums when the expanded, collected sum has fewer nodes."""
