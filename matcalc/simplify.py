@@ -504,6 +504,48 @@ def _one_orientation(a, b):
     return [N.Neg(N.MatMul(flipped, b))]
 
 
+def _centred(v: Node) -> bool:
+    """``u - mean(u)`` (a vector whose entries sum to 0)."""
+    if not isinstance(v, N.Add) or len(v.args) != 2 or not is_column(v.shape):
+        return False
+    a, b = v.args
+    c, m = split_coeff(b)
+    return c == -1 and isinstance(m, N.Mean) and m.args[0] is a
+
+
+def _centring_sign(m: Node) -> int | None:
+    """+1 for the centring matrix ``I - 𝟙𝟙ᵀ/n``, -1 for its negation, None for anything else."""
+    if not isinstance(m, N.Add) or len(m.args) != 2:
+        return None
+    signs = {}
+    for t in m.args:
+        c, core = split_coeff(t)
+        if isinstance(core, N.Identity):
+            signs["I"] = c
+        elif (isinstance(core, N.Div) and isinstance(core.args[1], N.Numel) and isinstance(core.args[0], N.MatMul)
+              and len(core.args[0].args) == 2 and _is_ones_col(core.args[0].args[0])
+              and _is_ones_row(core.args[0].args[1]) and core.args[1].args[0].shape == core.args[0].args[0].shape):
+            signs["J"] = c
+    if signs.get("I") in (1, -1) and signs.get("J") == -signs["I"]:
+        return int(signs["I"])
+    return None
+
+
+@rule("MatMul", "a centred vector and the centring matrix",
+      "(x - mean(x))' (eye(n) - ones(n) ones(n)' / numel(x))", "(x - mean(x))'")
+def _centring(a, b):
+    """``uᵀ (I - 𝟙𝟙ᵀ/n) = uᵀ`` when ``u = x - mean(x)`` (its entries sum to 0): the layer-norm Jacobian."""
+    if is_row(a.shape) and isinstance(a, N.Transpose) and _centred(a.args[0]):
+        sign = _centring_sign(b)
+        if sign is not None:
+            return [scale(sign, a)]
+    if is_column(b.shape) and _centred(b):
+        sign = _centring_sign(a)
+        if sign is not None:
+            return [scale(sign, b)]
+    return None
+
+
 @rule("MatMul", "inverse times its matrix", "inv(A) A", "I")
 def _inverse_pair(a, b):
     if isinstance(a, N.Inv) and a.args[0] is b or isinstance(b, N.Inv) and b.args[0] is a:

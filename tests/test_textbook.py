@@ -43,7 +43,7 @@ TEXTBOOK = [
     ('cosine similarity', 'dot(x, y) / (norm(x) norm(y))', 'x', {}, D, 1,
      'y / (‖x‖ ‖y‖) - ((x · y) x) / (‖x‖³ ‖y‖)'),
     ('layer norm', '(x - mean(x)) / sqrt(mean((x - mean(x)).^2) + eps)', 'x', {}, 'numerator', 1,
-     '(I - (𝟙 𝟙ᵀ) / n) / σ + (u uᵀ ((𝟙 𝟙ᵀ) / n - I)) / (n σ³) where u = x - mean(x), σ = sqrt(mean(u⊙²) + eps)'),
+     '(I - (𝟙 𝟙ᵀ) / n) / σ - (u uᵀ) / (n σ³) where u = x - mean(x), σ = sqrt(mean(u⊙²) + eps)'),
     ('P&H element-wise product', 'w .* x', 'x', {}, 'numerator', 1,
      'diag(w)'),
     ('P&H vector sum', 'sum(x)', 'x', {}, D, 1,
