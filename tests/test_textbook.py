@@ -218,3 +218,13 @@ def test_printed_length_grows_linearly_with_depth():
 def test_a_name_part_never_takes_a_variable_name():
     d = derive("sum(tanh(W_3 tanh(W_2 tanh(h1 .* x))))", "x", h1="vector(n)")
     assert "h1_ = tanh(h1 .* x)" in d.text()
+
+
+def test_the_printers_name_the_same_parts():
+    """Which parts are named is decided on the Unicode text, so LaTeX (longer) names no more than it."""
+    d = derive("dot(x, y) / (norm(x) norm(y))", "x", layout=D)
+    assert "where" not in d.unicode() and "where" not in d.latex() and "where" not in d.text()
+    d = derive("(x - mean(x)) / sqrt(mean((x - mean(x)).^2) + eps)", "x")
+    assert d.latex().endswith("\\quad\\text{where } u = \\mathbf{x} - \\operatorname{mean}\\left(\\mathbf{x}\\right), "
+                              "\\sigma = \\sqrt{\\operatorname{mean}\\left(u^{\\circ 2}\\right) + \\mathrm{eps}}")
+    assert d.text().endswith(" where u = x - mean(x), sigma = sqrt(mean(u.^2) + eps)")

@@ -63,7 +63,7 @@ def to_text(node: Node, declarations: bool = False, named: bool = False) -> str:
 
     with deep_recursion():
         if named:
-            return print_named(node, _printer(TextPrinter, node), "text", " where ")
+            return print_named(node, _printer(TextPrinter, node), "text", " where ", _printer(UnicodePrinter, node))
         body = TextPrinter().doprint(node)
         if not declarations:
             return body
@@ -98,5 +98,5 @@ def to_latex(node: Node, named: bool = False) -> str:
     with deep_recursion():
         make = _printer(LatexPrinter, node)
         if named:
-            return print_named(node, make, "latex", " \\quad\\text{where } ")
+            return print_named(node, make, "latex", " \\quad\\text{where } ", _printer(UnicodePrinter, node))
         return make({}).doprint(node)

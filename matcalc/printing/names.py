@@ -117,25 +117,45 @@ def _subscripted(letter: str, i: int, style: str) -> str:
     return f"{letter}{i}"
 
 
-def print_named(root: Node, make_printer: Callable[[dict], object], style: str, where: str) -> str:
-    """``root`` printed with its repeated parts named, ``body<where>a = …, b = …``, when that is shorter
-    than the whole text; otherwise the whole text. ``make_printer(aliases)`` builds the target's printer."""
-    # printing unshares the DAG: a deep result's whole text can be far too long to build just to compare
-    whole = make_printer({}).doprint(root) if _unshared_size(root) <= _MAX_WHOLE else None
-
-    def text_of(node: Node, aliases: dict) -> str:
-        return make_printer(aliases).doprint(node)
-
-    names = choose_parts(root, text_of, style)
-    if not names:
-        return make_printer({}).doprint(root) if whole is None else whole
+def _named_text(root: Node, make_printer: Callable[[dict], object], names: dict[Node, str], where: str) -> str:
     body = make_printer(names).doprint(root)
     defs = []
     for node, name in names.items():
         others = {n: a for n, a in names.items() if n is not node}
         defs.append(f"{name} = {make_printer(others).doprint(node)}")
-    named = body + where + ", ".join(defs)
-    return named if whole is None or len(named) < len(whole) else whole
+    return body + where + ", ".join(defs)
+
+
+def parts_to_name(root: Node, measure: Callable[[dict], object]) -> list[Node]:
+    """The parts worth naming, inner parts first, or none when naming does not shorten the text.
+
+    Lengths are measured with one printer (``measure(aliases)``, the Unicode one), so that the text,
+    Unicode and LaTeX forms of a result name the same parts.
+    """
+    def text_of(node: Node, aliases: dict) -> str:
+        return measure(aliases).doprint(node)
+
+    names = choose_parts(root, text_of, "unicode")
+    if not names:
+        return []
+    # printing unshares the DAG: a deep result's whole text can be far too long to build just to compare
+    if _unshared_size(root) <= _MAX_WHOLE:
+        whole = measure({}).doprint(root)
+        if len(_named_text(root, measure, names, " where ")) >= len(whole):
+            return []
+    return list(names)
+
+
+def print_named(root: Node, make_printer: Callable[[dict], object], style: str, where: str,
+                measure: Callable[[dict], object] | None = None) -> str:
+    """``root`` printed with its repeated parts named, ``body<where>a = …, b = …``, when that is shorter
+    than the whole text; otherwise the whole text. ``make_printer(aliases)`` builds the target's printer,
+    ``measure(aliases)`` the printer whose lengths decide (by default the same)."""
+    chosen = parts_to_name(root, measure or make_printer)
+    if not chosen:
+        return make_printer({}).doprint(root)
+    taken = {s.name for s in N.symbols_of(root)} | {str(d) for d in N.dims_in(root)}
+    return _named_text(root, make_printer, _spell(chosen, taken, style), where)
 
 
 _MAX_WHOLE = 200_000  # nodes of the unshared tree
