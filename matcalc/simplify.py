@@ -675,7 +675,7 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
     def put(base: Node, e: Fraction):
         """Add ``e`` to the exponent of ``base``; ``(σ - 1)`` and ``(1 - σ)`` are one base up to a sign."""
         nonlocal coeff
-        if base not in exps and isinstance(base, N.Add):
+        if base not in exps and isinstance(base, N.Add) and any(isinstance(b, N.Add) for b in exps):
             negated = add(*[neg(t) for t in base.args])
             if negated in exps and e.denominator == 1:
                 if e.numerator % 2:
