@@ -6,7 +6,8 @@
 For each depth L: the median of several fresh matcalc.derive(text, wrt, layout="denominator") calls
 (parse + derive + simplify; the lark parser is warmed up first) and the size of the result,
 matcalc.nodes.count_nodes(d.expr), which counts a shared subexpression once. For L <= 8 the answer is
-also checked against central finite differences.
+also checked against central finite differences. For d/dW1 the printed length is measured too: with named
+parts (h₁ = tanh(W1 x), h₂ = tanh(W2 h₁), ...) it must grow linearly in L; printed whole it grows like L².
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# bench_scaling ({args.clock} time; {load_line()}): median of {reps} fresh derive() calls per depth "
           "(lark parser warmed up first)")
     results: dict[str, list[tuple[int, float, int]]] = {"W1": [], "x": []}
+    printed: list[tuple[int, int, int]] = []  # (L, named length, whole length) of d/dW1 in Unicode
     rows = []
     for L in depths:
         text = network(L)
@@ -81,10 +83,14 @@ def main(argv: list[str] | None = None) -> int:
             ok = ("ok" if check(d, L) else "WRONG") if L <= 8 else "-"
             row += [f"{med * 1e3:.2f}", f"{med / prev[1]:.2f}" if prev else "-", size,
                     f"{size / prev[2]:.2f}" if prev else "-", ok]
+            if wrt == "W1":
+                printed.append((L, len(d.unicode()), len(d.unicode(named=False))))
+                row += [printed[-1][1], printed[-1][2]]
         rows.append(row)
     headers = ["L", "text chars", "f nodes"]
     for wrt in ("W1", "x"):
         headers += [f"d/d{wrt} ms", "x prev", f"d/d{wrt} nodes", "x prev", "check"]
+        headers += ["printed", "whole"] if wrt == "W1" else []
     print(table(headers, rows))
 
     t = Targets()
@@ -104,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
         last = results[wrt][-1]
         if last[0] == 64:
             t.check(last[1] < 1.0, f"d/d{wrt}: L = 64 under 1 s", f"{last[1] * 1e3:.1f} ms")
+    pts = [p for p in printed if p[0] >= 8]  # below L = 8 a result is too short to name its parts
+    if len(pts) >= 2:
+        p_named = slope([p[0] for p in pts], [p[1] for p in pts])
+        p_whole = slope([p[0] for p in pts], [p[2] for p in pts])
+        print(f"d/dW1 printed (fit over L >= 8): named parts ~ L^{p_named:.2f}, whole ~ L^{p_whole:.2f}")
+        t.check(p_named <= 1.15, "d/dW1: printed length (named parts) grows linearly in L",
+                f"exponent {p_named:.2f}")
     print(t.report())
     return 0
 

@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--format", choices=FORMATS, default="text", help="how to print the result (default text)")
     d.add_argument("--check", action="store_true", help="verify the result against SymPy (exit 1 if it fails)")
     d.add_argument("--steps", action="store_true", help="show the derivation step by step")
+    d.add_argument("--no-names", action="store_true",
+                   help="print the result whole, without naming its repeated parts (… where s = …)")
     d.add_argument("--value-and-grad", action="store_true",
                    help="with --format numpy/jax/torch: the function returns (value, derivative)")
 
@@ -121,13 +123,13 @@ def _comment(text: str) -> str:
 # --- commands ---------------------------------------------------------------------------------------------
 def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     from .diff import derive
-    from .printing import declarations_of, to_text, to_unicode
+    from .printing import declarations_of, to_text
     from .shapes import describe
 
     decls = declarations(args.let)
     wrt = args.wrt
     result = derive(source, wrt=wrt if wrt is None or len(wrt) > 1 else wrt[0], layout=args.layout,
-                    order=args.order, **decls)
+                    order=args.order, named=not args.no_names, **decls)
     derivs = list(result) if isinstance(result, list) else [result]
     several = len(derivs) > 1
     fmt = args.format
@@ -182,10 +184,8 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     for d, report in zip(derivs, reports, strict=True):
         if args.steps:
             _write(out, str(d.steps))
-        if fmt == "text":
-            body = str(d)
-        elif fmt == "unicode":
-            body = to_unicode(d.expr)
+        if fmt in ("text", "unicode"):
+            body = _shown(d, fmt)
         elif fmt == "latex":
             body = d.latex()
         else:  # sympy
@@ -194,6 +194,15 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
         if report is not None:
             _write(out, f"check: {report}")
     return 1 if failed else 0
+
+
+def _shown(d, fmt: str) -> str:
+    """A derivative as text or Unicode, its repeated parts named (a tensor prints its own forms)."""
+    from .printing import to_unicode
+
+    if hasattr(d, "differential"):
+        return str(d) if fmt == "text" else to_unicode(d.expr)
+    return d.text() if fmt == "text" else d.unicode()
 
 
 def cmd_check(args: argparse.Namespace, source: str, out: TextIO) -> int:

@@ -1,20 +1,17 @@
 """The simplifier: smart constructors that build expressions already in the form a textbook prints.
 
-Each constructor (``add``, ``mul``, ``had``, ``transpose`` ...) applies the local rewrites for its node
-type as it builds, so the differentiation rules can be written naively (``diag(f'(u)) du``) and still
-come out as ``f'(u) ⊙ du``; :func:`simplify` rebuilds a whole expression through them.
+Each constructor (``add``, ``mul``, ``had``, ``transpose`` ...) builds its node in two stages, so the
+differentiation rules can be written naively (``diag(f'(u)) du``) and still come out as ``f'(u) ⊙ du``;
+:func:`simplify` rebuilds a whole expression through them.
 
-The rewrites, by constructor:
-
-- ``add``: flattens, drops zeros, folds constants, collects like terms (``x + 2x -> 3x``) and factors a
-  common first or last factor (``A x + Aᵀ x -> (A + Aᵀ) x``, ``-2Uᵀ X + 2Uᵀ U V -> -2Uᵀ(X - U V)``).
-- ``mul``: flattens, folds numbers and signs into one leading coefficient, moves scalar factors to the
-  front, removes identities, and rewrites adjacent pairs: ``1ᵀ diag(x) -> xᵀ``, ``diag(a) diag(b) ->
-  diag(a ⊙ b)``, ``diag(v) w -> v ⊙ w``, ``1ᵀ x -> sum(x)``, ``A⁻¹ A -> I``.
-- ``had``: pulls scalars out as a scaling, drops all-ones factors.
-- ``transpose``: removes double transposes, distributes over products (``(xᵀA)ᵀ -> Aᵀ x``), and knows
-  that ``I``, ``diag(v)``, symmetric matrices and symmetric sums (``A + Aᵀ``) are their own transposes.
-- ``diagmat``: ``diag(1) -> I``.
+1. **Canonical form**, in the constructor: a sum is flattened, zeros dropped, like terms collected over
+   the whole sum (``2y + 2(-y) -> 0``) and constants folded; a product folds numbers and signs into one
+   leading coefficient and puts scalar factors before the matrix chain; an element-wise product is split
+   into numerator and denominator factors.
+2. **Rules**, as data: ``RULES[kind]`` is the list of named :class:`Rule` s of one node type, each with a
+   ``before`` and ``after`` example, and one driver (:func:`rewrite`, :func:`rewrite_all`) applies the
+   first that fits until none does. tests/test_simplify.py checks each rule on its example and checks
+   that it keeps the value. Print the table with ``{k: [r.name for r in v] for k, v in RULES.items()}``.
 
 Negation is canonical as a leading negative number (``-2 Uᵀ R``), or a ``Neg`` when the factor is -1.
 All constructors memoise through the hash-consed nodes, so shared subexpressions stay shared.
@@ -22,6 +19,8 @@ All constructors memoise through the hash-consed nodes, so shared subexpressions
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from fractions import Fraction
 
 from . import nodes as N
@@ -30,6 +29,61 @@ from .shapes import is_column, is_row
 
 ZERO = N.Number(0)
 ONE = N.Number(1)
+
+
+# --- the rules, as data ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rule:
+    """A named rewrite of one node type, kept in ``RULES[kind]`` in the order they are tried.
+
+    ``fn`` receives what the constructor of ``kind`` is building (the operands of a unary node, the term
+    list of a sum, an adjacent pair of a product's factors, the numerator and denominator factors of an
+    element-wise product) and returns the rewritten form, or None when the rule does not apply.
+    ``before`` and ``after`` are an example in the input language; tests/test_simplify.py checks each.
+    """
+
+    kind: str
+    name: str
+    before: str
+    after: str
+    fn: Callable
+
+    def __repr__(self) -> str:
+        return f"<Rule {self.kind}: {self.name}>"
+
+
+#: every rewrite, one list per node type, in the order the driver tries them
+RULES: dict[str, list[Rule]] = {}
+
+
+def rule(kind: str, name: str, before: str, after: str):
+    """Register ``fn`` as the next rule of ``kind`` (the registry is plain data: ``RULES[kind]``)."""
+    def register(fn):
+        RULES.setdefault(kind, []).append(Rule(kind, name, before, after, fn))
+        return fn
+    return register
+
+
+def rewrite(kind: str, *operands):
+    """The one driver: the result of the first rule of ``kind`` that applies to ``operands``, or None."""
+    for r in RULES.get(kind, ()):
+        out = r.fn(*operands)
+        if out is not None:
+            return out
+    return None
+
+
+def rewrite_all(kind: str, state: tuple) -> tuple:
+    """Apply the rules of ``kind`` to ``state`` until none applies; a state seen before ends it too, so two
+    rules that undo each other (expanding and factoring) cannot loop."""
+    seen = set()
+    while state not in seen:
+        seen.add(state)
+        out = rewrite(kind, state)
+        if out is None:
+            break
+        state = out
+    return state
 
 
 # --- predicates and coefficients ----------------------------------------------------------------------
@@ -86,6 +140,8 @@ def _flip_difference(core: Node) -> Node | None:
     if not isinstance(core, N.MatMul):
         return None
     for i, f in enumerate(core.args):
+        if sum(_row_sum(g) is f for g in core.args) > 1:  # (x - y)(x - y)ᵀ: flipping one would hide a sign
+            continue
         if isinstance(f, N.Add) and len(f.args) == 2 and isinstance(f.args[1], N.Neg) \
                 and not isinstance(f.args[0], N.Neg):
             flipped = N.Add(f.args[1].args[0], N.Neg(f.args[0]))
@@ -110,78 +166,10 @@ def _broadcast_shape(terms) -> tuple:
 
 
 def add(*terms: Node) -> Node:
-    global _EXPANDING
-    out = _add(*terms)
-    if _EXPANDING or not isinstance(out, N.Add) or not any(_expandable(t) for t in out.args):
-        return out
-    # expand element-wise products of sums when that cancels terms: y ⊙ (1 - σ) - (1 - y) ⊙ σ -> y - σ
-    _EXPANDING = True
-    try:
-        expanded = _add(*[e for t in out.args for e in _expand(t)])
-    finally:
-        _EXPANDING = False
-    return expanded if N.count_nodes(expanded) < N.count_nodes(out) else out
-
-
-_EXPANDING = False
-
-
-def _negative_scaled(t: Node) -> bool:
-    c, core = split_coeff(t)
-    return core is not None and c < 0 and not isinstance(t, N.Neg)
-
-
-def _expandable(t: Node) -> bool:
-    c, core = split_coeff(t)
-    if isinstance(core, N.MatMul) and core.shape == () and all(f.shape == () for f in core.args):
-        return any(isinstance(f, N.Add) for f in core.args)  # scalars: y (σ - 1)
-    return isinstance(core, N.Hadamard) and any(isinstance(f, N.Add) for f in core.args)
-
-
-def _expand(t: Node) -> list[Node]:
-    """The terms of an element-wise product of sums, multiplied out one level."""
-    c, core = split_coeff(t)
-    if not _expandable(t):
-        return [t]
-    factors = list(core.args)
-    i = next(k for k, f in enumerate(factors) if isinstance(f, N.Add))
-    out = []
-    combine = mul if isinstance(core, N.MatMul) else had
-    for term in factors[i].args:
-        piece = combine(*factors[:i], term, *factors[i + 1:]) if term.shape != () or len(factors) > 1 else term
-        out.extend(_expand(scale(c, piece)))
-    return out
-
-
-def _add(*terms: Node) -> Node:
+    """A sum in canonical form: flattened, like terms collected, constants folded; then the ``Add`` rules
+    (on the list of terms), then a negative term written as a subtraction."""
     shape = _broadcast_shape(terms)
-    flat: list[Node] = []
-    stack = list(reversed(terms))
-    while stack:
-        t = stack.pop()
-        if isinstance(t, N.Add):
-            stack.extend(reversed(t.args))
-            continue
-        c, core = split_coeff(t)
-        if isinstance(core, N.Add) and c != 1:  # c (a + b) in a sum: its terms join the sum
-            stack.extend(reversed([scale(c, a) for a in core.args]))
-        elif not is_zero(t):
-            flat.append(t)
-    constant = Fraction(0)
-    coeffs: dict[Node, Fraction] = {}
-    for t in flat:
-        c, core = split_coeff(t)
-        if core is None:
-            constant += c
-        else:
-            coeffs[core] = coeffs.get(core, Fraction(0)) + c
-    out = [scale(c, core) for core, c in coeffs.items() if c != 0]
-    if constant != 0:  # "σ - 1", not "σ + -1"
-        out.append(N.Number(constant) if constant > 0 or not out else N.Neg(N.Number(-constant)))
-    out = _common_divisor(out)
-    out = _merge_diagonals(out)
-    out = _factor_common(out)
-    out = _factor_hadamard(out)
+    out = list(rewrite_all("Add", tuple(_collect(terms))))
     if not out:
         return zero_like(shape)
     if len(out) == 1:
@@ -198,7 +186,46 @@ def _add(*terms: Node) -> Node:
     return N.Add(*out)
 
 
-def _common_divisor(terms: list[Node]) -> list[Node]:
+def _negative_scaled(t: Node) -> bool:
+    c, core = split_coeff(t)
+    return core is not None and c < 0 and not isinstance(t, N.Neg)
+
+
+def _flatten_terms(terms) -> list[Node]:
+    """The terms of nested sums, with ``c (a + b)`` distributed and zeros dropped."""
+    flat: list[Node] = []
+    stack = list(reversed(terms))
+    while stack:
+        t = stack.pop()
+        if isinstance(t, N.Add):
+            stack.extend(reversed(t.args))
+            continue
+        c, core = split_coeff(t)
+        if isinstance(core, N.Add) and c != 1:  # c (a + b) in a sum: its terms join the sum
+            stack.extend(reversed([scale(c, a) for a in core.args]))
+        elif not is_zero(t):
+            flat.append(t)
+    return flat
+
+
+def _collect(terms) -> list[Node]:
+    """Like terms collected over the whole sum (``2y + 2(-y) -> 0``) and the constants folded into one."""
+    constant = Fraction(0)
+    coeffs: dict[Node, Fraction] = {}
+    for t in _flatten_terms(terms):
+        c, core = split_coeff(t)
+        if core is None:
+            constant += c
+        else:
+            coeffs[core] = coeffs.get(core, Fraction(0)) + c
+    out = [scale(c, core) for core, c in coeffs.items() if c != 0]
+    if constant != 0:  # "σ - 1", not "σ + -1"
+        out.append(N.Number(constant) if constant > 0 or not out else N.Neg(N.Number(-constant)))
+    return out
+
+
+@rule("Add", "common divisor", "a / N - b / N", "(a - b) / N")
+def _common_divisor(terms: tuple) -> tuple | None:
     """``a / N - b / N -> (a - b) / N``, so the numerators can cancel."""
     groups: dict[Node, list[int]] = {}
     for i, t in enumerate(terms):
@@ -212,26 +239,28 @@ def _common_divisor(terms: list[Node]) -> list[Node]:
         combined = div(add(*nums), denom)
         rest = [t for j, t in enumerate(terms) if j not in members]
         rest.insert(members[0], combined)
-        return [t for t in rest if not is_zero(t)]
-    return terms
+        return tuple(t for t in rest if not is_zero(t))
+    return None
 
 
-def _merge_diagonals(terms: list[Node]) -> list[Node]:
+@rule("Add", "merge diagonals", "diag(x) + 2 diag(y)", "diag(x + 2 y)")
+def _merge_diagonals(terms: tuple) -> tuple | None:
     """``diag(a) + diag(b) -> diag(a + b)`` (scaled diagonals too)."""
     idx = [i for i, t in enumerate(terms) if isinstance(split_coeff(t)[1], N.DiagMat)]
     if len(idx) < 2:
-        return terms
+        return None
     inner = add(*[scale(split_coeff(terms[i])[0], split_coeff(terms[i])[1].args[0]) for i in idx])
     merged = diagmat(inner)
     rest = [t for j, t in enumerate(terms) if j not in idx]
     rest.insert(idx[0], merged)
-    return [t for t in rest if not is_zero(t)]
+    return tuple(t for t in rest if not is_zero(t))
 
 
-def _factor_hadamard(terms: list[Node]) -> list[Node]:
+@rule("Add", "common element-wise factor", "x .* p + y .* p", "(x + y) .* p")
+def _factor_hadamard(terms: tuple) -> tuple | None:
     """``a ⊙ p + b ⊙ p -> (a + b) ⊙ p`` for a common element-wise factor ``p``."""
     if len(terms) < 2:
-        return terms
+        return None
     counts: dict[Node, list[int]] = {}
     for i, t in enumerate(terms):
         c, core = split_coeff(t)
@@ -250,8 +279,8 @@ def _factor_hadamard(terms: list[Node]) -> list[Node]:
         combined = had(add(*rests), f)
         new = [t for j, t in enumerate(terms) if j not in members]
         new.insert(members[0], combined)
-        return _factor_hadamard([t for t in new if not is_zero(t)])
-    return terms
+        return tuple(t for t in new if not is_zero(t))
+    return None
 
 
 def _chain(t: Node) -> tuple[Fraction, list[Node]]:
@@ -261,10 +290,11 @@ def _chain(t: Node) -> tuple[Fraction, list[Node]]:
     return c, list(core.args) if isinstance(core, N.MatMul) else [core]
 
 
-def _factor_common(terms: list[Node]) -> list[Node]:
+@rule("Add", "common matrix factor", "A x + A' x", "(A + A') x")
+def _factor_common(terms: tuple) -> tuple | None:
     """Factor a common last factor (``A x + B x -> (A + B) x``), else a common first factor."""
     if len(terms) < 2:
-        return terms
+        return None
     # a scalar term of a vector or matrix sum is broadcast, not a product with the others' shape: in
     # x + x' A x + B x, the x of x' A x is not a common right factor of B x
     full = next((t.shape for t in terms if t.shape != ()), ())
@@ -294,8 +324,113 @@ def _factor_common(terms: list[Node]) -> list[Node]:
             combined = scale(c0, combined) if not is_zero(combined) else combined
             new = [t for j, t in enumerate(terms) if j not in members]
             new.insert(members[0], combined)
-            return _factor_common([t for t in new if not is_zero(t)])
-    return terms
+            return tuple(t for t in new if not is_zero(t))
+    return None
+
+
+@rule("Add", "common scalar factor", "a b A + a b A'", "a b (A + A')")
+def _factor_scalars(terms: tuple) -> tuple | None:
+    """``c A + c Aᵀ -> c (A + Aᵀ)`` for the same scalar factors (not numbers) of matrix or vector terms."""
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(terms):
+        core = split_coeff(t)[1]
+        if isinstance(core, N.MatMul) and core.shape != ():
+            lead = tuple(f for f in core.args if f.shape == ())
+            if lead:
+                groups.setdefault(lead, []).append(i)
+    for lead, members in groups.items():
+        if len(members) < 2:
+            continue
+        rests = []
+        for i in members:
+            c, core = split_coeff(terms[i])
+            rests.append(scale(c, mul(*[f for f in core.args if f.shape != ()])))
+        combined = mul(*lead, add(*rests))
+        rest = [t for j, t in enumerate(terms) if j not in members]
+        rest.insert(members[0], combined)
+        return tuple(t for t in rest if not is_zero(t))
+    return None
+
+
+@rule("Add", "one sum of the sums", "sum(x) - sum(y) where x, y: vector(n)", "sum(x - y) where x, y: vector(n)")
+def _merge_sums(terms: tuple) -> tuple | None:
+    """``sum(a) - 2 sum(b) -> sum(a - 2 b)`` for sums of one shape (the bias gradient ``sum(σ - y)``)."""
+    idx = [i for i, t in enumerate(terms) if isinstance(split_coeff(t)[1], N.Sum)]
+    shapes = {split_coeff(terms[i])[1].args[0].shape for i in idx}
+    if len(idx) < 2 or len(shapes) != 1:
+        return None
+    merged = ssum(add(*[scale(split_coeff(terms[i])[0], split_coeff(terms[i])[1].args[0]) for i in idx]))
+    rest = [t for j, t in enumerate(terms) if j not in idx]
+    rest.insert(idx[0], merged)
+    return tuple(t for t in rest if not is_zero(t))
+
+
+@rule("Add", "a matrix before its transpose", "A' + A", "A + A'")
+def _matrix_first(terms: tuple) -> tuple | None:
+    """``Aᵀ + A -> A + Aᵀ``, the order of the texts (``(A + Aᵀ)/2``, ``X (A + Aᵀ)``)."""
+    for i, t in enumerate(terms):
+        c, core = split_coeff(t)
+        if isinstance(core, N.Transpose):
+            for j in range(i + 1, len(terms)):
+                cj, other = split_coeff(terms[j])
+                if other is core.args[0] and cj == c:
+                    out = list(terms)
+                    out[i], out[j] = out[j], out[i]
+                    return tuple(out)
+    return None
+
+
+@rule("Add", "expand element-wise products", "y .* (1 - s) - (1 - y) .* s", "y - s")
+def _expand_when_shorter(terms: tuple) -> tuple | None:
+    """Multiply out products of sums when the expanded, collected sum has fewer nodes."""
+    if len(terms) < 2 or not any(_expandable(t) for t in terms):
+        return None
+    expanded = tuple(_collect([e for t in terms for e in _expand(t)]))
+    if _size(expanded) < _size(terms):
+        return expanded
+    return None
+
+
+def _size(terms: tuple) -> int:
+    return N.count_nodes(N.Add(*terms)) if len(terms) > 1 else (N.count_nodes(terms[0]) if terms else 0)
+
+
+def _expandable(t: Node) -> bool:
+    c, core = split_coeff(t)
+    if isinstance(core, N.MatMul) and core.shape == () and all(f.shape == () for f in core.args):
+        return any(isinstance(f, N.Add) for f in core.args)  # scalars: y (σ - 1)
+    if isinstance(core, N.MatMul) and core.shape == () and len(core.args) == 2 and is_row(core.args[0].shape):
+        return any(isinstance(_row_sum(f), N.Add) for f in core.args)  # (1 - y)ᵀ σ
+    return isinstance(core, N.Hadamard) and any(isinstance(f, N.Add) for f in core.args)
+
+
+def _row_sum(f: Node) -> Node:
+    """The sum a factor stands for: ``(a + b)ᵀ`` is the sum ``a + b`` read as a row."""
+    return f.args[0] if isinstance(f, N.Transpose) else f
+
+
+def _expand(t: Node) -> list[Node]:
+    """The terms of an element-wise product of sums, multiplied out one level."""
+    c, core = split_coeff(t)
+    if not _expandable(t):
+        return [t]
+    factors = list(core.args)
+    if isinstance(core, N.MatMul) and core.shape == () and is_row(factors[0].shape):  # a dot product uᵀ v
+        i = next(k for k, f in enumerate(factors) if isinstance(_row_sum(f), N.Add))
+        whole = factors[i]
+        out = []
+        for term in _row_sum(whole).args:
+            term = mul(term, N.Ones(_row_sum(whole).shape)) if term.shape == () else term
+            piece = transpose(term) if whole is not _row_sum(whole) else term
+            out.extend(_expand(scale(c, mul(*factors[:i], piece, *factors[i + 1:]))))
+        return out
+    i = next(k for k, f in enumerate(factors) if isinstance(f, N.Add))
+    out = []
+    combine = mul if isinstance(core, N.MatMul) else had
+    for term in factors[i].args:
+        piece = combine(*factors[:i], term, *factors[i + 1:]) if term.shape != () or len(factors) > 1 else term
+        out.extend(_expand(scale(c, piece)))
+    return out
 
 
 # --- products ---------------------------------------------------------------------------------------------
@@ -308,25 +443,111 @@ def _is_ones_col(x):
 
 
 def _pair(a: Node, b: Node) -> list[Node] | None:
-    """A rewrite of the adjacent factors ``a b`` of a product, or None."""
-    if isinstance(a, N.Identity) and b.shape != ():
-        return [b]
-    if isinstance(b, N.Identity) and a.shape != ():
-        return [a]
-    if _is_ones_row(a) and isinstance(b, N.DiagMat):
-        return [transpose(b.args[0])]
-    if isinstance(a, N.DiagMat) and _is_ones_col(b):
-        return [a.args[0]]
-    if isinstance(a, N.DiagMat) and isinstance(b, N.DiagMat):
-        return [diagmat(had(a.args[0], b.args[0]))]
-    if isinstance(a, N.DiagMat) and is_column(b.shape):
-        return [had(a.args[0], b)]
-    if is_row(a.shape) and isinstance(b, N.DiagMat):
-        return [transpose(had(b.args[0], transpose(a)))]
-    if _is_ones_row(a) and is_column(b.shape):
-        return [ssum(b)]
-    if is_row(a.shape) and _is_ones_col(b):
-        return [ssum(a)]
+    """A rewrite of the adjacent factors ``a b`` of a product (the ``MatMul`` rules), or None."""
+    return rewrite("MatMul", a, b)
+
+
+@rule("MatMul", "identity on the left", "I A", "A")
+def _identity_left(a, b):
+    return [b] if isinstance(a, N.Identity) and b.shape != () else None
+
+
+@rule("MatMul", "identity on the right", "A I", "A")
+def _identity_right(a, b):
+    return [a] if isinstance(b, N.Identity) and a.shape != () else None
+
+
+@rule("MatMul", "ones row times a diagonal", "ones(n)' diag(x)", "x'")
+def _ones_row_diag(a, b):
+    return [transpose(b.args[0])] if _is_ones_row(a) and isinstance(b, N.DiagMat) else None
+
+
+@rule("MatMul", "diagonal times ones", "diag(x) ones(n)", "x")
+def _diag_ones(a, b):
+    return [a.args[0]] if isinstance(a, N.DiagMat) and _is_ones_col(b) else None
+
+
+@rule("MatMul", "product of diagonals", "diag(x) diag(y)", "diag(x .* y)")
+def _diag_diag(a, b):
+    return [diagmat(had(a.args[0], b.args[0]))] if isinstance(a, N.DiagMat) and isinstance(b, N.DiagMat) else None
+
+
+@rule("MatMul", "diagonal times a vector", "diag(x) y", "x .* y")
+def _diag_vector(a, b):
+    return [had(a.args[0], b)] if isinstance(a, N.DiagMat) and is_column(b.shape) else None
+
+
+@rule("MatMul", "row times a diagonal", "x' diag(y)", "(y .* x)'")
+def _row_diag(a, b):
+    return [transpose(had(b.args[0], transpose(a)))] if is_row(a.shape) and isinstance(b, N.DiagMat) else None
+
+
+@rule("MatMul", "ones row times a vector", "ones(n)' x", "sum(x)")
+def _ones_row_vector(a, b):
+    return [ssum(b)] if _is_ones_row(a) and is_column(b.shape) else None
+
+
+@rule("MatMul", "row times ones", "x' ones(n)", "sum(x)")
+def _row_ones(a, b):
+    return [ssum(a)] if is_row(a.shape) and _is_ones_col(b) else None
+
+
+@rule("MatMul", "one orientation of a difference", "(y - x) (x - y)'", "-((x - y) (x - y)')")
+def _one_orientation(a, b):
+    """``(y - x)(x - y)ᵀ -> -(x - y)(x - y)ᵀ``: the sign goes to the front instead of hiding in a difference."""
+    u, v = _row_sum(a), _row_sum(b)
+    if not (isinstance(u, N.Add) and isinstance(v, N.Add)) or u is v:
+        return None
+    if neg(u) is not v and add(*[neg(t) for t in u.args]) is not v:
+        return None
+    flipped = v if a is u else transpose(v)
+    return [N.Neg(N.MatMul(flipped, b))]
+
+
+def _centred(v: Node) -> bool:
+    """``u - mean(u)`` (a vector whose entries sum to 0)."""
+    if not isinstance(v, N.Add) or len(v.args) != 2 or not is_column(v.shape):
+        return False
+    a, b = v.args
+    c, m = split_coeff(b)
+    return c == -1 and isinstance(m, N.Mean) and m.args[0] is a
+
+
+def _centring_sign(m: Node) -> int | None:
+    """+1 for the centring matrix ``I - 𝟙𝟙ᵀ/n``, -1 for its negation, None for anything else."""
+    if not isinstance(m, N.Add) or len(m.args) != 2:
+        return None
+    signs = {}
+    for t in m.args:
+        c, core = split_coeff(t)
+        if isinstance(core, N.Identity):
+            signs["I"] = c
+        elif (isinstance(core, N.Div) and isinstance(core.args[1], N.Numel) and isinstance(core.args[0], N.MatMul)
+              and len(core.args[0].args) == 2 and _is_ones_col(core.args[0].args[0])
+              and _is_ones_row(core.args[0].args[1]) and core.args[1].args[0].shape == core.args[0].args[0].shape):
+            signs["J"] = c
+    if signs.get("I") in (1, -1) and signs.get("J") == -signs["I"]:
+        return int(signs["I"])
+    return None
+
+
+@rule("MatMul", "a centred vector and the centring matrix",
+      "(x - mean(x))' (eye(n) - ones(n) ones(n)' / numel(x))", "(x - mean(x))'")
+def _centring(a, b):
+    """``uᵀ (I - 𝟙𝟙ᵀ/n) = uᵀ`` when ``u = x - mean(x)`` (its entries sum to 0): the layer-norm Jacobian."""
+    if is_row(a.shape) and isinstance(a, N.Transpose) and _centred(a.args[0]):
+        sign = _centring_sign(b)
+        if sign is not None:
+            return [scale(sign, a)]
+    if is_column(b.shape) and _centred(b):
+        sign = _centring_sign(a)
+        if sign is not None:
+            return [scale(sign, b)]
+    return None
+
+
+@rule("MatMul", "inverse times its matrix", "inv(A) A", "I")
+def _inverse_pair(a, b):
     if isinstance(a, N.Inv) and a.args[0] is b or isinstance(b, N.Inv) and b.args[0] is a:
         return [N.Identity(a.shape[0])]
     return None
@@ -337,13 +558,13 @@ def _scalar_of_nonscalars(m: N.MatMul) -> bool:
     return m.shape == () and any(f.shape != () for f in m.args)
 
 
-def mul(*factors: Node) -> Node:
-    if not factors:
-        return ONE
-    shape = N.MatMul(*factors).shape if len(factors) > 1 else factors[0].shape
+def _split_factors(factors) -> tuple[Fraction, list[Node], list[Node]] | None:
+    """A product's factors as (coefficient, scalar factors, matrix chain), nested products flattened;
+    None when a factor is zero."""
     coeff = Fraction(1)
     scalars: list[Node] = []
     chain: list[Node] = []
+    several = sum(f.shape != () for f in factors) > 1  # a vector quotient next to matrices leaves the chain
     stack = list(reversed(factors))
     while stack:
         f = stack.pop()
@@ -353,15 +574,19 @@ def mul(*factors: Node) -> Node:
             continue
         if isinstance(core, N.MatMul) and not _scalar_of_nonscalars(core):
             stack.extend(reversed(core.args))
-            continue
-        if is_zero(core):
-            return zero_like(shape)
-        if core.shape == ():
-            scalars.append(core)
+        elif is_zero(core):
+            return None
+        elif isinstance(core, N.Div) and core.shape != () and several:  # K (q / s) = (K q) / s
+            stack.append(core.args[0])
+            scalars.append(N.Div(ONE, core.args[1]))
         else:
-            chain.append(core)
-    if coeff == 0:
-        return zero_like(shape)
+            (scalars if core.shape == () else chain).append(core)
+    return coeff, scalars, chain
+
+
+def _pairs_rewritten(coeff: Fraction, scalars: list[Node], chain: list[Node]):
+    """The ``MatMul`` rules on adjacent factors until none applies; a rewrite may produce scalars
+    (``1ᵀ x -> sum(x)``), coefficients or products, which are split off again."""
     changed = True
     while changed and len(chain) > 1:
         changed = False
@@ -371,33 +596,34 @@ def mul(*factors: Node) -> Node:
                 chain[i:i + 2] = rep
                 changed = True
                 break
-        # a rewrite may have produced scalars (1ᵀ x -> sum(x)) or products
-        flat: list[Node] = []
-        for f in chain:
-            c, core = split_coeff(f)
-            coeff *= c
-            if core is None:
-                continue
-            if isinstance(core, N.MatMul) and not _scalar_of_nonscalars(core):
-                for g in core.args:
-                    (scalars if g.shape == () else flat).append(g)
-            elif core.shape == ():
-                scalars.append(core)
-            else:
-                flat.append(core)
-        chain = flat
-    chain = _absorb_diagonals(chain)
-    chain = _runs_as_powers(chain)
-    if len(chain) > 1 and any(isinstance(f, N.Identity) for f in chain):
-        chain = [f for f in chain if not isinstance(f, N.Identity)] or chain[:1]
+        c, more, chain = _split_factors(chain) or (0, [], [])
+        coeff *= c
+        scalars = scalars + more
+    return coeff, scalars, chain
+
+
+def mul(*factors: Node) -> Node:
+    """A product in canonical form: one leading coefficient, scalar factors first, the matrix chain after."""
+    if not factors:
+        return ONE
+    shape = N.MatMul(*factors).shape if len(factors) > 1 else factors[0].shape
+    split = _split_factors(factors)
+    if split is None or split[0] == 0:
+        return zero_like(shape)
+    coeff, scalars, chain = _pairs_rewritten(*split)
+    if coeff == 0:
+        return zero_like(shape)
+    chain = list(rewrite_all("MatMul chain", tuple(chain)))
+    if len(chain) > 1 and any(isinstance(f, N.Identity) for f in chain):  # an I left by a chain rule
+        coeff, scalars, chain = _pairs_rewritten(coeff, scalars, chain)
     c2, nums, dens = _scalar_powers(scalars)
     coeff *= c2
     if dens:
         bottom = dens[0] if len(dens) == 1 else N.MatMul(*dens)
         sign = -1 if coeff < 0 else 1
         size = abs(coeff)
-        if not nums and size == 1 and chain:  # xᵀ / ‖x‖
-            body = chain[0] if len(chain) == 1 else N.MatMul(*chain)
+        if size == 1 and chain:  # xᵀ / ‖x‖, ((x · y) x) / (‖x‖³ ‖y‖)
+            body = (nums + chain)[0] if len(nums + chain) == 1 else N.MatMul(*nums, *chain)
             return scale(sign, N.Div(body, bottom))
         simple = all(isinstance(f, N.Symbol | N.Power) for f in nums)
         if not chain and (simple or size == 1):  # 2 y / x, sum(r) / N
@@ -432,6 +658,15 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
         elif isinstance(core, N.Div):
             take(core.args[0], sign)
             take(core.args[1], -sign)
+        elif isinstance(core, N.Power) and isinstance(core.args[1], N.Number) and isinstance(
+                core.args[0], N.MatMul) and not _scalar_of_nonscalars(core.args[0]) \
+                and core.args[1].value.denominator == 1:  # (‖x‖ ‖y‖)² = ‖x‖² ‖y‖²
+            for g in core.args[0].args:
+                take(power(g, core.args[1]), sign)
+        elif isinstance(core, N.Power) and isinstance(core.args[1], N.Number) and isinstance(
+                core.args[0], N.Power) and isinstance(core.args[0].args[1], N.Number) \
+                and core.args[1].value.denominator == 1:  # ((u)²)⁻¹ = u⁻²
+            take(power(core.args[0].args[0], N.Number(core.args[0].args[1].value * core.args[1].value)), sign)
         elif isinstance(core, N.Power) and isinstance(core.args[1], N.Number):
             put(core.args[0], sign * core.args[1].value)
         else:
@@ -440,7 +675,7 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
     def put(base: Node, e: Fraction):
         """Add ``e`` to the exponent of ``base``; ``(σ - 1)`` and ``(1 - σ)`` are one base up to a sign."""
         nonlocal coeff
-        if base not in exps and isinstance(base, N.Add):
+        if base not in exps and isinstance(base, N.Add) and any(isinstance(b, N.Add) for b in exps):
             negated = add(*[neg(t) for t in base.args])
             if negated in exps and e.denominator == 1:
                 if e.numerator % 2:
@@ -450,20 +685,48 @@ def _scalar_powers(scalars: list[Node]) -> tuple[Fraction, list[Node], list[Node
 
     for f in scalars:
         take(f, 1)
-    for base, e in list(exps.items()):
+    for base, e in list(exps.items()):  # exp(u)ᵏ / (exp(u) + 1)ᵏ = σ(u)ᵏ
         u = _one_plus_exp(base)
-        if u is not None and e == -1 and exps.get(N.Apply("exp", u)) == 1:
-            del exps[base], exps[N.Apply("exp", u)]
-            exps[N.Apply("sigmoid", u)] = exps.get(N.Apply("sigmoid", u), Fraction(0)) + 1
+        up = exps.get(N.Apply("exp", u)) if u is not None else None
+        if up is not None and e < 0 and up > 0:
+            k = min(-e, up)
+            exps[base] += k
+            exps[N.Apply("exp", u)] -= k
+            exps[N.Apply("sigmoid", u)] = exps.get(N.Apply("sigmoid", u), Fraction(0)) + k
+            exps = {b: x for b, x in exps.items() if x != 0}
     nums = [power(b, N.Number(e)) for b, e in exps.items() if e > 0]
-    dens = [power(b, N.Number(-e)) for b, e in exps.items() if e < 0]
+    # the denominator's factors in one canonical order, so 1/(‖x‖² ‖y‖) and 1/(‖y‖ ‖x‖²) are like terms
+    dens = sorted((power(b, N.Number(-e)) for b, e in exps.items() if e < 0), key=_canonical_key)
     return coeff, nums, dens
 
 
-def _runs_as_powers(chain: list[Node]) -> list[Node]:
+def _canonical_key(x: Node) -> str:
+    """An order for commuting factors that does not depend on how they were built."""
+    from .printing import to_text
+
+    return to_text(x)
+
+
+@rule("MatMul chain", "diagonal into an element-wise product", "diag(x) A y", "x .* (A y)")
+def _absorb_diagonals(chain: tuple) -> tuple | None:
+    """``diag(v) A x -> v ⊙ (A x)``: a diagonal matrix times a column-valued rest is an element-wise product."""
+    for i, f in enumerate(chain):
+        if isinstance(f, N.DiagMat) and i + 1 < len(chain):
+            rest = chain[i + 1:]
+            if is_column(N.MatMul(*rest).shape if len(rest) > 1 else rest[0].shape):
+                return chain[:i] + (had(f.args[0], mul(*rest)),)
+        if isinstance(f, N.DiagMat) and i > 0:
+            before = chain[:i]
+            if is_row(N.MatMul(*before).shape if len(before) > 1 else before[0].shape):
+                return (transpose(had(f.args[0], transpose(mul(*before)))),) + chain[i + 1:]
+    return None
+
+
+@rule("MatMul chain", "powers of one matrix", "A A^2", "A^3")
+def _runs_as_powers(chain: tuple) -> tuple | None:
     """``X X -> X²``, ``X X² -> X³``: powers of one square matrix side by side are merged."""
     if len(chain) < 2:
-        return chain
+        return None
     out: list[Node] = []
     for f in chain:
         base, k = (f.args[0], f.args[1].value) if isinstance(f, N.Power) and isinstance(f.args[1], N.Number) \
@@ -476,21 +739,7 @@ def _runs_as_powers(chain: list[Node]) -> list[Node]:
                 out[-1] = power(base, N.Number(pk + k))
                 continue
         out.append(f)
-    return out
-
-
-def _absorb_diagonals(chain: list[Node]) -> list[Node]:
-    """``diag(v) A x -> v ⊙ (A x)``: a diagonal matrix times a column-valued rest is an element-wise product."""
-    for i, f in enumerate(chain):
-        if isinstance(f, N.DiagMat) and i + 1 < len(chain):
-            rest = chain[i + 1:]
-            if is_column(N.MatMul(*rest).shape if len(rest) > 1 else rest[0].shape):
-                return chain[:i] + [had(f.args[0], mul(*rest))]
-        if isinstance(f, N.DiagMat) and i > 0:
-            before = chain[:i]
-            if is_row(N.MatMul(*before).shape if len(before) > 1 else before[0].shape):
-                return [transpose(had(f.args[0], transpose(mul(*before))))] + chain[i + 1:]
-    return chain
+    return tuple(out) if len(out) < len(chain) else None
 
 
 def had(*factors: Node) -> Node:
@@ -530,8 +779,8 @@ def had(*factors: Node) -> Node:
     if not nums and not dens:
         body = mul(*scalars, N.Ones(shape)) if shape != () else mul(*scalars)
         return scale(coeff, body)
-    nums, dens = _cancel(nums, dens)
-    nums = _powers(nums)
+    c2, nums, dens = rewrite_all("Hadamard", (Fraction(1), tuple(nums), tuple(dens)))
+    coeff *= c2
     if not nums and not dens:
         body = mul(*scalars, N.Ones(shape)) if shape != () else mul(*scalars)
         return scale(coeff, body)
@@ -557,30 +806,50 @@ def _one_plus_exp(x: Node) -> Node | None:
     return None
 
 
-def _powers(factors: list[Node]) -> list[Node]:
-    """``y ⊙ y -> y⊙²`` (equal element-wise factors merged into a power)."""
-    if len(factors) == len(set(factors)):
-        return factors
-    out: dict[Node, int] = {}
-    for f in factors:
-        out[f] = out.get(f, 0) + 1
-    return [f if k == 1 else epow(f, N.Number(k)) for f, k in out.items()]
+@rule("Hadamard", "numbers of a denominator", "x ./ (2 y)", "0.5 (x ./ y)")
+def _denominator_numbers(state):
+    """A numeric factor of an element-wise denominator joins the coefficient, where it cancels."""
+    coeff, nums, dens = state
+    for i, d in enumerate(dens):
+        c, core = split_coeff(d)
+        if c != 1 and core is not None and c != 0:
+            return coeff / c, nums, dens[:i] + (core,) + dens[i + 1:]
+    return None
 
 
-def _cancel(nums: list[Node], dens: list[Node]) -> tuple[list[Node], list[Node]]:
-    """Cancel equal factors of a quotient; ``exp(u) / (exp(u) + 1)`` becomes ``σ(u)``."""
-    nums, dens = list(nums), list(dens)
-    for d in list(dens):
+@rule("Hadamard", "cancel a common factor", "(x .* y) ./ y", "x")
+def _cancel_common(state):
+    coeff, nums, dens = state
+    for d in dens:
         if d in nums:
-            nums.remove(d)
-            dens.remove(d)
-            continue
+            i, j = nums.index(d), dens.index(d)
+            return coeff, nums[:i] + nums[i + 1:], dens[:j] + dens[j + 1:]
+    return None
+
+
+@rule("Hadamard", "logistic sigmoid", "exp(x) ./ (exp(x) + 1)", "sigmoid(x)")
+def _sigmoid_quotient(state):
+    """``exp(u) ⊘ (exp(u) + 1) -> σ(u)``."""
+    coeff, nums, dens = state
+    for j, d in enumerate(dens):
         u = _one_plus_exp(d)
         if u is not None and N.Apply("exp", u) in nums:
-            nums.remove(N.Apply("exp", u))
-            dens.remove(d)
-            nums.append(N.Apply("sigmoid", u))
-    return nums, dens
+            i = nums.index(N.Apply("exp", u))
+            rest = nums[:i] + nums[i + 1:]
+            return coeff, rest + (N.Apply("sigmoid", u),), dens[:j] + dens[j + 1:]
+    return None
+
+
+@rule("Hadamard", "equal factors as a power", "x .* x", "x.^2")
+def _equal_factors(state):
+    """``y ⊙ y -> y⊙²`` (equal element-wise factors merged into a power)."""
+    coeff, nums, dens = state
+    if len(nums) == len(set(nums)):
+        return None
+    out: dict[Node, int] = {}
+    for f in nums:
+        out[f] = out.get(f, 0) + 1
+    return coeff, tuple(f if k == 1 else epow(f, N.Number(k)) for f, k in out.items()), dens
 
 
 def ediv(a: Node, b: Node) -> Node:
@@ -596,89 +865,189 @@ def ediv(a: Node, b: Node) -> Node:
 
 
 def div(x: Node, s: Node) -> Node:
-    if is_zero(x):
-        return x
+    """``x / s`` for a scalar ``s``, through the ``Div`` rules."""
+    return rewrite("Div", x, s) or N.Div(x, s)
+
+
+@rule("Div", "zero numerator", "0 / a", "0")
+def _div_zero(x, s):
+    return x if is_zero(x) else None
+
+
+@rule("Div", "numeric divisor", "x / 2", "0.5 x")
+def _div_number(x, s):
     if isinstance(s, N.Number) and s.value != 0:
         return scale(1 / s.value, x) if not isinstance(x, N.Number) else N.Number(x.value / s.value)
-    if (_is_exp(x) and isinstance(s, N.Sum) and s.args[0] is x and x.shape != ()
-            and x.shape[1] == 1):  # exp(u) / sum(exp(u)) = softmax(u)
+    return None
+
+
+@rule("Div", "softmax", "exp(x) / sum(exp(x))", "softmax(x)")
+def _div_softmax(x, s):
+    if _is_exp(x) and isinstance(s, N.Sum) and s.args[0] is x and x.shape != () and x.shape[1] == 1:
         return N.Softmax(x.args[1])
+    return None
+
+
+@rule("Div", "scalar quotient", "(2 a) / (4 a b)", "0.5 / b")
+def _div_scalars(x, s):
+    """A scalar over a scalar is one product of powers, so numbers and equal factors cancel."""
+    if x.shape == () and not isinstance(x, N.Number):
+        return mul(x, N.Power(s, N.Number(-1)))
+    return None
+
+
+@rule("Div", "quotient of a quotient", "(x / a) / b", "x / (a b)")
+def _div_div(x, s):
+    if isinstance(x, N.Div):
+        return div(x.args[0], mul(x.args[1], s))
+    return None
+
+
+@rule("Div", "numbers of the divisor", "x / (2 a)", "0.5 (x / a)")
+def _div_divisor_number(x, s):
+    c, core = split_coeff(s)
+    if c != 1 and c != 0 and core is not None:
+        return scale(1 / c, div(x, core))
+    return None
+
+
+@rule("Div", "sign to the front", "(-2 x) / a", "-((2 x) / a)")
+def _div_sign(x, s):
     c, core = split_coeff(x)
-    if c < 0:
-        return neg(div(scale(-c, core), s))
-    return N.Div(x, s)
+    return neg(div(scale(-c, core), s)) if c < 0 else None
 
 
 # --- unary structure -----------------------------------------------------------------------------------------
 def _self_transpose(x: Node) -> bool:
+    """Symmetric by construction: I, diag(v), a symmetric symbol, Aᵀ D A, S⁻¹ v vᵀ S⁻¹, A + Aᵀ."""
     if isinstance(x, N.Identity | N.DiagMat):
         return True
     if isinstance(x, N.Symbol) and x.symmetric:
         return True
-    if isinstance(x, N.Add):
-        terms = set(x.args)
-        return all(transpose(t) in terms for t in x.args)
+    if isinstance(x, N.Add):  # A + Aᵀ, S⁻¹ - S⁻¹ v vᵀ S⁻¹: the terms are each other's transposes
+        terms = {split_coeff(t) for t in x.args}
+        return all(split_coeff(transpose(t)) in terms for t in x.args)
     if isinstance(x, N.Inv) or (isinstance(x, N.Power) and x.shape != ()):
         return _self_transpose(x.args[0])
     if isinstance(x, N.MatMul) and x.shape != () and x.shape[0] == x.shape[1]:
         return transpose(x) is x  # Xᵀ C X with C symmetric, Xᵀ X
+    if isinstance(x, N.Div | N.Neg):
+        return _self_transpose(x.args[0])
     return False
 
 
 def transpose(x: Node) -> Node:
-    if x.shape == ():
-        return x
-    if isinstance(x, N.Transpose):
-        return x.args[0]
-    if isinstance(x, N.Ones | N.Zeros):
-        return type(x)((x.shape[1], x.shape[0]))
-    if isinstance(x, N.Neg):
-        return neg(transpose(x.args[0]))
-    if isinstance(x, N.MatMul):
-        return mul(*[transpose(f) for f in reversed(x.args)])
-    if isinstance(x, N.Div):
-        return div(transpose(x.args[0]), x.args[1])
+    """``xᵀ`` through the ``Transpose`` rules."""
+    return rewrite("Transpose", x) or N.Transpose(x)
+
+
+@rule("Transpose", "scalar", "a'", "a")
+def _t_scalar(x):
+    return x if x.shape == () else None
+
+
+@rule("Transpose", "double transpose", "(A')'", "A")
+def _t_double(x):
+    return x.args[0] if isinstance(x, N.Transpose) else None
+
+
+@rule("Transpose", "constant", "ones(n)'", "ones(1, n)")
+def _t_constant(x):
+    return type(x)((x.shape[1], x.shape[0])) if isinstance(x, N.Ones | N.Zeros) else None
+
+
+@rule("Transpose", "negation", "(-A)'", "-A'")
+def _t_neg(x):
+    return neg(transpose(x.args[0])) if isinstance(x, N.Neg) else None
+
+
+@rule("Transpose", "product", "(x' A)'", "A' x")
+def _t_product(x):
+    return mul(*[transpose(f) for f in reversed(x.args)]) if isinstance(x, N.MatMul) else None
+
+
+@rule("Transpose", "quotient", "(A / a)'", "A' / a")
+def _t_quotient(x):
+    return div(transpose(x.args[0]), x.args[1]) if isinstance(x, N.Div) else None
+
+
+@rule("Transpose", "power", "(A^2)'", "(A')^2")
+def _t_power(x):
     if isinstance(x, N.Power) and isinstance(x.args[1], N.Number) and not _self_transpose(x.args[0]):
-        return power(transpose(x.args[0]), x.args[1])  # (X²)ᵀ = (Xᵀ)²
-    if isinstance(x, N.Add) and is_row(x.shape):  # a sum of rows reads better as a sum of columns
-        return add(*[transpose(t) for t in x.args])
-    if _self_transpose(x):
-        return x
-    if isinstance(x, N.Inv):
-        return N.Transpose(x)
-    return N.Transpose(x)
+        return power(transpose(x.args[0]), x.args[1])
+    return None
+
+
+@rule("Transpose", "sum of rows", "(x' + y')'", "x + y")
+def _t_rows(x):
+    """A sum of rows reads better as a sum of columns."""
+    return add(*[transpose(t) for t in x.args]) if isinstance(x, N.Add) and is_row(x.shape) else None
+
+
+@rule("Transpose", "symmetric", "(A + A')'", "A + A'")
+def _t_symmetric(x):
+    return x if _self_transpose(x) else None
 
 
 def inv(x: Node) -> Node:
-    if isinstance(x, N.Inv):
-        return x.args[0]
-    if isinstance(x, N.Identity):
-        return x
-    if isinstance(x, N.Transpose):
-        return transpose(inv(x.args[0]))
-    return N.Inv(x)
+    """``x⁻¹`` through the ``Inv`` rules."""
+    return rewrite("Inv", x) or N.Inv(x)
+
+
+@rule("Inv", "double inverse", "inv(inv(A))", "A where A: matrix(n, n)")
+def _inv_inv(x):
+    return x.args[0] if isinstance(x, N.Inv) else None
+
+
+@rule("Inv", "identity", "inv(I)", "I")
+def _inv_identity(x):
+    return x if isinstance(x, N.Identity) else None
+
+
+@rule("Inv", "transpose outside", "inv(A')", "inv(A)'")
+def _inv_transpose(x):
+    return transpose(inv(x.args[0])) if isinstance(x, N.Transpose) else None
 
 
 def diagmat(v: Node) -> Node:
-    if isinstance(v, N.Ones):
-        return N.Identity(v.shape[0])
-    if isinstance(v, N.Fill):
-        return mul(v.value, N.Identity(v.shape[0]))
-    if is_zero(v):
-        return N.Zeros((v.shape[0], v.shape[0]))
-    return N.DiagMat(v)
+    """``diag(v)`` through the ``DiagMat`` rules."""
+    return rewrite("DiagMat", v) or N.DiagMat(v)
+
+
+@rule("DiagMat", "diagonal of ones", "diag(ones(n))", "I")
+def _diag_of_ones(v):
+    return N.Identity(v.shape[0]) if isinstance(v, N.Ones) else None
+
+
+@rule("DiagMat", "diagonal of a constant", "diag(vector(a))", "a I")
+def _diag_of_fill(v):
+    return mul(v.value, N.Identity(v.shape[0])) if isinstance(v, N.Fill) else None
+
+
+@rule("DiagMat", "diagonal of zeros", "diag(zeros(n))", "zeros(n, n)")
+def _diag_of_zeros(v):
+    return N.Zeros((v.shape[0], v.shape[0])) if is_zero(v) else None
 
 
 def diagvec(a: Node) -> Node:
-    if isinstance(a, N.DiagMat):
-        return a.args[0]
-    if isinstance(a, N.Identity):
-        return N.Ones((a.shape[0], 1))
-    return N.DiagVec(a)
+    """``diag(A)`` (the vector of the diagonal) through the ``DiagVec`` rules."""
+    return rewrite("DiagVec", a) or N.DiagVec(a)
+
+
+@rule("DiagVec", "diagonal of a diagonal matrix", "diag(diag(x))", "x")
+def _diagvec_diag(a):
+    return a.args[0] if isinstance(a, N.DiagMat) else None
+
+
+@rule("DiagVec", "diagonal of I", "diag(eye(n))", "ones(n)")
+def _diagvec_identity(a):
+    return N.Ones((a.shape[0], 1)) if isinstance(a, N.Identity) else None
 
 
 def numel(x: Node) -> Node:
-    """``numel(x)`` by the simplest name of that shape: ``numel(y)`` rather than ``numel((y - f(X w)).^2)``."""
+    """``numel(x)`` by the simplest name of that shape: ``numel(y)`` rather than ``numel((y - f(X w)).^2)``.
+
+    The printers write it by the dimensions' names (``n``) where no variable has that name."""
     for s_ in N.symbols_of(x):
         if s_.shape == x.shape:
             return N.Numel(s_)
@@ -686,69 +1055,126 @@ def numel(x: Node) -> Node:
 
 
 def ssum(x: Node) -> Node:
-    if x.shape == ():
-        return x
-    if is_zero(x):
-        return ZERO
-    if isinstance(x, N.Ones):
-        return numel(x)
-    if isinstance(x, N.Transpose):
-        return ssum(x.args[0])
+    """``sum(x)`` through the ``Sum`` rules."""
+    return rewrite("Sum", x) or N.Sum(x)
+
+
+@rule("Sum", "scalar", "sum(a)", "a")
+def _sum_scalar(x):
+    return x if x.shape == () else None
+
+
+@rule("Sum", "zeros", "sum(zeros(n))", "0")
+def _sum_zeros(x):
+    return ZERO if is_zero(x) else None
+
+
+@rule("Sum", "ones", "sum(ones(n))", "numel(ones(n))")
+def _sum_ones(x):
+    return numel(x) if isinstance(x, N.Ones) else None
+
+
+@rule("Sum", "transpose", "sum(x')", "sum(x)")
+def _sum_transpose(x):
+    return ssum(x.args[0]) if isinstance(x, N.Transpose) else None
+
+
+@rule("Sum", "coefficient", "sum(2 x)", "2 sum(x)")
+def _sum_coefficient(x):
     c, core = split_coeff(x)
-    if c != 1:
-        return scale(c, ssum(core))
-    return N.Sum(x)
+    return scale(c, ssum(core)) if c != 1 else None
 
 
 def dot(a: Node, b: Node) -> Node:
-    if is_zero(a) or is_zero(b):
-        return ZERO
+    """``a · b`` through the ``Dot`` rules."""
+    return rewrite("Dot", a, b) or N.Dot(a, b)
+
+
+@rule("Dot", "zero", "dot(x, zeros(n))", "0")
+def _dot_zero(a, b):
+    return ZERO if is_zero(a) or is_zero(b) else None
+
+
+@rule("Dot", "coefficients", "dot(2 x, 3 y)", "6 dot(x, y)")
+def _dot_coefficients(a, b):
     ca, a_core = split_coeff(a)
     cb, b_core = split_coeff(b)
     if (ca != 1 or cb != 1) and a_core is not None and b_core is not None:
         return scale(ca * cb, dot(a_core, b_core))
+    return None
+
+
+@rule("Dot", "ones", "dot(ones(n), x)", "sum(x)")
+def _dot_ones(a, b):
     if isinstance(a, N.Ones):
         return ssum(b)
-    if isinstance(b, N.Ones):
-        return ssum(a)
-    return N.Dot(a, b)
+    return ssum(a) if isinstance(b, N.Ones) else None
 
 
 def trace(x: Node) -> Node:
-    if is_zero(x):
-        return ZERO
+    """``tr(x)`` through the ``Trace`` rules."""
+    return rewrite("Trace", x) or N.Trace(x)
+
+
+@rule("Trace", "zero", "tr(zeros(n, n))", "0")
+def _trace_zero(x):
+    return ZERO if is_zero(x) else None
+
+
+@rule("Trace", "coefficient", "tr(2 A)", "2 tr(A)")
+def _trace_coefficient(x):
     c, core = split_coeff(x)
-    if c != 1:
-        return scale(c, trace(core))
-    return N.Trace(x)
+    return scale(c, trace(core)) if c != 1 and core is not None else None
 
 
 def power(base: Node, e: Node) -> Node:
-    if isinstance(e, N.Number):
-        if e.value == 1:
-            return base
-        if e.value == 0:
-            return ONE if base.shape == () else N.Identity(base.shape[0])
-        if isinstance(base, N.Number) and e.value.denominator == 1 and (base.value != 0 or e.value > 0):
-            return N.Number(base.value ** int(e.value))
-        if base.shape != () and e.value == -1:
-            return inv(base)
-    return N.Power(base, e)
+    """``base^e`` through the ``Power`` rules."""
+    return rewrite("Power", base, e) or N.Power(base, e)
+
+
+@rule("Power", "first power", "a^1", "a")
+def _power_one(base, e):
+    return base if is_number(e, 1) else None
+
+
+@rule("Power", "zeroth power", "A^0", "I")
+def _power_zero(base, e):
+    if is_number(e, 0):
+        return ONE if base.shape == () else N.Identity(base.shape[0])
+    return None
+
+
+@rule("Power", "numbers", "2^3", "8")
+def _power_numbers(base, e):
+    if isinstance(e, N.Number) and isinstance(base, N.Number) and e.value.denominator == 1 and (
+            base.value != 0 or e.value > 0):
+        return N.Number(base.value ** int(e.value))
+    return None
+
+
+@rule("Power", "matrix inverse", "A^-1", "inv(A)")
+def _power_inverse(base, e):
+    return inv(base) if base.shape != () and is_number(e, -1) else None
 
 
 def epow(base: Node, e: Node) -> Node:
-    if base.shape == ():
-        return power(base, e)
-    if isinstance(e, N.Number):
-        if e.value == 1:
-            return base
-        if e.value == 0:
-            return N.Ones(base.shape)
-    return N.ElemPower(base, e)
+    """``base.^e`` through the ``ElemPower`` rules."""
+    return rewrite("ElemPower", base, e) or N.ElemPower(base, e)
 
 
-def apply(function: str, x: Node) -> Node:
-    return N.Apply(function, x)
+@rule("ElemPower", "scalar base", "a.^2", "a^2")
+def _epow_scalar(base, e):
+    return power(base, e) if base.shape == () else None
+
+
+@rule("ElemPower", "first power", "x.^1", "x")
+def _epow_one(base, e):
+    return base if is_number(e, 1) else None
+
+
+@rule("ElemPower", "zeroth power", "x.^0", "ones(n)")
+def _epow_zero(base, e):
+    return N.Ones(base.shape) if is_number(e, 0) else None
 
 
 # --- whole expressions ------------------------------------------------------------------------------------------

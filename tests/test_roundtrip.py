@@ -242,3 +242,21 @@ def test_number_values_are_exact():
     assert matcalc.parse("1e-3") is Number(Fraction(1, 1000))
     assert matcalc.parse("0.5") is Number(Fraction(1, 2))
     assert matcalc.parse("1/3") is Number(Fraction(1, 3))
+
+
+# --- products next to element-wise products and quotients are parenthesised (issue #18) -----------------
+@pytest.mark.parametrize("text,printed,uni", [
+    ("X' (y .* s)", "X' (y .* s)", "Xᵀ (y ⊙ s)"),
+    ("X' y .* s", "X' (y .* s)", "Xᵀ (y ⊙ s)"),  # the grammar's reading, now visible
+    ("K q / sqrt(d)", "K (q / sqrt(d))", "K (q / sqrt(d))"),
+    ("(A .* B) C", "(A .* B) C", "(A ⊙ B) C"),
+    ("A (x ./ y)", "A (x ./ y)", "A (x ⊘ y)"),
+    ("dot(x, y) z", "dot(x, y) z", "(x · y) z"),
+    ("2 (-y)", "2 (-y)", "2 (-y)"),
+])
+def test_products_next_to_elementwise_operations_are_parenthesised(text, printed, uni):
+    e = matcalc.parse(text)
+    assert str(e) == printed and matcalc.to_unicode(e) == uni
+    assert matcalc.parse(str(e)) is e
+    if "/" not in text:  # LaTeX writes a quotient as \frac, which cannot be misread
+        assert "\\left(" in matcalc.to_latex(e)

@@ -73,7 +73,7 @@ def gradient(F: Node, X: N.Symbol) -> Node:
     if dF is None:
         return S.zero_like(X.shape)
     if X.shape == ():
-        return substitute(dF, {N.Differential(X): S.ONE})
+        return S.simplify(substitute(dF, {N.Differential(X): S.ONE}))
     g = S.simplify(pullback(dF, N.Differential(X), S.ONE))
     return _symmetrise(g) if X.symmetric else g
 
@@ -82,7 +82,7 @@ def jacobian(F: Node, X: N.Symbol) -> Node:
     """The numerator-layout derivative of ``F`` with respect to ``X`` when it is a matrix."""
     if X.shape == ():
         dF = differential(F, X)
-        return S.zero_like(F.shape) if dF is None else substitute(dF, {N.Differential(X): S.ONE})
+        return S.zero_like(F.shape) if dF is None else S.simplify(substitute(dF, {N.Differential(X): S.ONE}))
     if F.shape == ():
         return S.transpose(gradient(F, X))
     if (is_column(F.shape) or is_row(F.shape)) and is_column(X.shape):
@@ -131,15 +131,19 @@ class Derivative:
     """The derivative of ``function`` with respect to ``variable``: a closed form in matrix notation.
 
     ``expr`` is the closed form (a node of the same language), ``shape`` its shape; ``str()`` prints it
-    in the input language; ``evaluate(**values)`` computes it with NumPy.
+    in the input language, whole, so that it parses back; ``text()``, ``unicode()`` and ``latex()`` name
+    the repeated parts when that is shorter (``… where s = softmax(…)``) unless ``named`` is False;
+    ``evaluate(**values)`` computes it with NumPy.
     """
 
-    def __init__(self, function: Node, variable: N.Symbol, expr: Node, layout: str, order: int = 1):
+    def __init__(self, function: Node, variable: N.Symbol, expr: Node, layout: str, order: int = 1,
+                 named: bool = True):
         self.function = function
         self.variable = variable
         self.expr = expr
         self.layout = layout
         self.order = order
+        self.named = named
 
     @property
     def shape(self) -> tuple:
@@ -216,11 +220,18 @@ class Derivative:
         return (f"<Derivative {what}({to_text(self.function)})/{what}{self.variable.name}"
                 f"{'²' if self.order == 2 else ''} = {to_text(self.expr)} [{self.layout}]>")
 
-    def unicode(self) -> str:
-        return to_unicode(self.expr)
+    def _named(self, named: bool | None) -> bool:
+        return self.named if named is None else named
 
-    def latex(self) -> str:
-        return to_latex(self.expr)
+    def text(self, named: bool | None = None) -> str:
+        """The input language, with the repeated parts named (for reading: ``str()`` parses back)."""
+        return to_text(self.expr, named=self._named(named))
+
+    def unicode(self, named: bool | None = None) -> str:
+        return to_unicode(self.expr, named=self._named(named))
+
+    def latex(self, named: bool | None = None) -> str:
+        return to_latex(self.expr, named=self._named(named))
 
     def _repr_latex_(self) -> str:
         from ..printing.latex import latex_name
@@ -228,7 +239,7 @@ class Derivative:
         var = latex_name(self.variable.name, self.variable.shape)
         top = "\\partial^2" if self.order == 2 else "\\partial"
         bottom = f"\\partial {var}^2" if self.order == 2 else f"\\partial {var}"
-        return f"$\\frac{{{top}}}{{{bottom}}}\\left({to_latex(self.function)}\\right) = {to_latex(self.expr)}$"
+        return f"$\\frac{{{top}}}{{{bottom}}}\\left({to_latex(self.function)}\\right) = {self.latex()}$"
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Derivative) and (self.function, self.variable, self.expr, self.layout) == (
@@ -309,13 +320,14 @@ def _second(F: Node, X: N.Symbol) -> Node:
         "matrix form")
 
 
-def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, **declarations):
+def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, named: bool = True, **declarations):
     """The derivative of ``expr`` with respect to ``wrt``, in closed form.
 
     ``expr`` is a string of the matcalc language or a parsed node; ``wrt`` a variable name or a list of
     names (then one Derivative per name, as a :class:`DerivativeList`). ``layout`` is ``"numerator"``
     (Jacobian layout, as in Parr and Howard) or ``"denominator"`` (gradients shaped like the variable).
-    ``order=2`` gives the Hessian. Declarations are as for :func:`matcalc.parse`.
+    ``order=2`` gives the Hessian. ``named=False`` prints results whole, without naming their repeated
+    parts (``… where s = …``). Declarations are as for :func:`matcalc.parse`.
     """
     from ..parser import deep_recursion
     from ..typecheck import typecheck
@@ -343,9 +355,18 @@ def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, **declarat
     with deep_recursion():
         if isinstance(wrt, Sequence) and not isinstance(wrt, str):
             if order == 2:
-                return _hessian_blocks(node, wrt, layout, source)
-            return DerivativeList(_derive_one(node, w, layout, order, source) for w in wrt)
-        return _derive_one(node, wrt, layout, order, source)
+                out = _hessian_blocks(node, wrt, layout, source)
+                for row in out:
+                    _set_named(row, named)
+                return out
+            return _set_named(DerivativeList(_derive_one(node, w, layout, order, source) for w in wrt), named)
+        return _set_named([_derive_one(node, wrt, layout, order, source)], named)[0]
+
+
+def _set_named(derivatives: list, named: bool) -> list:
+    for d in derivatives:
+        d.named = bool(named)
+    return derivatives
 
 
 def _hessian_blocks(node: Node, wrt, layout: str, source) -> DerivativeList:

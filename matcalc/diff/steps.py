@@ -129,8 +129,9 @@ def explain(derivative) -> Steps:
             frac = f"\\frac{{\\partial {to_latex(sym)}}}{{\\partial {to_latex(var)}}}"
             try:
                 part = jacobian(local, var)
-                text = f"{label} = {to_unicode(part)}"
-                tex = frac + ("_{\\text{direct}}" if direct else "") + f" = {to_latex(part)}"
+                named = getattr(derivative, "named", True)
+                text = f"{label} = {to_unicode(part, named=named)}"
+                tex = frac + ("_{\\text{direct}}" if direct else "") + f" = {to_latex(part, named=named)}"
             except MatcalcError:
                 dl = differential(local, var)  # None: the partial is zero (through sign or step)
                 text = f"d{sym.name} = {to_unicode(dl) if dl is not None else '0'}"
@@ -151,9 +152,9 @@ def explain(derivative) -> Steps:
         steps.items.append(Step("result", f"∂vec/∂vec = {to_unicode(derivative.expr)}"))
     else:
         steps.items.append(Step(
-            "result", f"∂{to_unicode(F)}/∂{X.name} = {to_unicode(derivative.expr)}",
+            "result", f"∂{to_unicode(F)}/∂{X.name} = {derivative.unicode()}",
             f"\\frac{{\\partial}}{{\\partial {to_latex(X)}}}\\left({to_latex(F)}\\right) = "
-            f"{to_latex(derivative.expr)}"))
+            f"{derivative.latex()}"))
     return steps
 
 

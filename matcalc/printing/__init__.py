@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..errors import MatcalcError
 from ..nodes import Node, symbols_of
 from .latex import LatexPrinter
+from .names import print_named
 from .text import TextPrinter
 from .unicode import UnicodePrinter
 
@@ -35,16 +36,34 @@ def _where_clause(decls: dict[str, str]) -> str:
     return ", ".join(f"{', '.join(names)}: {kind}" for kind, names in groups.items())
 
 
-def to_text(node: Node, declarations: bool = False) -> str:
+def _taken(node: Node) -> frozenset:
+    return frozenset(s.name for s in symbols_of(node))
+
+
+def _printer(cls, node: Node, **options):
+    """A printer for ``node`` that knows its variables' names; ``aliases`` are its named parts."""
+    taken = _taken(node)
+
+    def make(aliases: dict):
+        p = cls(**options)
+        p.aliases, p.taken = aliases, taken
+        return p
+    return make
+
+
+def to_text(node: Node, declarations: bool = False, named: bool = False) -> str:
     """The input-language text of ``node``.
 
     With ``declarations=True`` a ``where`` clause is added when the bare text would not parse back to
     the same node (a name declared against the naming convention, or dimensions that inference would
-    name differently), so that ``parse(to_text(e, True)) == e`` always holds.
+    name differently), so that ``parse(to_text(e, True)) == e`` always holds. With ``named=True`` the
+    repeated parts are named (``… where s = softmax(…)``, see :mod:`.names`): for reading, not parsing.
     """
     from ..parser import deep_recursion
 
     with deep_recursion():
+        if named:
+            return print_named(node, _printer(TextPrinter, node), "text", " where ", _printer(UnicodePrinter, node))
         body = TextPrinter().doprint(node)
         if not declarations:
             return body
@@ -63,15 +82,21 @@ def to_text(node: Node, declarations: bool = False) -> str:
         return f"{explicit} where {_where_clause(decls)}" if decls else explicit
 
 
-def to_unicode(node: Node) -> str:
+def to_unicode(node: Node, named: bool = False) -> str:
+    """The notation of the texts; ``named=True`` names the repeated parts (``… where s = …``)."""
     from ..parser import deep_recursion
 
     with deep_recursion():
-        return UnicodePrinter().doprint(node)
+        make = _printer(UnicodePrinter, node)
+        return print_named(node, make, "unicode", " where ") if named else make({}).doprint(node)
 
 
-def to_latex(node: Node) -> str:
+def to_latex(node: Node, named: bool = False) -> str:
+    """LaTeX; ``named=True`` names the repeated parts (``… \\quad\\text{where } s = …``)."""
     from ..parser import deep_recursion
 
     with deep_recursion():
-        return LatexPrinter().doprint(node)
+        make = _printer(LatexPrinter, node)
+        if named:
+            return print_named(node, make, "latex", " \\quad\\text{where } ", _printer(UnicodePrinter, node))
+        return make({}).doprint(node)

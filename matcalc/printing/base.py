@@ -34,16 +34,35 @@ def fraction_text(value: Fraction) -> tuple[str, int]:
 
 
 class Printer:
-    """Base class: subclasses define ``_print_<Class>`` methods and the spellings they use."""
+    """Base class: subclasses define ``_print_<Class>`` methods and the spellings they use.
+
+    ``aliases`` maps the named parts of an expression to their names (see :mod:`.names`); ``taken`` holds
+    the names of the printed expression's variables, which a dimension's name must not be mistaken for.
+    """
+
+    aliases: dict = {}
+    taken: frozenset = frozenset()
 
     def doprint(self, node: Node) -> str:
         return self.print(node)[0]
 
     def print(self, node: Node) -> tuple[str, int]:
+        alias = self.aliases.get(node)
+        if alias is not None:
+            return alias, ATOM
         method = getattr(self, "_print_" + type(node).__name__, None)
         if method is None:  # pragma: no cover - every node class has a method
             raise NotImplementedError(f"{type(self).__name__} cannot print {type(node).__name__}")
         return method(node)
+
+    def size_name(self, x: Node) -> str | None:
+        """``numel(x)`` by the names of its dimensions (``n``, ``m n``), unless a variable has that name."""
+        dims = [d for d in x.shape if d != 1]
+        names = [str(d) for d in dims]
+        if not names or any(n in self.taken for n in names) or not all(n.isidentifier() or n.isdigit()
+                                                                         for n in names):
+            return None
+        return " ".join(names)
 
     def sub(self, node: Node, level: int) -> str:
         text, prec = self.print(node)

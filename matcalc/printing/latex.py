@@ -79,11 +79,17 @@ class LatexPrinter(Printer):
     def _print_Neg(self, n):
         return "-" + self.sub(n.args[0], NEG), NEG
 
+    def _factor(self, f, level: int) -> str:
+        """A factor of a matrix product: element-wise products and dot products in parentheses."""
+        if isinstance(f, N.Hadamard | N.ElemDiv | N.Dot):
+            return self.paren(self.doprint(f))
+        return self.sub(f, level)
+
     def _print_MatMul(self, n):
-        parts = [self.sub(n.args[0], MUL)]
+        parts = [self._factor(n.args[0], MUL)]
         for f in n.args[1:]:
-            t = self.sub(f, HAD)
-            parts.append(("\\cdot " if t[:1] in "-0123456789" else "") + t)
+            t = self._factor(f, HAD)
+            parts.append(self.paren(t) if t[:1] == "-" else ("\\cdot " if t[:1] in "0123456789" else "") + t)
         return " ".join(parts), MUL
 
     def _print_Div(self, n):
@@ -131,7 +137,10 @@ class LatexPrinter(Printer):
         return self.call("\\operatorname{mean}", n.args[0])
 
     def _print_Numel(self, n):
-        return self.call("\\operatorname{numel}", n.args[0])
+        name = self.size_name(n.args[0])
+        if name is None:
+            return self.call("\\operatorname{numel}", n.args[0])
+        return name.replace(" ", " \\, "), (ATOM if " " not in name else MUL)
 
     def _print_LogSumExp(self, n):
         return self.call("\\operatorname{logsumexp}", n.args[0])

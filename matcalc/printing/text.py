@@ -6,6 +6,9 @@ from .. import nodes as N
 from ..shapes import Dim
 from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text
 
+#: node types that a product's factor puts in parentheses whatever their precedence
+MISREADABLE_IN_PRODUCT = (N.Hadamard, N.ElemDiv, N.Div, N.Dot)
+
 
 class TextPrinter(Printer):
     """Prints a node in the matcalc input language (ASCII operators, juxtaposition for products)."""
@@ -84,12 +87,22 @@ class TextPrinter(Printer):
     def mul_sep(self, left: str, right: str) -> str:
         return " " if self._juxtaposable(left, right) else " * "
 
+    def factor(self, f, level: int, head: bool = False) -> str:
+        """A factor of a matrix product. Element-wise products and quotients, quotients and dot products
+        are always parenthesised there (``Xᵀ (y ⊙ s)``, ``(2 / N) Xᵀ r``, ``(x · y) x``), so no reader needs
+        to know that the grammar binds them tighter than juxtaposition; so is a factor that would start
+        with a sign (``2 (-y)``, never ``2 ⋅ -y``)."""
+        if isinstance(f, MISREADABLE_IN_PRODUCT):
+            text, prec = self.print(f)
+            return text if prec == ATOM else self.paren(text)  # dot(x, y) is a call already
+        text = self.sub(f, level)
+        return self.paren(text) if text[:1] in "-−" and not head else text
+
     def _print_MatMul(self, n):
-        # a scalar quotient leading a product reads better in parentheses: (2 / N) X' r
         first = n.args[0]
-        text = self.paren(self.doprint(first)) if isinstance(first, N.Div) else self._chain_head(n, MUL)
+        text = self.factor(first, MUL + 1 if type(first) is type(n) else MUL, head=True)
         for f in n.args[1:]:
-            right = self.sub(f, HAD)
+            right = self.factor(f, HAD)
             text += self.mul_sep(text, right) + right
         return text, MUL
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .. import nodes as N
-from .base import ATOM, DOT, NEG, POST, POW
+from .base import ATOM, DOT, MUL, NEG, POST, POW
 from .text import TextPrinter
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
@@ -17,7 +17,7 @@ class UnicodePrinter(TextPrinter):
     elemdiv_op = " ⊘ "
 
     def mul_sep(self, left: str, right: str) -> str:
-        return " " if not right.startswith("-") else " ⋅ "
+        return " "
 
     def _print_Ones(self, n):
         return ("𝟙ᵀ", POST) if n.shape[0] == 1 else ("𝟙", ATOM)
@@ -59,6 +59,12 @@ class UnicodePrinter(TextPrinter):
     def _print_Apply(self, n):
         name = {"sigmoid": "σ"}.get(n.function, n.function)
         return self.call(name, n.args[1])
+
+    def _print_Numel(self, n):
+        name = self.size_name(n.args[0])
+        if name is None:
+            return super()._print_Numel(n)
+        return name, (ATOM if " " not in name else MUL)
 
     def _print_Differential(self, n):
         return "d" + n.symbol.name, ATOM
