@@ -198,6 +198,16 @@ def _display_latex(d) -> str:
     return d._repr_latex_().strip("$")
 
 
+def _equation_latex(d) -> str:
+    """The derivative of ``f`` (the page shows ``f = ...`` above it), short enough for one line."""
+    if hasattr(d, "differential"):
+        return f"df = {matcalc.to_latex(d.differential)}"
+    var = matcalc.to_latex(d.variable)
+    if d.order == 2:
+        return f"\\frac{{\\partial^2 f}}{{\\partial {var}^2}} = {d.latex()}"
+    return f"\\frac{{\\partial f}}{{\\partial {var}}} = {d.latex()}"
+
+
 def _tensor_forms(d) -> dict[str, Any] | None:
     if not hasattr(d, "differential"):
         return None
@@ -219,6 +229,7 @@ def derive(req: Request) -> dict[str, Any]:
         "function": {"text": matcalc.to_text(node), "unicode": matcalc.to_unicode(node),
                      "latex": matcalc.to_latex(node)},
         "result": {"text": str(d), "unicode": d.unicode(), "latex": d.latex(), "display_latex": _display_latex(d),
+                   "equation_latex": _equation_latex(d),
                    "shape": shape, "kind": f"tensor({', '.join(shape)})" if tensor else _describe(d.shape)},
         "tensor": tensor, "notes": list(d.notes),
     }

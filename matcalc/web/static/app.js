@@ -171,7 +171,8 @@ function renderTensor(t) {
 function render(reply) {
   last = reply;
   const res = $("result");
-  tex(res, reply.result.display_latex);
+  tex($("function"), `f = ${reply.function.latex}`, false);
+  tex(res, reply.result.equation_latex);
   res.dataset.text = reply.result.text;
   res.dataset.latex = reply.result.latex;
   res.classList.remove("stale");
