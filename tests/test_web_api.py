@@ -250,3 +250,21 @@ def test_serve_reports_a_taken_port(server):
                          text=True, timeout=60, env={**__import__("os").environ,
                                                      "PYTHONPATH": str(Path(__file__).parent.parent)})
     assert out.returncode == 1 and "cannot listen" in out.stderr
+
+
+def test_notebook_widget_serves_the_same_page():
+    pytest.importorskip("IPython")
+    from matcalc.web import notebook
+
+    try:
+        frame = notebook.widget("x' A x", wrt="x", layout="denominator", A="symmetric(n)")
+        assert frame.src.startswith("http://127.0.0.1:") and "let=A%3Asymmetric%28n%29" in frame.src
+        base = frame.src.split("?")[0].rstrip("/")
+        assert notebook.start() == base + "/"  # one server per kernel
+        with httpx.Client(base_url=base, timeout=60) as c:
+            assert "matcalc" in c.get("/").text
+            reply = c.post("/api/derive", json={"expr": "x' A x", "layout": "denominator",
+                                                "declarations": {"A": "symmetric(n)"}}).json()
+        assert reply["result"]["text"] == str(matcalc.derive("x' A x", "x", layout="denominator", A="symmetric(n)"))
+    finally:
+        notebook.stop()

@@ -28,8 +28,10 @@ from .pool import JobTimeout, PoolBusy, WorkerPool
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 32 * 1024  # bytes in a request body
 # everything the page loads comes from this server: the browser enforces it
+# (framing by a loopback origin lets a local Jupyter show the page: matcalc.web.notebook)
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; font-src 'self'; "
-       "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
+       "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+       "frame-ancestors 'self' http://localhost:* http://127.0.0.1:*")
 HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer",
            "Cache-Control": "no-store"}
 
