@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the address to listen on (default 127.0.0.1: this machine only)")
     parser.add_argument("--port", type=int, default=8765, help="the port (default 8765; 0 picks a free one)")
     parser.add_argument("--open", action="store_true", help="open the page in a web browser")
-    parser.add_argument("--workers", type=int, default=2, help="processes for derivations (default 2)")
+    parser.add_argument("--workers", type=int, default=4,
+                        help="processes for derivations (default 4: a few slow ones leave the others room)")
     parser.add_argument("--check-workers", type=int, default=1, help="processes for SymPy checks (default 1)")
     parser.add_argument("--time-limit", type=float, default=5.0,
                         help="seconds a derivation may take before it is stopped (default 5)")
@@ -62,7 +63,7 @@ def _url(host: str, port: int) -> str:
     return f"http://[{shown}]:{port}/" if ":" in shown else f"http://{shown}:{port}/"
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False, workers: int = 2,
+def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False, workers: int = 4,
           check_workers: int = 1, time_limit: float = 5.0) -> None:
     """Serve the page and the API until interrupted; prints the address (the real port when ``port=0``)."""
     import uvicorn
@@ -72,7 +73,8 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
     # a browser reaching a loopback server through another name is a DNS-rebinding attempt: refuse it
-    allowed = None if host not in LOOPBACK else ["127.0.0.1", "localhost", "[::1]", "::1"]
+    # (Starlette reads the Host header's name up to the first colon, so an IPv6 literal cannot be listed)
+    allowed = ["127.0.0.1", "localhost"] if host in ("127.0.0.1", "localhost") else None
     settings = Settings(derive_workers=max(1, workers), check_workers=max(1, check_workers), time_limit=time_limit)
     def ready() -> None:
         print(f"matcalc is serving at {url}  (Ctrl+C to stop)", flush=True)

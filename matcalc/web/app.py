@@ -39,7 +39,7 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", 
 class Settings:
     """Limits and sizes of one server (``matcalc serve`` options)."""
 
-    def __init__(self, derive_workers: int = 2, check_workers: int = 1, time_limit: float = 5.0,
+    def __init__(self, derive_workers: int = 4, check_workers: int = 1, time_limit: float = 5.0,
                  check_grace: float = 5.0, cache_size: int = 2048, max_waiting: int = 1000):
         self.derive_workers = derive_workers
         self.check_workers = check_workers
@@ -126,6 +126,8 @@ class API:
             req = service.parse_request(body, endpoint)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             return _error(400, "RequestError", f"the request body is not JSON: {exc}")
+        except RecursionError:
+            return _error(400, "RequestError", "the request body is nested too deeply")
         except service.RequestError as exc:
             return _json(service.error_payload(exc), 400)
         key = req.key(endpoint)
