@@ -29,6 +29,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from matcalc.web.examples import EXAMPLES  # noqa: E402
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+SERVER_PID: int | None = None  # set when this script started the server: then its CPU time is measured
+
+
+def cpu_seconds(root: int | None) -> float | None:
+    """CPU time (user + system) used so far by process ``root`` and its descendants, from /proc (Linux).
+
+    On a machine shared with other work, derivations per CPU-second of the server is the figure that does
+    not depend on how much of the machine the server happened to get."""
+    if root is None or not Path("/proc").is_dir():
+        return None
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    tree, grew = {root}, True
+    while grew:
+        more = {pid for pid, (ppid, _) in stats.items() if ppid in tree} - tree
+        grew = bool(more)
+        tree |= more
+    import os
+
+    return sum(stats[p][1] for p in tree if p in stats) / os.sysconf("SC_CLK_TCK")
 
 
 class Client:
@@ -103,9 +129,14 @@ async def crowd(host, port, name, clients, per_client, unique, deadline, interva
         finally:
             await c.close()
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds(SERVER_PID)
     await asyncio.gather(*[one(k) for k in range(clients)])
-    return summary(name, latencies, statuses, time.perf_counter() - start)
+    out = summary(name, latencies, statuses, time.perf_counter() - start)
+    if cpu is not None:
+        used = cpu_seconds(SERVER_PID) - cpu
+        out["server_cpu_s"] = round(used, 2)
+        out["per_cpu_second"] = round(len(latencies) / used, 1) if used else None
+    return out
 
 
 async def delay_by_check(host, port, samples: int) -> list[dict]:
@@ -171,6 +202,8 @@ def main() -> int:
 
         server = Server()
         args.url = server.url
+        global SERVER_PID
+        SERVER_PID = server.proc.pid
     try:
         for row in asyncio.run(main_async(args.url, args.clients, args.requests, args.deadline, args.rate)):
             print(json.dumps(row, ensure_ascii=False))
