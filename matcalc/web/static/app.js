@@ -224,7 +224,13 @@ async function derive() {
 async function loadCode(body, mine) {
   code = {};
   $("code").textContent = "generating…";
-  const reply = await post("code", { ...body, wrt: last.wrt });
+  let reply;
+  try {
+    reply = await post("code", { ...body, wrt: last.wrt });
+  } catch (e) {
+    if (mine === seq) $("code").textContent = `the server did not answer (${e})`;
+    return;
+  }
   if (mine !== seq) return;
   if (!reply.ok) { $("code").textContent = reply.error.message; return; }
   code = reply.code;
@@ -294,7 +300,7 @@ function insert(text, wrap) {
 }
 
 async function loadExamples() {
-  const reply = await fetch("/api/examples").then((r) => r.json());
+  const reply = await fetch("/api/examples").then((r) => r.json()).catch(() => ({ examples: [] }));
   const nav = $("examples");
   for (const ex of reply.examples) {
     const b = document.createElement("button");
