@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def need(module: str):
     """Import ``module`` or skip; under CI (CI=true) a missing module is a failure, not a skip."""
     if os.environ.get("CI") == "true":
-        return __import__(module)
+        return importlib.import_module(module)
     return pytest.importorskip(module)
 
 
