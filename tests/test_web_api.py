@@ -305,3 +305,28 @@ def test_serve_without_the_web_extra_says_how_to_install(monkeypatch, capsys):
     assert cli.main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--host" in out and "--port" in out and "--open" in out and "127.0.0.1" in out
+
+
+def test_workers_are_recycled_after_many_jobs_and_killed_on_overrun():
+    import asyncio
+
+    from matcalc.web.pool import JobTimeout, WorkerPool
+
+    async def scenario():
+        pool = WorkerPool(1, max_jobs=3)
+        await pool.start()
+        try:
+            pids = set()
+            for i in range(7):
+                reply = await pool.call("derive", {"expr": f"x' A x * {i + 2}", "steps": False}, 60)
+                assert reply["ok"] and reply["result"]["kind"] == "row vector(1, n)"
+                pids |= {w.proc.pid for w in pool._all}
+            assert len(pids) >= 3  # two replacements after 3 and 6 jobs
+            with pytest.raises(JobTimeout):
+                await pool.call("derive", {"expr": SLOW, "wrt": "X"}, 0.2)
+            reply = await pool.call("derive", {"expr": "x' x"}, 60)  # waits for the replacement
+            assert reply["result"]["text"] == "2 x'"
+        finally:
+            pool.close()
+
+    asyncio.run(scenario())

@@ -58,6 +58,7 @@ class _Worker:
         self.proc = ctx.Process(target=_serve, args=(child, niceness), name="matcalc-web-worker")
         self.proc.start()
         child.close()
+        self.jobs = 0
         if not self.conn.poll(120) or self.conn.recv() != "ready":
             self.kill()
             raise RuntimeError("a matcalc worker process did not start")
@@ -72,8 +73,9 @@ class _Worker:
 class WorkerPool:
     """``size`` worker processes; :meth:`call` runs one job on an idle worker under a deadline."""
 
-    def __init__(self, size: int, niceness: int = 0, max_waiting: int = 1000):
+    def __init__(self, size: int, niceness: int = 0, max_waiting: int = 1000, max_jobs: int = 20000):
         self.size = size
+        self.max_jobs = max_jobs
         self.niceness = niceness
         self.max_waiting = max_waiting
         self.waiting = 0
@@ -111,7 +113,13 @@ class WorkerPool:
             worker.kill()
             asyncio.get_running_loop().create_task(self._replace())
             raise
-        self._idle.put_nowait(worker)
+        worker.jobs += 1
+        if worker.jobs >= self.max_jobs:  # a long-running server recycles its workers, so no state piles up
+            self._all.discard(worker)
+            worker.kill()
+            asyncio.get_running_loop().create_task(self._replace())
+        else:
+            self._idle.put_nowait(worker)
         return reply
 
     async def _run(self, worker: _Worker, endpoint: str, body: Any, timeout: float) -> dict:
