@@ -175,9 +175,8 @@ function render(reply) {
   tex(res, reply.result.equation_latex);
   res.dataset.text = reply.result.text;
   res.dataset.latex = reply.result.latex;
-  res.classList.remove("stale");
   $("result-kind").textContent = `${reply.result.kind}, ${reply.layout} layout` +
-    (reply.order === 2 ? ", second order" : "") + ` · plain text: ${reply.result.unicode}`;
+    (reply.order === 2 ? ", second order" : "") + (reply.tensor ? "" : ` · plain text: ${reply.result.unicode}`);
   state.wrt = reply.wrt;
   renderWrt(reply.variables, reply.wrt);
   renderVariables(reply.variables);
@@ -210,12 +209,14 @@ async function derive() {
   if (mine !== seq) return;
   if (!reply.ok) {
     showError(reply.error);
-    $("result").classList.add("stale");
+    $("output").classList.add("stale");  // what is shown belongs to the last expression that derived
+    if (!Object.keys(code).length) $("code").textContent = "";
     setStatus("");
     writeURL();
     return;
   }
   showError(null);
+  $("output").classList.remove("stale");
   render(reply);
   setStatus(`derived in ${reply.elapsed_ms.toFixed(1)} ms`);
   loadCode(body, mine);
