@@ -186,6 +186,7 @@ def test_trigger_an_error_with_a_caret(page, server):
     assert info.value.message in page.text_content("#error-message")
     assert page.text_content("#error-caret") == info.value.caret()
     assert page.get_attribute("#expr", "aria-invalid") == "true"
+    assert "stale" in page.get_attribute("#output", "class")  # the old result is dimmed, not passed off as new
     page.fill("#expr", "x' x")
     page.press("#expr", "Enter")
     page.wait_for_selector("#error", state="hidden")
