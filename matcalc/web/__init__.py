@@ -73,8 +73,7 @@ def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False,
     sock = _bind(host, port)
     url = _url(host, sock.getsockname()[1])
     # a browser reaching a loopback server through another name is a DNS-rebinding attempt: refuse it
-    # (Starlette reads the Host header's name up to the first colon, so an IPv6 literal cannot be listed)
-    allowed = ["127.0.0.1", "localhost"] if host in ("127.0.0.1", "localhost") else None
+    allowed = ["127.0.0.1", "localhost", "[::1]"] if host in LOOPBACK else None
     settings = Settings(derive_workers=max(1, workers), check_workers=max(1, check_workers), time_limit=time_limit)
     def ready() -> None:
         print(f"matcalc is serving at {url}  (Ctrl+C to stop)", flush=True)

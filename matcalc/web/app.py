@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request as HTTPRequest
 from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
@@ -155,6 +155,24 @@ class API:
             return _error(503, "BusyError", f"the server is busy, try again ({exc})")
 
 
+class HostGuard:
+    """Refuse requests whose Host header names another machine: a web page that got a DNS name pointed at
+    127.0.0.1 (DNS rebinding) cannot then use the server. IPv6 literals (``[::1]:8765``) are understood."""
+
+    def __init__(self, app, allowed_hosts: list[str]):
+        self.app = app
+        self.allowed = set(allowed_hosts)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            host = Headers(scope=scope).get("host", "")
+            name = host[: host.find("]") + 1] if host.startswith("[") else host.rsplit(":", 1)[0]
+            if name.lower() not in self.allowed:
+                await _error(400, "RequestError", "invalid Host header")(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, allowed_hosts: list[str] | None = None,
                on_ready=None) -> Starlette:
     """The application; ``allowed_hosts`` guards against DNS rebinding (None accepts any Host header);
@@ -188,7 +206,7 @@ def create_app(settings: Settings | None = None, allowed_hosts: list[str] | None
     routes = [Route("/", page), Route("/api/examples", example_list), Route("/api/health", health),
               *[Route(f"/api/{name}", endpoint(name), methods=["POST"]) for name in service.HANDLERS],
               Mount("/static", StaticFiles(directory=STATIC), name="static")]
-    middleware = [Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts)] if allowed_hosts else []
+    middleware = [Middleware(HostGuard, allowed_hosts=allowed_hosts)] if allowed_hosts else []
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.api = api
     return app
