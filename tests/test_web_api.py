@@ -330,3 +330,20 @@ def test_workers_are_recycled_after_many_jobs_and_killed_on_overrun():
             pool.close()
 
     asyncio.run(scenario())
+
+
+def test_host_guard_reads_ipv6_literals():
+    import asyncio
+
+    from matcalc.web.app import create_app
+
+    app = create_app(allowed_hosts=["127.0.0.1", "localhost", "[::1]"])
+
+    async def statuses():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://[::1]:8765") as c:
+            return [(await c.get("/api/health", headers={"Host": h})).status_code
+                    for h in ("[::1]:8765", "localhost:8765", "LOCALHOST", "evil.example:8765", "[::2]:8765",
+                              "127.0.0.1.evil.example")]
+
+    assert asyncio.run(statuses()) == [200, 200, 200, 400, 400, 400]
