@@ -71,6 +71,7 @@ def test_request_validation_names_the_field():
         assert reply["ok"] is False and reply["error"]["type"] == "RequestError", body
         assert word in reply["error"]["message"], (body, reply)
     assert service.handle("check", {"expr": "x", "time_limit": 31})["error"]["type"] == "RequestError"
+    assert service.handle("check", {"expr": "x' x", "claim": "2 I", "order": 2})["error"]["type"] == "RequestError"
     assert service.handle("code", {"expr": "x", "targets": ["fortran"]})["error"]["type"] == "RequestError"
     assert service.handle("derive", ["x"])["error"]["type"] == "RequestError"
 

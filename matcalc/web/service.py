@@ -260,6 +260,8 @@ def code(req: Request) -> dict[str, Any]:
 
 def check(req: Request) -> dict[str, Any]:
     """The reply of POST /api/check: the derivative (or ``claim``) checked against SymPy within the limit."""
+    if req.claim is not None and req.order != 1:
+        raise RequestError("a claim is checked against the first derivative: leave out order, or the claim")
     node, _variables, wrt, d = _derivation(req)
     if req.claim is not None:
         report = matcalc.check_claim(node, wrt, req.claim, layout=req.layout, time_budget=req.time_limit)
