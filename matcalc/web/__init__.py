@@ -1,16 +1,14 @@
 """``matcalc serve``: a local web page for matcalc, and the JSON API behind it.
 
 Installed with the ``web`` extra (``pip install "matcalc[web]"``: Starlette and Uvicorn). Importing this
-package needs neither; :func:`serve` imports them. See docs/web.md for the page, the API and the limits.
+package needs neither (``matcalc --help`` stays fast); :func:`serve` imports them. See docs/web.md for
+the page, the API and the limits.
 """
 
 from __future__ import annotations
 
 import argparse
-import socket
 import sys
-import threading
-import webbrowser
 
 __all__ = ["serve", "add_arguments", "run"]
 
@@ -47,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int):
+    import socket
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so (else +40 ms per reply)
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
@@ -66,6 +66,9 @@ def _url(host: str, port: int) -> str:
 def serve(host: str = "127.0.0.1", port: int = 8765, open_browser: bool = False, workers: int = 4,
           check_workers: int = 1, time_limit: float = 5.0) -> None:
     """Serve the page and the API until interrupted; prints the address (the real port when ``port=0``)."""
+    import threading
+    import webbrowser
+
     import uvicorn
 
     from .app import Settings, create_app
