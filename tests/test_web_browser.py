@@ -223,3 +223,19 @@ def test_examples_one_click_away_and_tensor_forms(page, server):
     wait_for_result(page, str(matcalc.derive(
         "-sum(y .* log(sigmoid(X w)) + (1 - y) .* log(1 - sigmoid(X w)))", "w", layout="denominator")))
     assert page.is_hidden("#tensor")
+
+
+def test_keyboard_only_variable_table(page, server):
+    open_page(page, server, "?expr=" + quote("x' A x"))
+    wait_for_result(page, "x' (A + A')")
+    page.focus('select[aria-label="kind of A"]')
+    page.keyboard.press("ArrowDown")  # matrix -> symmetric, with the keyboard alone
+    wait_for_result(page, str(matcalc.derive("x' A x", "x", A="symmetric(n)")))
+    assert page.evaluate("document.activeElement.dataset.var") == "A"  # focus survives the re-render
+    page.keyboard.press("Tab")  # the dimensions
+    page.keyboard.press("Tab")  # "inferred": forget the declaration
+    assert page.evaluate("document.activeElement.dataset.field") == "reset"
+    page.keyboard.press("Enter")
+    wait_for_result(page, "x' (A + A')")
+    assert page.evaluate("document.activeElement.dataset.field") == "kind"
+    assert "let=" not in page.url

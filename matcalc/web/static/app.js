@@ -119,8 +119,11 @@ function renderVariables(vars) {
     body.append(tr);
   }
   if (keep) {
-    const again = body.querySelector(`[data-var="${CSS.escape(keep[0])}"][data-field="${keep[1]}"]`);
+    // keep the keyboard where it was; a control that is now disabled hands focus to the row's kind
+    const row = `[data-var="${CSS.escape(keep[0])}"]`;
+    const again = body.querySelector(`${row}[data-field="${keep[1]}"]`);
     if (again && !again.disabled) again.focus();
+    else body.querySelector(`${row}[data-field="kind"]`)?.focus();
   }
 }
 
