@@ -76,6 +76,13 @@ def test_request_validation_names_the_field():
     assert service.handle("derive", ["x"])["error"]["type"] == "RequestError"
 
 
+def test_a_huge_answer_is_refused(monkeypatch):
+    monkeypatch.setattr(service, "MAX_REPLY", 50_000)
+    reply = service.handle("derive", {"expr": "det(X^300)", "wrt": "X"})  # a derivative 232 KB long
+    assert reply["ok"] is False and "over the limit" in reply["error"]["message"]
+    assert service.handle("derive", {"expr": "det(X^3)", "wrt": "X"})["ok"] is True
+
+
 def test_default_wrt_prefers_a_vector():
     assert service.handle("derive", {"expr": "x' A x"})["wrt"] == "x"
     assert service.handle("derive", {"expr": "max(0, w·x + b)"})["wrt"] == "w"

@@ -9,6 +9,7 @@ error's class, message, 0-based position and the CLI's caret picture.
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ MAX_EXPR = 2000          # characters in an expression or a claim
 MAX_DECLARATIONS = 64    # entries in "declarations"
 MAX_DECL_TEXT = 100      # characters in one kind ("matrix(m, n)")
 MAX_NAME = 40            # characters in a variable name
+MAX_REPLY = 1_000_000     # characters of JSON in one reply (a short input can have a huge derivative)
 CHECK_LIMIT_DEFAULT = 10.0
 CHECK_LIMIT_MAX = 30.0
 TARGETS = ("numpy", "jax", "torch")
@@ -281,7 +283,12 @@ HANDLERS = {"derive": derive, "code": code, "check": check}
 def handle(endpoint: str, body: Any) -> dict[str, Any]:
     """Validate ``body`` and answer it; input problems become error replies, never exceptions."""
     try:
-        return HANDLERS[endpoint](parse_request(body, endpoint))
+        reply = HANDLERS[endpoint](parse_request(body, endpoint))
+        size = len(json.dumps(reply, ensure_ascii=False))
+        if size > MAX_REPLY:
+            raise RequestError(f"the answer is {size:,} characters long, over the limit of {MAX_REPLY:,}; "
+                               "try without steps, or a smaller expression")
+        return reply
     except matcalc.MatcalcError as exc:
         return error_payload(exc)
     except RecursionError:
