@@ -355,3 +355,22 @@ def test_host_guard_reads_ipv6_literals():
                               "127.0.0.1.evil.example")]
 
     assert asyncio.run(statuses()) == [200, 200, 200, 400, 400, 400]
+
+
+def test_the_code_of_a_derivation_just_made_reuses_it(monkeypatch):
+    calls = []
+    real = matcalc.derive
+
+    def counting(*args, **kwargs):
+        calls.append(args[1] if len(args) > 1 else kwargs.get("wrt"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(matcalc, "derive", counting)
+    body = {"expr": "x' A x + 12345 x' x"}
+    first_reply = service.handle("derive", body)
+    code = service.handle("code", {**body, "wrt": first_reply["wrt"], "targets": ["numpy"]})
+    again = service.handle("derive", body)
+    assert calls == ["x"]  # derived once, then remembered (with wrt as chosen, too)
+    numeric_check({**body, "wrt": "x"}, code["code"]["numpy"])
+    first_reply.pop("elapsed_ms"), again.pop("elapsed_ms")
+    assert again == first_reply

@@ -147,7 +147,9 @@ class API:
         else:
             pool, limit = self.derive_pool, self.settings.time_limit
         try:
-            return await pool.call(endpoint, body, limit)
+            # the same expression goes to the same worker when it is free: it remembers the derivation
+            key = req.derivation_key()
+            return await pool.call(endpoint, body, limit, prefer=hash(key[:2] + key[3:]))
         except JobTimeout as exc:
             what = "check" if endpoint == "check" else "derivation"
             return _error(503, "TimeLimitError", f"the {what} did not finish within {limit:g} s ({exc})")

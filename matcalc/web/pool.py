@@ -51,7 +51,8 @@ def _serve(conn, niceness: int) -> None:
 
 
 class _Worker:
-    def __init__(self, niceness: int):
+    def __init__(self, niceness: int, slot: int):
+        self.slot = slot  # which share of the requests it prefers (see WorkerPool.call's ``prefer``)
         ctx = mp.get_context("spawn")
         self.conn, child = ctx.Pipe()
         # not a daemon: a daemonic process may not fork, and the check forks its own time-limited child
@@ -79,31 +80,48 @@ class WorkerPool:
         self.niceness = niceness
         self.max_waiting = max_waiting
         self.waiting = 0
-        self._idle: asyncio.Queue[_Worker] | None = None
+        self._idle: list[_Worker] = []
+        self._free: asyncio.Semaphore | None = None  # counts the idle workers
         self._all: set[_Worker] = set()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._idle = asyncio.Queue()
-        workers = await asyncio.gather(*[loop.run_in_executor(None, _Worker, self.niceness)
-                                         for _ in range(self.size)])
+        self._free = asyncio.Semaphore(0)
+        workers = await asyncio.gather(*[loop.run_in_executor(None, _Worker, self.niceness, slot)
+                                         for slot in range(self.size)])
         for w in workers:
             self._all.add(w)
-            self._idle.put_nowait(w)
+            self._release(w)
+
+    def _release(self, worker: _Worker) -> None:
+        assert self._free is not None
+        self._idle.append(worker)
+        self._free.release()
+
+    async def _acquire(self, prefer: int | None) -> _Worker:
+        """An idle worker: the one of slot ``prefer % size`` if it is idle (it may remember the request's
+        derivation), else the most recently used one."""
+        assert self._free is not None, "start() the pool first"
+        await self._free.acquire()
+        if prefer is not None:
+            for i, w in enumerate(self._idle):
+                if w.slot == prefer % self.size:
+                    return self._idle.pop(i)
+        return self._idle.pop()
 
     def close(self) -> None:
         for w in list(self._all):
             w.kill()
         self._all.clear()
 
-    async def call(self, endpoint: str, body: Any, timeout: float) -> dict:
-        """The worker's reply to ``(endpoint, body)``; JobTimeout after ``timeout`` seconds of work."""
-        assert self._idle is not None, "start() the pool first"
+    async def call(self, endpoint: str, body: Any, timeout: float, prefer: int | None = None) -> dict:
+        """The worker's reply to ``(endpoint, body)``; JobTimeout after ``timeout`` seconds of work.
+        Requests with the same ``prefer`` go to the same worker when it is free."""
         if self.waiting >= self.max_waiting:
             raise PoolBusy(f"{self.waiting} requests are waiting")
         self.waiting += 1
         try:
-            worker = await self._idle.get()
+            worker = await self._acquire(prefer)
         finally:
             self.waiting -= 1
         try:
@@ -111,15 +129,15 @@ class WorkerPool:
         except BaseException:
             self._all.discard(worker)
             worker.kill()
-            asyncio.get_running_loop().create_task(self._replace())
+            asyncio.get_running_loop().create_task(self._replace(worker.slot))
             raise
         worker.jobs += 1
         if worker.jobs >= self.max_jobs:  # a long-running server recycles its workers, so no state piles up
             self._all.discard(worker)
             worker.kill()
-            asyncio.get_running_loop().create_task(self._replace())
+            asyncio.get_running_loop().create_task(self._replace(worker.slot))
         else:
-            self._idle.put_nowait(worker)
+            self._release(worker)
         return reply
 
     async def _run(self, worker: _Worker, endpoint: str, body: Any, timeout: float) -> dict:
@@ -140,9 +158,8 @@ class WorkerPool:
         except (EOFError, OSError):
             raise JobTimeout(f"the worker process died (exit code {worker.proc.exitcode})") from None
 
-    async def _replace(self) -> None:
+    async def _replace(self, slot: int) -> None:
         loop = asyncio.get_running_loop()
-        worker = await loop.run_in_executor(None, _Worker, self.niceness)
+        worker = await loop.run_in_executor(None, _Worker, self.niceness, slot)
         self._all.add(worker)
-        assert self._idle is not None
-        self._idle.put_nowait(worker)
+        self._release(worker)

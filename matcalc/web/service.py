@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,6 +59,10 @@ class Request:
     value_and_grad: bool = False
     claim: str | None = None
     time_limit: float = CHECK_LIMIT_DEFAULT
+
+    def derivation_key(self) -> tuple:
+        """What determines the derivation itself (not how it is shown, coded or checked)."""
+        return (self.expr, tuple(sorted(self.declarations.items())), self.wrt, self.layout, self.order)
 
     def key(self, endpoint: str) -> tuple:
         """A hashable identity of the request, for the server's cache of answers."""
@@ -186,13 +191,25 @@ def default_wrt(variables: list[dict[str, Any]]) -> str:
     return variables[0]["name"]
 
 
+_MEMO: OrderedDict[tuple, tuple] = OrderedDict()
+MEMO_SIZE = 128
+
+
 def _derivation(req: Request):
-    """Parse and derive: (parsed function, its variables, the name of wrt, the Derivative)."""
+    """Parse and derive: (parsed function, its variables, the name of wrt, the Derivative). The last few are
+    remembered, since the page asks for the code of the derivation it has just asked for."""
+    key = req.derivation_key()
+    if key in _MEMO:
+        _MEMO.move_to_end(key)
+        return _MEMO[key]
     node = matcalc.parse(req.expr, **req.declarations)
     variables = variables_of(node)
     wrt = req.wrt or default_wrt(variables)
     d = matcalc.derive(node, wrt, layout=req.layout, order=req.order)
-    return node, variables, wrt, d
+    _MEMO[key] = _MEMO[key[:2] + (wrt,) + key[3:]] = (node, variables, wrt, d)  # with wrt as chosen, too
+    while len(_MEMO) > MEMO_SIZE:
+        _MEMO.popitem(last=False)
+    return _MEMO[key]
 
 
 def _display_latex(d) -> str:
