@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("parse", "the typed expression and its shape")
     p.add_argument("--format", choices=("text", "unicode", "latex", "json"), default="text")
+
+    from .web import add_arguments  # the web page (the `web` extra); imports no web library here
+    add_arguments(sub.add_parser("serve", help="a local web page (needs the web extra)",
+                                 description="serve matcalc's web page and JSON API on this machine"))
     return parser
 
 
@@ -247,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    if args.command == "serve":
+        from .web import run
+        return run(args)
     try:
         source = read_expr(args.expr, sys.stdin)
         return COMMANDS[args.command](args, source, sys.stdout)
