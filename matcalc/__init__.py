@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from .budget import BudgetError, limits, set_limits
 from .errors import (
     CheckError,
     DeclarationError,
@@ -31,6 +32,7 @@ __all__ = [
     "Node", "Dim", "to_text", "to_unicode", "to_latex",
     "MatcalcError", "MatcalcSyntaxError", "ShapeError", "UnknownNameError", "UnknownFunctionError",
     "DeclarationError", "NestingError", "DerivativeError", "NoMatrixFormError", "CheckError",
+    "BudgetError", "limits", "set_limits",
 ]
 
 
@@ -42,9 +44,11 @@ def parse(text: str, **declarations) -> Node:
     follow usage, then the naming convention (``a``-``g`` scalars, ``h``-``z`` vectors, capitals matrices).
     Every node has ``.shape``: ``()``, ``(n, 1)``, ``(1, n)`` or ``(m, n)``.
     """
+    from .budget import guarded
     from .typecheck import typecheck
 
-    return typecheck(text, **declarations)
+    with guarded("parsing"):
+        return typecheck(text, **declarations)
 
 
 def __getattr__(name):

@@ -25,6 +25,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 from . import nodes as N
+from .budget import checkpoint
 from .nodes import Node
 from .shapes import is_column, is_row
 
@@ -111,6 +112,7 @@ def _broadcast_shape(terms) -> tuple:
 
 def add(*terms: Node) -> Node:
     global _EXPANDING
+    checkpoint()
     out = _add(*terms)
     if _EXPANDING or not isinstance(out, N.Add) or not any(_expandable(t) for t in out.args):
         return out
@@ -723,13 +725,23 @@ def trace(x: Node) -> Node:
     return N.Trace(x)
 
 
+def _folds(base: Fraction, e: Fraction) -> bool:
+    """Whether ``base ** e`` has at most the documented number of digits (``matcalc.limits(digits=...)``);
+    larger powers stay symbolic (``2^100000``), so a short input cannot build a huge number."""
+    from .budget import current_limits
+
+    size = max(abs(base.numerator), base.denominator)
+    return size <= 1 or abs(e) * (size.bit_length() * 0.30103) <= current_limits().digits
+
+
 def power(base: Node, e: Node) -> Node:
     if isinstance(e, N.Number):
         if e.value == 1:
             return base
         if e.value == 0:
             return ONE if base.shape == () else N.Identity(base.shape[0])
-        if isinstance(base, N.Number) and e.value.denominator == 1 and (base.value != 0 or e.value > 0):
+        if (isinstance(base, N.Number) and e.value.denominator == 1 and (base.value != 0 or e.value > 0)
+                and _folds(base.value, e.value)):
             return N.Number(base.value ** int(e.value))
         if base.shape != () and e.value == -1:
             return inv(base)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import linecache
 from typing import Any
 
+from ..budget import budgeted
 from ..nodes import Node, Symbol, symbols_of
 from ..printing import to_text
 from ..shapes import Dim, is_column, is_row
@@ -111,6 +112,9 @@ class _Builder:
         for s in self.params:
             renamed = "" if self.names[s] == s.name else f" (the variable {s.name})"
             lines.append(f"    {self.names[s]}{renamed}: {_shape_text(s)}")
+        if any(self.names[s] != s.name for s in self.params):
+            lines += ["", "Variables whose names are Python keywords or builtins, or names this code uses itself,",
+                      "are renamed here; the function matcalc's compile() returns takes them by their own names."]
         if self.value_and_grad:
             lines += ["", "Returns (value, derivative):", f"    value: {_shape_text(d.function)}",
                       f"    derivative: {_shape_text(d.expr)}"]
@@ -161,14 +165,16 @@ class _Builder:
                 conditions.append(f"{other} != {self.printer.dim(size)}")
             targets.append(_tuple_text(names))
         sources = [f"{self.names[s]}.shape" for s in checked]
-        expected = ", ".join(f"{self.names[s]} {_tuple_text(self._code_axes(s))}" for s in checked)
-        got = ", ".join(f"{self.names[s]} {{tuple({self.names[s]}.shape)}}" for s in checked)
+        # The message is built from string literals (repr) and str() of the shapes: no user text is ever
+        # inside an f-string or format string of the generated code.
+        expected = ", ".join(f"{s.name} {_tuple_text(self._code_axes(s))}" for s in checked)
+        got = " + ', ' + ".join(f"{s.name + ' '!r} + str(tuple({self.names[s]}.shape))" for s in checked)
         out = ["try:  # bind the sizes; a wrong number of axes or a size that differs is refused",
                f"    {', '.join(targets)} = {', '.join(sources)}"]
         if conditions:
             out += [f"    if {' or '.join(conditions)}:", "        raise ValueError"]
-        out += ["except ValueError:",
-                f'    raise ValueError(f"{self.name}: expected shapes {expected}; got {got}") from None']
+        prefix = f"{self.name}: expected shapes {expected}; got "
+        out += ["except ValueError:", f"    raise ValueError({prefix!r} + {got}) from None"]
         return out
 
     def body(self) -> list[str]:
@@ -208,6 +214,7 @@ class _Builder:
         return "\n".join(lines) + "\n"
 
 
+@budgeted("code generation")
 def generate(derivative, target: str = "numpy", value_and_grad: bool = False, name: str | None = None) -> str:
     """The source of one standalone function computing ``derivative`` with NumPy, JAX or PyTorch.
 
@@ -218,6 +225,7 @@ def generate(derivative, target: str = "numpy", value_and_grad: bool = False, na
     return _Builder(derivative, target, value_and_grad, name).source()
 
 
+@budgeted("compile()")
 def compile_numpy(derivative, value_and_grad: bool = False, name: str | None = None) -> Any:
     """The NumPy version of ``derivative`` as a callable taking the variables by name.
 
@@ -233,6 +241,28 @@ def compile_numpy(derivative, value_and_grad: bool = False, name: str | None = N
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"np": numpy}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - generated from the AST, see docstring
-    function = namespace[builder.name]
+    function = _under_user_names(namespace[builder.name], [(s.name, builder.names[s]) for s in builder.params])
     function.__matcalc_source__ = source
     return function
+
+
+def _under_user_names(function, params: list[tuple[str, str]]):
+    """``function`` taking its arguments under the user's names where the source had to rename them
+    (``min`` -> ``min_``, ``self`` -> ``self_``); positional calls work as before."""
+    import functools
+    import inspect
+
+    if all(user == code for user, code in params):
+        return function
+    to_code = dict(params)
+
+    @functools.wraps(function)
+    def under_user_names(*args, **kwargs):
+        return function(*args, **{to_code.get(k, k): v for k, v in kwargs.items()})
+
+    try:
+        under_user_names.__signature__ = inspect.Signature(
+            [inspect.Parameter(user, inspect.Parameter.POSITIONAL_OR_KEYWORD) for user, _ in params])
+    except ValueError:  # a Python keyword (lambda) cannot be shown in a signature; it still works as **kw
+        pass
+    return under_user_names

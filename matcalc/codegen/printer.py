@@ -37,6 +37,13 @@ class CodegenError(MatcalcError):
     """An expression that cannot be turned into code (e.g. a dimension no argument fixes)."""
 
 
+def _short_number(value: Fraction) -> str:
+    """A huge number for a message: its first digits and how many there are (str() of it may be refused)."""
+    n = abs(value.numerator) // value.denominator
+    digits = int(n.bit_length() * 0.30103) + 1
+    return f"of about {digits:,} digits" if digits > 30 else f"{float(value):g}"
+
+
 def kind_of(node: Node) -> str:
     """``scalar``, ``vector`` (row or column, 1-D in code) or ``matrix`` (2-D in code)."""
     if node.shape == ():
@@ -142,10 +149,17 @@ class CodePrinter(Printer):
         return f"({self.dim(node.shape[0])}, {self.dim(node.shape[1])})"
 
     def number(self, value: Fraction) -> tuple[str, int]:
-        if value.denominator == 1:
-            text = f"{float(value.numerator)!r}"
-        else:
-            text = f"({float(value.numerator)!r} / {float(value.denominator)!r})"
+        try:
+            if value.denominator == 1:
+                text = f"{float(value.numerator)!r}"
+            else:
+                try:
+                    text = f"({float(value.numerator)!r} / {float(value.denominator)!r})"
+                except OverflowError:  # both huge, the ratio maybe not: 10^400 / 3^800
+                    text = f"{float(value)!r}"
+        except OverflowError:
+            raise CodegenError(f"the number {_short_number(value)} is beyond the range of a float64 "
+                               "(about 1.8e308); code cannot compute with it") from None
         return text, (UNARY if value < 0 else ATOM)
 
     def binary(self, op: str, a: Node, b: Node, level: int = MUL) -> tuple[str, int]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import nodes as N
+from ..budget import budgeted
 from ..errors import MatcalcError
 from ..nodes import Node, symbols_of
 from ..printing import to_latex, to_unicode
@@ -91,6 +92,7 @@ def _fresh(taken: set[str], stem: str) -> str:
     return name
 
 
+@budgeted("the explanation (steps)")
 def explain(derivative) -> Steps:
     """The steps of ``derivative`` (a :class:`~matcalc.diff.derivative.Derivative`)."""
     from .derivative import jacobian

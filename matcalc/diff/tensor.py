@@ -263,7 +263,7 @@ class TensorDerivative(Derivative):
     def linear_map(self) -> str:
         return f"d({to_unicode(self.function)}) = {to_unicode(self.differential)}"
 
-    def evaluate(self, **values) -> np.ndarray:
+    def evaluate(self, /, **values) -> np.ndarray:
         """The ndarray ``T`` with ``T[out..., var...] = ∂F[out...]/∂X[var...]``."""
         from ..numeric import evaluate
         from .derivative import sizes_from

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..budget import budgeted, check_output
 from ..errors import MatcalcError
 from ..nodes import Node, symbols_of
 from .latex import LatexPrinter
@@ -10,6 +11,11 @@ from .unicode import UnicodePrinter
 
 __all__ = ["to_text", "to_unicode", "to_latex", "declarations_of", "TextPrinter", "UnicodePrinter",
            "LatexPrinter"]
+
+
+def _bounded(text: str) -> str:
+    check_output(len(text))
+    return text
 
 
 def declarations_of(node: Node) -> dict[str, str]:
@@ -35,6 +41,7 @@ def _where_clause(decls: dict[str, str]) -> str:
     return ", ".join(f"{', '.join(names)}: {kind}" for kind, names in groups.items())
 
 
+@budgeted("printing")
 def to_text(node: Node, declarations: bool = False) -> str:
     """The input-language text of ``node``.
 
@@ -45,7 +52,7 @@ def to_text(node: Node, declarations: bool = False) -> str:
     from ..parser import deep_recursion
 
     with deep_recursion():
-        body = TextPrinter().doprint(node)
+        body = _bounded(TextPrinter().doprint(node))
         if not declarations:
             return body
         from ..typecheck import typecheck
@@ -63,15 +70,17 @@ def to_text(node: Node, declarations: bool = False) -> str:
         return f"{explicit} where {_where_clause(decls)}" if decls else explicit
 
 
+@budgeted("printing")
 def to_unicode(node: Node) -> str:
     from ..parser import deep_recursion
 
     with deep_recursion():
-        return UnicodePrinter().doprint(node)
+        return _bounded(UnicodePrinter().doprint(node))
 
 
+@budgeted("printing")
 def to_latex(node: Node) -> str:
     from ..parser import deep_recursion
 
     with deep_recursion():
-        return LatexPrinter().doprint(node)
+        return _bounded(LatexPrinter().doprint(node))

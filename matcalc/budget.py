@@ -1,0 +1,270 @@
+"""Budgets: how much time and memory one call of matcalc may spend, and the other size limits.
+
+matcalc runs on text from anyone (the web page, notebooks, shell scripts), so no input may make it hang
+or eat the machine. Every public entry point (``parse``, ``derive``, the printers, code generation and
+``compile``, ``evaluate``, ``.steps``, ``to_sympy``) runs inside :func:`guarded`, which gives it a time
+budget and a memory budget. Past either, the call stops with a :class:`BudgetError` that names the limit
+hit; it never hangs.
+
+How the budgets are enforced (see docs/reliability.md):
+
+* **Cooperative checkpoints.** The loops that can grow with the input call :func:`checkpoint`: building a
+  new node, every printer and code-printer step, the simplifier's and the differentiator's DAG walks,
+  the numeric evaluator. Every 64th call compares the clock with the deadline and every 4096th the memory
+  in use (the process's resident size on Linux) with the budget. This works in any thread.
+* **An alarm**, in the main thread only and only when nobody else uses ``SIGALRM``: a timer fires every
+  50 ms and runs the same comparison, which also stops work that never reaches a checkpoint (a SymPy
+  determinant, a long ``str`` join).
+
+A nested call (``derive`` printing its message, a printer calling another) shares its caller's budget.
+The time is the CPU time of the calling thread since the start of the outermost call: a server that runs
+many calls at once, or a machine under load, does not make honest calls fail (on an idle machine it is
+the wall-clock time).
+
+Configure with :func:`set_limits` (process-wide defaults) or :func:`limits` (a ``with`` block), e.g.
+``with matcalc.limits(time=10, memory=2**31): ...``; the command line has ``--time-limit`` and
+``--memory-limit``. ``None`` switches a budget off.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+
+from .errors import MatcalcError, NestingError
+
+__all__ = ["Limits", "BudgetError", "limits", "set_limits", "current_limits", "guarded", "checkpoint"]
+
+
+class BudgetError(MatcalcError):
+    """A call stopped because it hit a limit; ``limit`` says which (``"time"``, ``"memory"``, ...)."""
+
+    def __init__(self, message: str, limit: str, position: int | None = None, source: str | None = None):
+        super().__init__(message, position, source)
+        self.limit = limit
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The budgets of one call. ``time`` in seconds, ``memory`` in bytes of growth; ``None`` is no limit.
+
+    ``output`` bounds the characters of one printed result (text, Unicode, LaTeX, code); ``digits`` the
+    decimal digits of a number the simplifier folds (``2^10`` is folded to ``1024``; ``2^10000`` stays a
+    power); ``exponent`` the largest integer power of a matrix expanded as a product; ``size`` the
+    largest number a declaration may give a dimension.
+    """
+
+    time: float | None = 2.0
+    memory: int | None = 1 << 30
+    output: int | None = 2_000_000
+    digits: int = 1000
+    exponent: int = 64
+    size: int = 10**9
+
+    def validated(self) -> Limits:
+        """Self, after checking every field (``time=inf`` and negative budgets are refused)."""
+        for name in ("time", "memory", "output"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
+                raise BudgetError(f"the {name} limit must be a positive finite number or None, not {v!r}", name)
+        for name in ("digits", "exponent", "size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise BudgetError(f"the {name} limit must be a positive integer, not {v!r}", name)
+        return self
+
+
+_DEFAULT = [Limits()]
+_OVERRIDE: contextvars.ContextVar[Limits | None] = contextvars.ContextVar("matcalc_limits", default=None)
+
+
+def current_limits() -> Limits:
+    """The limits in force here: the innermost :func:`limits` block, else the defaults."""
+    return _OVERRIDE.get() or _DEFAULT[0]
+
+
+def set_limits(**changes) -> Limits:
+    """Change the process-wide default limits (fields of :class:`Limits`); returns the new defaults."""
+    _DEFAULT[0] = _changed(_DEFAULT[0], changes)
+    return _DEFAULT[0]
+
+
+def _changed(base: Limits, changes: dict) -> Limits:
+    unknown = set(changes) - set(Limits.__dataclass_fields__)
+    if unknown:
+        raise BudgetError(f"unknown limit {sorted(unknown)[0]!r}; the limits are "
+                          f"{', '.join(Limits.__dataclass_fields__)}", sorted(unknown)[0])
+    return replace(base, **changes).validated()
+
+
+@contextmanager
+def limits(**changes) -> Iterator[Limits]:
+    """A ``with`` block in which the given limits apply: ``with limits(time=10): derive(...)``."""
+    token = _OVERRIDE.set(_changed(current_limits(), changes))
+    try:
+        yield current_limits()
+    finally:
+        _OVERRIDE.reset(token)
+
+
+# --- the running budget -------------------------------------------------------------------------------------
+def _rss() -> int | None:
+    """Resident memory of this process in bytes (Linux), or None where it cannot be read cheaply."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+try:
+    _PAGE = os.sysconf("SC_PAGE_SIZE")
+except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+    _PAGE = 4096
+
+
+class _Run:
+    """The budget of one outermost call: its deadline and the memory it started with."""
+
+    __slots__ = ("limits", "what", "deadline", "memory_base", "ticks", "active")
+
+    def __init__(self, lim: Limits, what: str):
+        self.limits = lim
+        self.what = what
+        self.deadline = None if lim.time is None else _clock() + lim.time
+        self.memory_base = _rss() if lim.memory is not None else None
+        self.ticks = 0
+        self.active = True
+
+    def check_time(self) -> None:
+        if self.deadline is not None and _clock() > self.deadline:
+            self.fail(BudgetError(f"{self.what} stopped: it took longer than the time limit of "
+                                  f"{self.limits.time:g} s (matcalc.limits(time=...), --time-limit)", "time"))
+
+    def check_memory(self) -> None:
+        if self.memory_base is None or self.limits.memory is None:
+            return
+        now = _rss()
+        if now is not None and now - self.memory_base > self.limits.memory:
+            self.fail(BudgetError(f"{self.what} stopped: it needed more than the memory limit of "
+                                  f"{_mb(self.limits.memory)} (matcalc.limits(memory=...), --memory-limit)",
+                                  "memory"))
+
+    def fail(self, err: BudgetError) -> None:
+        raise err
+
+
+_clock = time.thread_time
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:g} MB"
+
+
+_RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("matcalc_run", default=None)
+
+
+def checkpoint() -> None:
+    """Called from the loops that can grow with the input; raises BudgetError past a budget."""
+    run = _RUN.get()
+    if run is None:
+        return
+    run.ticks += 1
+    if run.ticks & 63 == 0:
+        run.check_time()
+        if run.ticks & 4095 == 0:
+            run.check_memory()
+
+
+def check_output(text_length: int, what: str = "the output") -> None:
+    """Refuse a printed result longer than the output limit (called by the printers)."""
+    lim = current_limits().output
+    if lim is not None and text_length > lim:
+        raise BudgetError(f"{what} would be longer than the output limit of {lim:,} characters "
+                          "(matcalc.limits(output=...)); the expression shares subexpressions that "
+                          "printing writes out again at each use", "output")
+
+
+@contextmanager
+def guarded(what: str) -> Iterator[None]:
+    """Run one entry point under the budgets; RecursionError and MemoryError become MatcalcErrors."""
+    if _RUN.get() is not None:  # a nested call shares the outer budget
+        yield
+        return
+    run = _Run(current_limits(), what)
+    token = _RUN.set(run)
+    alarm = _Alarm.start(run)
+    try:
+        yield
+    except RecursionError:
+        raise NestingError(f"{what} stopped: the expression is nested too deeply for Python's stack") from None
+    except MemoryError:
+        raise BudgetError(f"{what} stopped: the machine ran out of memory", "memory") from None
+    finally:
+        run.active = False
+        if alarm is not None:
+            alarm.stop()
+        _RUN.reset(token)
+
+
+class _Alarm:
+    """SIGALRM every 50 ms while a main-thread call runs: stops work that reaches no checkpoint."""
+
+    INTERVAL = 0.05
+
+    def __init__(self, run: _Run):
+        self.run = run
+        self.previous = None
+
+    @classmethod
+    def start(cls, run: _Run) -> _Alarm | None:
+        if run.deadline is None and run.memory_base is None:
+            return None
+        if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+            return None
+        try:
+            if signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None) or any(
+                    signal.getitimer(signal.ITIMER_REAL)):
+                return None  # someone else's alarm: leave it alone, the checkpoints still work
+            alarm = cls(run)
+            alarm.previous = signal.signal(signal.SIGALRM, alarm._tick)
+            signal.setitimer(signal.ITIMER_REAL, cls.INTERVAL, cls.INTERVAL)
+            return alarm
+        except (ValueError, OSError):  # pragma: no cover - e.g. signals unavailable in this interpreter
+            return None
+
+    def _tick(self, signum, frame) -> None:
+        run = self.run
+        if not run.active:
+            return
+        # raised again at every tick while over budget, so code that swallows exceptions cannot hide it
+        run.check_time()
+        run.check_memory()
+
+    def stop(self) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        signal.signal(signal.SIGALRM, self.previous if self.previous is not None else signal.SIG_DFL)
+
+
+def budgeted(what: str):
+    """Decorator: run the function under :func:`guarded` (for the public entry points)."""
+    import functools
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            with guarded(what):
+                return fn(*args, **kwargs)
+
+        return inner
+
+    return wrap
