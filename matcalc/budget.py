@@ -268,3 +268,39 @@ def budgeted(what: str):
         return inner
 
     return wrap
+
+
+@contextmanager
+def unbudgeted() -> Iterator[None]:
+    """No time or memory budget inside (for work bounded another way, like check()'s killed worker)."""
+    token = _RUN.set(None)
+    override = _OVERRIDE.set(replace(current_limits(), time=None, memory=None))
+    try:
+        yield
+    finally:
+        _OVERRIDE.reset(override)
+        _RUN.reset(token)
+
+
+def die_with_parent() -> None:
+    """In a forked worker: be killed when the parent process dies (Linux prctl), and on other systems
+    exit from a watchdog thread once the parent is gone, so no worker is left spinning after its caller."""
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError, TypeError):  # pragma: no cover - not Linux
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="matcalc-watchdog").start()

@@ -670,9 +670,11 @@ def _child(conn, job_args):
         conn.send((kind, payload))
 
     try:
+        from .budget import die_with_parent, unbudgeted
         from .parser import deep_recursion
 
-        with deep_recursion():
+        die_with_parent()
+        with deep_recursion(), unbudgeted():
             _Job(*job_args, emit).run()
     except MatcalcError as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc.message}"))
@@ -720,9 +722,10 @@ def _run_thread(job_args, deadline):
 
     def target():
         try:
+            from .budget import unbudgeted
             from .parser import deep_recursion
 
-            with deep_recursion():
+            with deep_recursion(), unbudgeted():
                 _Job(*job_args, lambda k, p: q.put((k, p))).run()
         except MatcalcError as exc:
             q.put(("error", f"{type(exc).__name__}: {exc.message}"))
@@ -750,6 +753,18 @@ def _can_fork() -> bool:
     return not mp.current_process().daemon
 
 
+def _check_budget(time_budget) -> None:
+    """``time_budget`` is None or a finite number of seconds >= 0 (``inf`` would overflow the deadline)."""
+    import math
+
+    if time_budget is None:
+        return
+    if isinstance(time_budget, bool) or not isinstance(time_budget, int | float) or not math.isfinite(time_budget) \
+            or time_budget < 0:
+        raise CheckError(f"time_budget must be a finite number of seconds >= 0, or None for no limit; "
+                         f"not {time_budget!r}")
+
+
 def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, time_budget: float | None = 10.0,
                      seed: int = 0, exact: bool = True, isolate: bool | None = None) -> CheckReport:
     """Check ``derivative`` (a :class:`matcalc.Derivative`) against SymPy; returns a :class:`CheckReport`.
@@ -763,6 +778,9 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
     :class:`~matcalc.errors.CheckError` only for bad arguments (unknown dimension names in ``sizes``).
     """
     start = time.monotonic()
+    _check_budget(time_budget)
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise CheckError(f"points must be a positive integer, not {points!r}")
     if points < 1:
         raise CheckError(f"points must be at least 1, not {points!r}")
     if derivative.order not in (1, 2):
@@ -776,9 +794,10 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
     if time_budget is None and not isolate:
         out: list = []
         try:
+            from .budget import unbudgeted
             from .parser import deep_recursion
 
-            with deep_recursion():
+            with deep_recursion(), unbudgeted():
                 _Job(*job_args, lambda k, p: out.append((k, p))).run()
         except MatcalcError as exc:
             out.append(("error", f"{type(exc).__name__}: {exc.message}"))
