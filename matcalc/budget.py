@@ -66,7 +66,6 @@ class Limits:
     output: int | None = 2_000_000
     digits: int = 1000
     exponent: int = 64
-    size: int = 10**9
 
     def validated(self) -> Limits:
         """Self, after checking every field (``time=inf`` and negative budgets are refused)."""
@@ -76,7 +75,7 @@ class Limits:
                 continue
             if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v) or v <= 0:
                 raise BudgetError(f"the {name} limit must be a positive finite number or None, not {v!r}", name)
-        for name in ("digits", "exponent", "size"):
+        for name in ("digits", "exponent"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise BudgetError(f"the {name} limit must be a positive integer, not {v!r}", name)

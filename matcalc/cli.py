@@ -165,6 +165,20 @@ def _comment(text: str) -> str:
     return "\n".join(("# " + line).rstrip() for line in text.splitlines())
 
 
+def _flat(result) -> list:
+    """The derivatives of a result: one, one per variable, or (several variables at order 2) one block
+    per pair of variables, row by row."""
+    derivs = list(result) if isinstance(result, list) else [result]
+    return [block for d in derivs for block in (d if isinstance(d, list) else [d])]
+
+
+def _label(d) -> str:
+    pair = getattr(d, "variables", None)
+    if pair is not None:
+        return f"d2/d{pair[0].name}d{pair[1].name}: "
+    return f"d/d{d.variable.name}: "
+
+
 # --- commands ---------------------------------------------------------------------------------------------
 def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     from .diff import derive
@@ -175,19 +189,14 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     wrt = args.wrt
     result = derive(source, wrt=wrt if wrt is None or len(wrt) > 1 else wrt[0], layout=args.layout,
                     order=args.order, **decls)
-    derivs = list(result) if isinstance(result, list) else [result]
-    # several variables at order 2: one block per pair (x, y), row by row
-    derivs = [block for d in derivs for block in (d if isinstance(d, list) else [d])]
+    derivs = _flat(result)
     several = len(derivs) > 1
     fmt = args.format
     reports = [d.check() for d in derivs] if args.check else [None] * len(derivs)
     failed = any(r is not None and not r.ok for r in reports)
 
     def label(d) -> str:
-        pair = getattr(d, "variables", None)
-        if several and pair is not None:
-            return f"d2/d{pair[0].name}d{pair[1].name}: "
-        return f"d/d{d.variable.name}: " if several else ""
+        return _label(d) if several else ""
 
     if fmt == "json":
         def entry(d, report) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from .errors import DeclarationError
+from .nodes import ELEMENTWISE
 
 __all__ = ["check_name", "check_size", "MAX_NAME_LENGTH", "MAX_SIZE", "RESERVED_NAMES"]
 
@@ -26,12 +27,10 @@ MAX_SIZE = 10**9
 #: Names a declaration may not take: the identity, the keyword of the where clause, and every function
 #: (the grammar's FUNCNAME; tests/test_attacks.py checks the two lists agree).
 RESERVED_NAMES = frozenset({
-    "I", "where",
-    "exp", "log", "ln", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "tanh", "sigmoid", "σ", "relu",
-    "softplus", "sqrt", "abs", "sign", "step", "max", "min", "sum", "mean", "dot", "norm", "norm1", "norm2",
-    "tr", "trace", "det", "logdet", "logsumexp", "inv", "diag", "softmax", "outer", "kron", "ones", "zeros",
-    "eye", "vector", "matrix", "numel",
-})
+    "I", "where", "ln", "σ", "max", "min", "sum", "mean", "dot", "norm", "norm1", "norm2", "tr", "trace",
+    "det", "logdet", "logsumexp", "inv", "diag", "softmax", "outer", "kron", "ones", "zeros", "eye", "vector",
+    "matrix", "numel",
+} | set(ELEMENTWISE))
 
 
 def _shown(name: object) -> str:
