@@ -57,8 +57,9 @@ class Limits:
 
     ``output`` bounds the characters of one printed result (text, Unicode, LaTeX, code); ``digits`` the
     decimal digits of a number the simplifier folds (``2^10`` is folded to ``1024``; ``2^10000`` stays a
-    power); ``exponent`` the largest integer power of a matrix expanded as a product; ``size`` the
-    largest number a declaration may give a dimension.
+    power); ``exponent`` the largest integer power of a matrix whose differential is written out as a
+    sum (``tr``, ``det`` and ``logdet`` of powers have closed forms at any exponent). Sizes of dimensions
+    are limited by :data:`matcalc.names.MAX_SIZE`.
     """
 
     time: float | None = 2.0
