@@ -64,7 +64,7 @@ class Limits:
 
     time: float | None = 2.0
     memory: int | None = 1 << 30
-    output: int | None = 2_000_000
+    output: int | None = 1_000_000
     digits: int = 1000
     exponent: int = 64
 

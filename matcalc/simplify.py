@@ -22,6 +22,7 @@ All constructors memoise through the hash-consed nodes, so shared subexpressions
 
 from __future__ import annotations
 
+import functools
 from fractions import Fraction
 
 from . import nodes as N
@@ -119,13 +120,24 @@ def add(*terms: Node) -> Node:
     # expand element-wise products of sums when that cancels terms: y ⊙ (1 - σ) - (1 - y) ⊙ σ -> y - σ
     _EXPANDING = True
     try:
-        expanded = _add(*[e for t in out.args for e in _expand(t)])
+        room = [MAX_EXPANDED_TERMS]
+        expanded = _add(*[e for t in out.args for e in _expand(t, room)])
+    except _TooManyTerms:  # multiplying out would unshare the DAG (nested min/max): keep the product
+        return out
     finally:
         _EXPANDING = False
     return expanded if N.count_nodes(expanded) < N.count_nodes(out) else out
 
 
 _EXPANDING = False
+#: The most terms multiplying out may produce. Expanding s ⊙ (a + b) pays when terms cancel; expanding a
+#: product of sums that are themselves products of sums (nested min, max, relu) would copy the shared
+#: inner sums into every term, exponentially in the depth: past this many terms the product is kept.
+MAX_EXPANDED_TERMS = 8
+
+
+class _TooManyTerms(Exception):
+    pass
 
 
 def _negative_scaled(t: Node) -> bool:
@@ -140,10 +152,13 @@ def _expandable(t: Node) -> bool:
     return isinstance(core, N.Hadamard) and any(isinstance(f, N.Add) for f in core.args)
 
 
-def _expand(t: Node) -> list[Node]:
+def _expand(t: Node, room: list[int]) -> list[Node]:
     """The terms of an element-wise product of sums, multiplied out one level."""
     c, core = split_coeff(t)
     if not _expandable(t):
+        room[0] -= 1
+        if room[0] < 0:
+            raise _TooManyTerms
         return [t]
     factors = list(core.args)
     i = next(k for k, f in enumerate(factors) if isinstance(f, N.Add))
@@ -151,7 +166,7 @@ def _expand(t: Node) -> list[Node]:
     combine = mul if isinstance(core, N.MatMul) else had
     for term in factors[i].args:
         piece = combine(*factors[:i], term, *factors[i + 1:]) if term.shape != () or len(factors) > 1 else term
-        out.extend(_expand(scale(c, piece)))
+        out.extend(_expand(scale(c, piece), room))
     return out
 
 
@@ -612,6 +627,11 @@ def div(x: Node, s: Node) -> Node:
 
 
 # --- unary structure -----------------------------------------------------------------------------------------
+# transpose() and _self_transpose() look into their argument recursively; on a DAG whose levels share
+# subexpressions ((((A + B)² + B)² + B)², the backward pass of nested squares) an unmemoised recursion
+# revisits each level once per path, exponentially. Nodes are immutable and interned: a cache keyed on
+# them is exact (bounded, so a long session does not keep every node alive).
+@functools.lru_cache(maxsize=1 << 16)
 def _self_transpose(x: Node) -> bool:
     if isinstance(x, N.Identity | N.DiagMat):
         return True
@@ -627,6 +647,7 @@ def _self_transpose(x: Node) -> bool:
     return False
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def transpose(x: Node) -> Node:
     if x.shape == ():
         return x

@@ -42,6 +42,20 @@ def _tuple_text(items) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
+#: Past this many nodes in its printed tree, the docstring does not write the formula out (the code
+#: computes each shared subexpression once; the printed formula repeats it at every use).
+DOC_FORMULA_NODES = 2000
+
+
+def _formula(expr: Node) -> str:
+    from ..printing import tree_size
+
+    size = tree_size(expr)
+    if size > DOC_FORMULA_NODES:
+        return f"(a formula of {size:,} nodes once its shared parts are written out: see the code below)"
+    return to_text(expr)
+
+
 def _doc_safe(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
 
@@ -103,9 +117,9 @@ class _Builder:
         d = self.d
         order = "second derivative (Hessian)" if d.order == 2 else "derivative"
         lines = [
-            f"The {order} of {to_text(d.function)} with respect to {d.variable.name} ({d.layout} layout).",
+            f"The {order} of {_formula(d.function)} with respect to {d.variable.name} ({d.layout} layout).",
             "",
-            f"    {'d2/d' + d.variable.name + '2' if d.order == 2 else 'd/d' + d.variable.name} = {to_text(d.expr)}",
+            f"    {'d2/d' + d.variable.name + '2' if d.order == 2 else 'd/d' + d.variable.name} = {_formula(d.expr)}",
             "",
             "Arguments:",
         ]

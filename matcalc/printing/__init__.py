@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..budget import budgeted, check_output
+from ..budget import budgeted, check_output, current_limits
 from ..errors import MatcalcError
 from ..nodes import Node, symbols_of
 from .latex import LatexPrinter
@@ -16,6 +16,33 @@ __all__ = ["to_text", "to_unicode", "to_latex", "declarations_of", "TextPrinter"
 def _bounded(text: str) -> str:
     check_output(len(text))
     return text
+
+
+def tree_size(node: Node) -> int:
+    """How many nodes the printed tree of ``node`` has: a shared subexpression counts once per use.
+
+    Linear in the DAG (children first, iteratively); printing is at least this many characters, so a
+    result that cannot fit the output limit is refused before it is printed."""
+    size: dict[int, int] = {}
+    stack: list[tuple[Node, bool]] = [(node, False)]
+    while stack:
+        n, ready = stack.pop()
+        if id(n) in size:
+            continue
+        if ready:
+            size[id(n)] = 1 + sum(size[id(c)] for c in n.children)
+            continue
+        stack.append((n, True))
+        stack.extend((c, False) for c in n.children if id(c) not in size)
+    return size[id(node)]
+
+
+def _fits(node: Node) -> None:
+    """Refuse at once a node whose printed form would exceed the output limit (see :func:`tree_size`)."""
+    size = tree_size(node)
+    limit = current_limits().output
+    if limit is not None and size > limit:
+        check_output(size)
 
 
 def declarations_of(node: Node) -> dict[str, str]:
@@ -51,6 +78,7 @@ def to_text(node: Node, declarations: bool = False) -> str:
     """
     from ..parser import deep_recursion
 
+    _fits(node)
     with deep_recursion():
         body = _bounded(TextPrinter().doprint(node))
         if not declarations:
@@ -74,6 +102,7 @@ def to_text(node: Node, declarations: bool = False) -> str:
 def to_unicode(node: Node) -> str:
     from ..parser import deep_recursion
 
+    _fits(node)
     with deep_recursion():
         return _bounded(UnicodePrinter().doprint(node))
 
@@ -82,5 +111,6 @@ def to_unicode(node: Node) -> str:
 def to_latex(node: Node) -> str:
     from ..parser import deep_recursion
 
+    _fits(node)
     with deep_recursion():
         return _bounded(LatexPrinter().doprint(node))
