@@ -29,6 +29,10 @@ from .naming import Namer
 # Python's operator precedence, loosest first (only the levels generated code uses).
 CMP, ADD, MUL, UNARY, POW, ATOM = range(1, 7)
 
+#: Terms of a sum written in one flat chain; longer sums are grouped in parentheses of this many terms
+#: (a flat chain of 3,000 terms makes Python's compile() raise RecursionError).
+ADD_CHUNK = 64
+
 #: Nominal size of a symbolic dimension when choosing how to associate a matrix product.
 NOMINAL_SIZE = 100
 
@@ -242,13 +246,19 @@ class CodePrinter(Printer):
 
     # --- arithmetic ----------------------------------------------------------------------------
     def _print_Add(self, n):
-        parts = [self.sub(n.args[0], ADD)]
-        for t in n.args[1:]:
+        if len(n.args) > ADD_CHUNK:  # Python's compiler recurses once per "+": group long sums
+            chunks = [n.args[i:i + ADD_CHUNK] for i in range(0, len(n.args), ADD_CHUNK)]
+            return " + ".join(f"({self._print_terms(c)})" for c in chunks), ADD
+        return self._print_terms(n.args), ADD
+
+    def _print_terms(self, terms) -> str:
+        parts = [self.sub(terms[0], ADD)]
+        for t in terms[1:]:
             if isinstance(t, N.Neg) and t not in self.names:
                 parts.append(f" - {self.sub(t.args[0], ADD + 1)}")
             else:
                 parts.append(f" + {self.sub(t, ADD + 1)}")
-        return "".join(parts), ADD
+        return "".join(parts)
 
     def _print_Neg(self, n):
         return f"-{self.sub(n.args[0], UNARY)}", UNARY
