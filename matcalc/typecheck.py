@@ -89,7 +89,7 @@ def _kind_from_parts(kname: str, kpos: int, dims, source: str) -> Declaration:
                                        pos, source)
             values.append(int(value))
         else:
-            values.append(text)
+            values.append(check_name(text, "dimension", pos, source, reserved=False))
     want = {SCALAR: (0,), VECTOR: (0, 1), MATRIX: (0, 1, 2), SYMMETRIC: (0, 1)}[kname_l]
     if len(values) not in want:
         raise DeclarationError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..budget import budgeted, check_output, current_limits
 from ..errors import MatcalcError
-from ..nodes import Node, symbols_of
+from ..nodes import Node, Symbol, symbols_of
 from .latex import LatexPrinter
 from .text import TextPrinter
 from .unicode import UnicodePrinter
@@ -18,10 +18,11 @@ def _bounded(text: str) -> str:
     return text
 
 
-def tree_size(node: Node) -> int:
+def tree_size(node: Node, chars: bool = False) -> int:
     """How many nodes the printed tree of ``node`` has: a shared subexpression counts once per use.
 
-    Linear in the DAG (children first, iteratively); printing is at least this many characters, so a
+    Linear in the DAG (children first, iteratively). With ``chars=True``, a lower bound on the characters
+    of any printed form instead (every name written out at each use, a separator between operands), so a
     result that cannot fit the output limit is refused before it is printed."""
     size: dict[int, int] = {}
     stack: list[tuple[Node, bool]] = [(node, False)]
@@ -30,7 +31,9 @@ def tree_size(node: Node) -> int:
         if id(n) in size:
             continue
         if ready:
-            size[id(n)] = 1 + sum(size[id(c)] for c in n.children)
+            kids = n.children
+            own = len(n.name) if chars and isinstance(n, Symbol) else 1
+            size[id(n)] = own + sum(size[id(c)] for c in kids) + (max(len(kids) - 1, 0) if chars else 0)
             continue
         stack.append((n, True))
         stack.extend((c, False) for c in n.children if id(c) not in size)
@@ -39,7 +42,7 @@ def tree_size(node: Node) -> int:
 
 def _fits(node: Node) -> None:
     """Refuse at once a node whose printed form would exceed the output limit (see :func:`tree_size`)."""
-    size = tree_size(node)
+    size = tree_size(node, chars=True)
     limit = current_limits().output
     if limit is not None and size > limit:
         check_output(size)
