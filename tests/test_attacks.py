@@ -440,3 +440,13 @@ def test_no_node_leaks_a_raw_exception_on_odd_declarations():
     for decl in [None, 3, 3.5, [], {}, ("n",) * 3, "vector(n, m, k)", "matrix(0, 1)", "vector(-1)", b"scalar",
                  "scalar" * 1000, N.Symbol("y", ())]:
         assert isinstance(finishes(matcalc.parse, "x", x=decl), MatcalcError | N.Node)
+
+
+def test_compiled_det_derivative_at_singular_points():
+    f = matcalc.derive("det(x y')", wrt="x").compile()
+    assert np.allclose(f(x=[1.0, 2.0, 3.0], y=[1.0, 0.0, 2.0]), 0.0)
+    g = matcalc.derive("det(A)^2", wrt="A").compile()
+    B = np.array([[2.0, 1.0], [0.5, 3.0]])
+    assert np.allclose(g(A=B), 2 * np.linalg.det(B) ** 2 * np.linalg.inv(B))
+    assert np.allclose(matcalc.derive("det(A)", wrt="A").compile()(A=[[1.0, 2.0], [2.0, 4.0]]),
+                       [[4.0, -2.0], [-2.0, 1.0]])

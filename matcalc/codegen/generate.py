@@ -15,6 +15,7 @@ from ..budget import budgeted
 from ..nodes import Node, Symbol, symbols_of
 from ..printing import to_text
 from ..shapes import Dim, is_column, is_row
+from .adjugate import Adjugate, with_adjugates
 from .naming import Namer, valid_identifier
 from .plan import plan_temporaries
 from .printer import CodegenError, CodePrinter, kind_of
@@ -85,10 +86,10 @@ class _Builder:
             for size in self._code_axes(s):
                 if isinstance(size, Dim) and size.name not in self.dims:
                     self.dims[size.name] = self.namer.take(size.name, "_dim")
-        self.roots = [for_evaluation(r, numpy=target == "numpy") for r in
+        self.roots = [for_evaluation(with_adjugates(r), numpy=target == "numpy") for r in
                       ([derivative.function] if value_and_grad else []) + [derivative.expr]]
         cls = PRINTERS[target]
-        self.temps = plan_temporaries(self.roots, cls.statement_nodes)
+        self.temps = plan_temporaries(self.roots, cls.statement_nodes + (Adjugate,))
         for t in self.temps:
             if t not in names:
                 names[t] = self.namer.fresh("t")

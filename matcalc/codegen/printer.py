@@ -346,6 +346,18 @@ class CodePrinter(Printer):
     def _print_MatrixLit(self, n):
         return self.matrix_of([[self.code(e) for e in row] for row in n.rows]), ATOM
 
+    def _assign_Adjugate(self, n: Node, name: str) -> list[str]:
+        """adj(X) from the SVD (see :mod:`matcalc.codegen.adjugate`): defined at singular X too."""
+        u, s, vt, p = (self.fresh(k) for k in ("u", "s", "vt", "p"))
+        others = f"{self.fn('prod')}({self.concat()}([{s}[:i], {s}[i + 1:]]))"
+        det = self.linalg("det")
+        return [f"{u}, {s}, {vt} = {self.linalg('svd')}({self.code(n.args[0])})",
+                f"{p} = {self.fn('stack')}([{others} for i in range({s}.shape[0])])",
+                f"{name} = {det}({u}) * {det}({vt}) * (({vt}.T * {p}) @ {u}.T)"]
+
+    def concat(self) -> str:
+        return self.fn("concatenate")
+
     # --- matrix products -------------------------------------------------------------------------
     def _print_MatMul(self, n):
         scalars: list[Node] = []
