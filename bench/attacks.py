@@ -47,9 +47,10 @@ def _colliding_cases():
     for name in COLLIDING:
         text = f"{name} * {name} + {name} * y"
         d = matcalc.derive(text, wrt=name, **{name: "scalar"}, y="scalar")
+        values = {name: 2.0, "y": 1.0}
         for out in (str, lambda d: d.unicode(), lambda d: d.latex(), lambda d: d.to_numpy(), lambda d: d.to_jax(),
-                    lambda d: d.to_torch(), lambda d: d.compile()(**{name: 2.0, "y": 1.0}),
-                    lambda d: d.evaluate(**{name: 2.0, "y": 1.0})):
+                    lambda d: d.to_torch(), lambda d, v=values: d.compile()(**v),
+                    lambda d, v=values: d.evaluate(**v)):
             yield lambda d=d, out=out: out(d)
 
 
@@ -82,7 +83,8 @@ def _value_cases(count=400):
             if k == 2:
                 return np.random.default_rng(rng.randrange(99)).normal(size=(2, 2))
             return [[rng.choice(atoms) for _ in range(2)] for _ in range(rng.randrange(1, 3))]
-        yield lambda x=value(), A=value(): d.evaluate(x=x, A=A)
+        x, a = value(), value()
+        yield lambda x=x, a=a: d.evaluate(x=x, A=a)
 
 
 def _name_cases(count=400):
@@ -181,7 +183,7 @@ def _blow_up_table() -> None:
         if d is None:
             print(f"| {label} | {first} | - | - |", flush=True)
             continue
-        text = _stage(d.to_sympy if "sympy" in label else (lambda: str(d)))
+        text = _stage(d.to_sympy if "sympy" in label else (lambda d=d: str(d)))
         print(f"| {label} | {first} | {text} | {_stage(d.to_numpy)} |", flush=True)
 
 
