@@ -172,6 +172,25 @@ def _flat(result) -> list:
     return [block for d in derivs for block in (d if isinstance(d, list) else [d])]
 
 
+def _sympy_of(d):
+    """The explicit SymPy matrix of a derivative; a tensor with no matrix form cannot be written as one."""
+    if getattr(d, "expr", None) is None:
+        from .errors import NoMatrixFormError
+
+        raise NoMatrixFormError(f"{d.linear_map}: a tensor with no matrix form has no SymPy matrix; use "
+                                "--format text or json")
+    return d.to_sympy()
+
+
+def _code_name(d) -> str | None:
+    """``hessian_x_y`` for the block (x, y) of several variables' Hessian (else the default name)."""
+    pair = getattr(d, "variables", None)
+    if pair is None:
+        return None
+    name = f"hessian_{pair[0].name}_{pair[1].name}"
+    return name if name.isidentifier() else None
+
+
 def _label(d) -> str:
     pair = getattr(d, "variables", None)
     if pair is not None:
@@ -231,7 +250,7 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
 
         chunks = []
         for d, report in zip(derivs, reports, strict=True):
-            code = generate(d, fmt, value_and_grad=args.value_and_grad)
+            code = generate(d, fmt, value_and_grad=args.value_and_grad, name=_code_name(d))
             if chunks:  # the imports once, at the top
                 code = "\n".join(line for line in code.splitlines() if not line.startswith("import ")).lstrip()
             extra = [str(d.steps)] if args.steps else []
@@ -246,11 +265,11 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
         if fmt == "text":
             body = str(d)
         elif fmt == "unicode":
-            body = to_unicode(d.expr)
+            body = d.unicode() if d.expr is None else to_unicode(d.expr)
         elif fmt == "latex":
             body = d.latex()
         else:  # sympy
-            body = str(d.to_sympy())
+            body = str(_sympy_of(d))
         _write(out, label(d) + body)
         if report is not None:
             _write(out, f"check: {report}")
