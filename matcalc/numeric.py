@@ -106,12 +106,27 @@ def _real_array(value: Any, who: str) -> np.ndarray:
     if raw.dtype.kind not in "biuf":
         raise CheckError(f"the value of {who} is not a real number or array (it holds {raw.dtype} values: "
                          "a ragged list, strings or objects)")
-    if raw.size > 1 << 28:
+    if raw.size > MAX_ENTRIES:
         raise CheckError(f"the value of {who} has {raw.size:,} entries, more than matcalc evaluates")
     arr = np.array(raw, dtype=np.float64)
     if np.isnan(arr).any():  # ±inf are numbers to IEEE and follow its rules (see the module docstring)
         raise CheckError(f"the value of {who} holds nan (not a number)")
     return arr
+
+
+#: The most entries of an array the evaluator builds (2 GiB of float64): a constant such as ``eye(n)``
+#: with ``sizes={"n": 10**9}`` is refused rather than allocated.
+MAX_ENTRIES = 1 << 28
+
+
+def _not_too_large(shape: tuple[int, ...]) -> tuple[int, ...]:
+    entries = 1
+    for s in shape:
+        entries *= s
+    if entries > MAX_ENTRIES:
+        raise CheckError(f"an array of shape {shape} ({entries:,} entries) is larger than matcalc evaluates "
+                         f"({MAX_ENTRIES:,} entries)")
+    return shape
 
 
 def _first_line(exc: Exception) -> str:
@@ -356,7 +371,7 @@ class NumpyEvaluator:
         return self._memo[id(n)][1]
 
     def _shape(self, n: N.Node) -> tuple[int, ...]:
-        return self.binder.concrete(n.shape, type(n).__name__)
+        return _not_too_large(self.binder.concrete(n.shape, type(n).__name__))
 
     # --- leaves --------------------------------------------------------------------------------
     def _eval_Symbol(self, n):
@@ -372,7 +387,8 @@ class NumpyEvaluator:
                              "and cannot be evaluated") from None
 
     def _eval_Identity(self, n):
-        return np.eye(self.binder.require(n.size, "the identity matrix"))
+        size = self.binder.require(n.size, "the identity matrix")
+        return np.eye(_not_too_large((size, size))[0])
 
     def _eval_Ones(self, n):
         return 1.0 if n.shape == () else np.ones(self._shape(n))

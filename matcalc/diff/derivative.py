@@ -211,6 +211,10 @@ class Derivative:
         from ..budget import guarded
         from ..sympy_backend import to_explicit
 
+        for name, size in (sizes or {}).items():
+            if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 64:
+                raise DeclarationError(f"explicit SymPy matrices are written at sizes from 1 to 64; "
+                                       f"{name} = {size!r} is not one")
         with guarded("the SymPy conversion"):
             return to_explicit(self.expr, sizes)
 
