@@ -282,6 +282,22 @@ def unbudgeted() -> Iterator[None]:
         _RUN.reset(token)
 
 
+def cap_worker_memory() -> None:
+    """In a forked worker: its address space may grow by at most the memory limit (RLIMIT_AS), so a check
+    at absurd sizes fails with MemoryError in the worker instead of swapping the machine."""
+    lim = current_limits().memory
+    if lim is None:
+        return
+    try:
+        import resource
+
+        with open("/proc/self/statm", "rb") as f:
+            virtual = int(f.read().split()[0]) * _PAGE
+        resource.setrlimit(resource.RLIMIT_AS, (virtual + lim, resource.RLIM_INFINITY))
+    except (OSError, ValueError, ImportError, AttributeError):  # pragma: no cover - not Linux
+        pass
+
+
 def die_with_parent() -> None:
     """In a forked worker: be killed when the parent process dies (Linux prctl), and on other systems
     exit from a watchdog thread once the parent is gone, so no worker is left spinning after its caller."""

@@ -670,10 +670,11 @@ def _child(conn, job_args):
         conn.send((kind, payload))
 
     try:
-        from .budget import die_with_parent, unbudgeted
+        from .budget import cap_worker_memory, die_with_parent, unbudgeted
         from .parser import deep_recursion
 
         die_with_parent()
+        cap_worker_memory()
         with deep_recursion(), unbudgeted():
             _Job(*job_args, emit).run()
     except MatcalcError as exc:
