@@ -141,7 +141,9 @@ class _Run:
         self.limits = lim
         self.what = what
         self.deadline = None if lim.time is None else _clock() + lim.time
-        self.memory_base = _rss() if lim.memory is not None else None
+        # read at the first memory check (the 4,096th checkpoint or the first alarm, 50 ms in): a short
+        # call never pays for reading /proc; what it allocates before then is not counted
+        self.memory_base: int | None = None
         self.ticks = 0
         self.active = True
 
@@ -151,9 +153,12 @@ class _Run:
                                   f"{self.limits.time:g} s (matcalc.limits(time=...), --time-limit)", "time"))
 
     def check_memory(self) -> None:
-        if self.memory_base is None or self.limits.memory is None:
+        if self.limits.memory is None:
             return
         now = _rss()
+        if self.memory_base is None:
+            self.memory_base = now
+            return
         if now is not None and now - self.memory_base > self.limits.memory:
             self.fail(BudgetError(f"{self.what} stopped: it needed more than the memory limit of "
                                   f"{_mb(self.limits.memory)} (matcalc.limits(memory=...), --memory-limit)",
@@ -163,7 +168,12 @@ class _Run:
         raise err
 
 
-_clock = time.thread_time
+def _clock() -> float:
+    return time.clock_gettime(time.CLOCK_THREAD_CPUTIME_ID)
+
+
+if not hasattr(time, "CLOCK_THREAD_CPUTIME_ID"):  # pragma: no cover - not POSIX
+    _clock = time.thread_time  # noqa: F811
 
 
 def _mb(n: int) -> str:
@@ -216,6 +226,15 @@ def guarded(what: str) -> Iterator[None]:
         _RUN.reset(token)
 
 
+try:  # the C module: the signal module's wrappers convert to enums, a third of a small call's overhead
+    import _signal
+except ImportError:  # pragma: no cover - another interpreter
+    _signal = signal
+_ALRM = int(getattr(signal, "SIGALRM", 14))
+_REAL = int(getattr(signal, "ITIMER_REAL", 0))
+_DFL = int(signal.SIG_DFL)
+
+
 class _Alarm:
     """SIGALRM every 50 ms while a main-thread call runs: stops work that reaches no checkpoint."""
 
@@ -227,17 +246,16 @@ class _Alarm:
 
     @classmethod
     def start(cls, run: _Run) -> _Alarm | None:
-        if run.deadline is None and run.memory_base is None:
+        if run.deadline is None and run.limits.memory is None:
             return None
         if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
             return None
         try:
-            if signal.getsignal(signal.SIGALRM) not in (signal.SIG_DFL, None) or any(
-                    signal.getitimer(signal.ITIMER_REAL)):
+            if _signal.getsignal(_ALRM) not in (_DFL, None) or any(_signal.getitimer(_REAL)):
                 return None  # someone else's alarm: leave it alone, the checkpoints still work
             alarm = cls(run)
-            alarm.previous = signal.signal(signal.SIGALRM, alarm._tick)
-            signal.setitimer(signal.ITIMER_REAL, cls.INTERVAL, cls.INTERVAL)
+            alarm.previous = _signal.signal(_ALRM, alarm._tick)
+            _signal.setitimer(_REAL, cls.INTERVAL, cls.INTERVAL)
             return alarm
         except (ValueError, OSError):  # pragma: no cover - e.g. signals unavailable in this interpreter
             return None
@@ -251,8 +269,8 @@ class _Alarm:
         run.check_memory()
 
     def stop(self) -> None:
-        signal.setitimer(signal.ITIMER_REAL, 0, 0)
-        signal.signal(signal.SIGALRM, self.previous if self.previous is not None else signal.SIG_DFL)
+        _signal.setitimer(_REAL, 0, 0)
+        _signal.signal(_ALRM, self.previous if self.previous is not None else _DFL)
 
 
 def budgeted(what: str):

@@ -216,6 +216,7 @@ def test_the_memory_budget_names_its_limit():
     from matcalc import budget
 
     run = budget._Run(budget.Limits(memory=1), "a test")
+    run.check_memory()  # the first check reads the base
     if run.memory_base is None:
         pytest.skip("no /proc/self/statm here")
     _ballast = b"x" * (64 << 20)
