@@ -47,7 +47,7 @@ def parse(text: str, **declarations) -> Node:
     from .budget import guarded
     from .typecheck import typecheck
 
-    with guarded("parsing"):
+    with guarded("parsing", len(text) if isinstance(text, str) else 0):
         return typecheck(text, **declarations)
 
 

@@ -19,7 +19,8 @@ How the budgets are enforced (see docs/reliability.md):
 A nested call (``derive`` printing its message, a printer calling another) shares its caller's budget.
 The time is the CPU time of the calling thread since the start of the outermost call: a server that runs
 many calls at once, or a machine under load, does not make honest calls fail (on an idle machine it is
-the wall-clock time).
+the wall-clock time); the wall-clock time is bounded too, at three times the budget. A string input
+adds 2 s per 100,000 characters (the 2 s default is meant for inputs of a few KB).
 
 Configure with :func:`set_limits` (process-wide defaults) or :func:`limits` (a ``with`` block), e.g.
 ``with matcalc.limits(time=10, memory=2**31): ...``; the command line has ``--time-limit`` and
@@ -135,12 +136,16 @@ except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
 class _Run:
     """The budget of one outermost call: its deadline and the memory it started with."""
 
-    __slots__ = ("limits", "what", "deadline", "memory_base", "ticks", "active")
+    __slots__ = ("limits", "what", "deadline", "wall_deadline", "allowed", "memory_base", "ticks", "active")
 
-    def __init__(self, lim: Limits, what: str):
+    def __init__(self, lim: Limits, what: str, input_size: int = 0):
         self.limits = lim
         self.what = what
-        self.deadline = None if lim.time is None else _clock() + lim.time
+        #: the time limit, plus PER_CHARACTER for each character of a long input (a 100 KB sum parses in
+        #: about a second: the 2 s are meant for inputs of a few KB)
+        self.allowed = None if lim.time is None else lim.time + PER_CHARACTER * input_size
+        self.deadline = None if self.allowed is None else _clock() + self.allowed
+        self.wall_deadline = None if self.allowed is None else time.monotonic() + WALL_FACTOR * self.allowed
         # read at the first memory check (the 4,096th checkpoint or the first alarm, 50 ms in): a short
         # call never pays for reading /proc; what it allocates before then is not counted
         self.memory_base: int | None = None
@@ -148,9 +153,9 @@ class _Run:
         self.active = True
 
     def check_time(self) -> None:
-        if self.deadline is not None and _clock() > self.deadline:
+        if self.deadline is not None and (_clock() > self.deadline or time.monotonic() > self.wall_deadline):
             self.fail(BudgetError(f"{self.what} stopped: it took longer than the time limit of "
-                                  f"{self.limits.time:g} s (matcalc.limits(time=...), --time-limit)", "time"))
+                                  f"{self.allowed:.3g} s (matcalc.limits(time=...), --time-limit)", "time"))
 
     def check_memory(self) -> None:
         if self.limits.memory is None:
@@ -180,6 +185,12 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:g} MB"
 
 
+#: Extra CPU seconds per character of a string input (2 s more per 100,000 characters).
+PER_CHARACTER = 2e-5
+#: The wall-clock time a call may take, as a multiple of its CPU budget: a loaded machine slows honest
+#: calls, but nothing may run unbounded.
+WALL_FACTOR = 3.0
+
 _RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("matcalc_run", default=None)
 
 
@@ -205,12 +216,12 @@ def check_output(text_length: int, what: str = "the output") -> None:
 
 
 @contextmanager
-def guarded(what: str) -> Iterator[None]:
+def guarded(what: str, input_size: int = 0) -> Iterator[None]:
     """Run one entry point under the budgets; RecursionError and MemoryError become MatcalcErrors."""
     if _RUN.get() is not None:  # a nested call shares the outer budget
         yield
         return
-    run = _Run(current_limits(), what)
+    run = _Run(current_limits(), what, input_size)
     token = _RUN.set(run)
     alarm = _Alarm.start(run)
     try:
@@ -280,7 +291,7 @@ def budgeted(what: str):
     def wrap(fn):
         @functools.wraps(fn)
         def inner(*args, **kwargs):
-            with guarded(what):
+            with guarded(what, len(args[0]) if args and isinstance(args[0], str) else 0):
                 return fn(*args, **kwargs)
 
         return inner
