@@ -859,6 +859,7 @@ def check_claim(expr, wrt, claim, layout: str = "numerator", sizes: Mapping | No
     right answer. ``check_claim("x' A x", "x", "2 A x", layout="denominator")`` is wrong;
     with ``A="symmetric(n)"`` it is right.
     """
+    _check_budget(time_budget)
     from .diff import Derivative, derive
     from .printing import to_text
     from .shapes import describe

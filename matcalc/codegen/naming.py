@@ -19,7 +19,7 @@ RESERVED = frozenset({"np", "jnp", "jax", "torch", "dtype", "value", "grad", "se
 
 
 def valid_identifier(name: str) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name)
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
 
 
 class Namer:

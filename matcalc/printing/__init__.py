@@ -42,6 +42,9 @@ def tree_size(node: Node, chars: bool = False) -> int:
 
 def _fits(node: Node) -> None:
     """Refuse at once a node whose printed form would exceed the output limit (see :func:`tree_size`)."""
+    if not isinstance(node, Node):
+        raise MatcalcError(f"the printers take a parsed expression (matcalc.parse(...)), not "
+                           f"{type(node).__name__}")
     size = tree_size(node, chars=True)
     limit = current_limits().output
     if limit is not None and size > limit:
