@@ -57,7 +57,12 @@ def split_coeff(x: Node) -> tuple[Fraction, Node | None]:
     if isinstance(x, N.MatMul) and isinstance(x.args[0], N.Number):
         rest = x.args[1:]
         return x.args[0].value, (rest[0] if len(rest) == 1 else N.MatMul(*rest))
-    return Fraction(1), x
+    return _UNIT, x
+
+
+#: The coefficient of a node without one (shared: Fractions are immutable; ``c is _UNIT`` skips the
+#: multiplication in the long products of deep Hessians).
+_UNIT = Fraction(1)
 
 
 def scale(c, core: Node | None) -> Node:
@@ -520,7 +525,8 @@ def had(*factors: Node) -> Node:
     while stack:
         f = stack.pop()
         c, core = split_coeff(f)
-        coeff *= c
+        if c is not _UNIT:
+            coeff *= c
         if core is None:
             continue
         if isinstance(core, N.Hadamard):
