@@ -19,8 +19,8 @@ How the budgets are enforced (see docs/reliability.md):
 A nested call (``derive`` printing its message, a printer calling another) shares its caller's budget.
 The time is the CPU time of the calling thread since the start of the outermost call: a server that runs
 many calls at once, or a machine under load, does not make honest calls fail (on an idle machine it is
-the wall-clock time); the wall-clock time is bounded too, at three times the budget. A string input
-adds 2 s per 100,000 characters (the 2 s default is meant for inputs of a few KB).
+the wall-clock time); the wall-clock time is bounded too, at ten times the budget (a safety net). A
+string input adds 2 s per 100,000 characters (the 2 s default is meant for inputs of a few KB).
 
 Configure with :func:`set_limits` (process-wide defaults) or :func:`limits` (a ``with`` block), e.g.
 ``with matcalc.limits(time=10, memory=2**31): ...``; the command line has ``--time-limit`` and
@@ -189,7 +189,7 @@ def _mb(n: int) -> str:
 PER_CHARACTER = 2e-5
 #: The wall-clock time a call may take, as a multiple of its CPU budget: a loaded machine slows honest
 #: calls, but nothing may run unbounded.
-WALL_FACTOR = 3.0
+WALL_FACTOR = 10.0
 
 _RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("matcalc_run", default=None)
 
