@@ -191,6 +191,12 @@ def _code_name(d) -> str | None:
     return name if name.isidentifier() else None
 
 
+def _wrt_of(d):
+    """The variable's name; for a block of several variables' Hessian, the pair of names."""
+    pair = getattr(d, "variables", None)
+    return d.variable.name if pair is None else [pair[0].name, pair[1].name]
+
+
 def _label(d) -> str:
     pair = getattr(d, "variables", None)
     if pair is not None:
@@ -219,7 +225,7 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
 
     if fmt == "json":
         def entry(d, report) -> dict[str, Any]:
-            e: dict[str, Any] = {"wrt": d.variable.name, "derivative": str(d), "unicode": d.unicode(),
+            e: dict[str, Any] = {"wrt": _wrt_of(d), "derivative": str(d), "unicode": d.unicode(),
                                  "latex": d.latex(), "shape": [str(s) for s in d.shape]}
             if hasattr(d, "differential"):  # a 3- or 4-way tensor: its forms, and its axes
                 e["kind"] = f"tensor({', '.join(str(s) for s in d.shape)})"
@@ -238,7 +244,7 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
         obj: dict[str, Any] = {"input": source, "declarations": declarations_of(first.function),
                                "layout": args.layout, "order": args.order}
         if several:
-            obj["wrt"] = [d.variable.name for d in derivs]
+            obj["wrt"] = [_wrt_of(d) for d in derivs]
             obj["derivatives"] = [entry(d, r) for d, r in zip(derivs, reports, strict=True)]
         else:
             obj.update(entry(first, reports[0]))
