@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from . import budget
 from .budget import BudgetError, limits, set_limits
 from .errors import (
     CheckError,
@@ -49,6 +50,16 @@ def parse(text: str, **declarations) -> Node:
 
     with guarded("parsing", len(text) if isinstance(text, str) else 0):
         return typecheck(text, **declarations)
+
+
+def _warm_up() -> None:
+    """Imports and parser tables every call needs, done before the first call's budget starts."""
+    from .parser import _parser
+
+    _parser("start")
+
+
+budget.WARM_UP.append(_warm_up)
 
 
 def __getattr__(name):

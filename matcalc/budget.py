@@ -32,12 +32,9 @@ from __future__ import annotations
 import contextvars
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 
 from .errors import MatcalcError, NestingError
 
@@ -52,7 +49,6 @@ class BudgetError(MatcalcError):
         self.limit = limit
 
 
-@dataclass(frozen=True)
 class Limits:
     """The budgets of one call. ``time`` in seconds, ``memory`` in bytes of growth; ``None`` is no limit.
 
@@ -63,11 +59,24 @@ class Limits:
     are limited by :data:`matcalc.names.MAX_SIZE`.
     """
 
-    time: float | None = 2.0
-    memory: int | None = 1 << 30
-    output: int | None = 1_000_000
-    digits: int = 1000
-    exponent: int = 64
+    FIELDS = ("time", "memory", "output", "digits", "exponent")
+    __slots__ = FIELDS
+
+    def __init__(self, time: float | None = 2.0, memory: int | None = 1 << 30, output: int | None = 1_000_000,
+                 digits: int = 1000, exponent: int = 64):
+        self.time, self.memory, self.output, self.digits, self.exponent = time, memory, output, digits, exponent
+
+    def replace(self, **changes) -> Limits:
+        return Limits(**{**{f: getattr(self, f) for f in self.FIELDS}, **changes})
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Limits) and all(getattr(self, f) == getattr(other, f) for f in self.FIELDS)
+
+    def __hash__(self) -> int:
+        return hash(tuple(getattr(self, f) for f in self.FIELDS))
+
+    def __repr__(self) -> str:
+        return "Limits(" + ", ".join(f"{f}={getattr(self, f)!r}" for f in self.FIELDS) + ")"
 
     def validated(self) -> Limits:
         """Self, after checking every field (``time=inf`` and negative budgets are refused)."""
@@ -100,11 +109,11 @@ def set_limits(**changes) -> Limits:
 
 
 def _changed(base: Limits, changes: dict) -> Limits:
-    unknown = set(changes) - set(Limits.__dataclass_fields__)
+    unknown = set(changes) - set(Limits.FIELDS)
     if unknown:
         raise BudgetError(f"unknown limit {sorted(unknown)[0]!r}; the limits are "
-                          f"{', '.join(Limits.__dataclass_fields__)}", sorted(unknown)[0])
-    return replace(base, **changes).validated()
+                          f"{', '.join(Limits.FIELDS)}", sorted(unknown)[0])
+    return base.replace(**changes).validated()
 
 
 @contextmanager
@@ -136,7 +145,8 @@ except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
 class _Run:
     """The budget of one outermost call: its deadline and the memory it started with."""
 
-    __slots__ = ("limits", "what", "deadline", "wall_deadline", "allowed", "memory_base", "ticks", "active")
+    __slots__ = ("limits", "what", "deadline", "wall_deadline", "allowed", "memory_base", "ticks", "active",
+                 "paused")
 
     def __init__(self, lim: Limits, what: str, input_size: int = 0):
         self.limits = lim
@@ -151,8 +161,11 @@ class _Run:
         self.memory_base: int | None = None
         self.ticks = 0
         self.active = True
+        self.paused = 0
 
     def check_time(self) -> None:
+        if self.paused:
+            return
         if self.deadline is not None and (_clock() > self.deadline or time.monotonic() > self.wall_deadline):
             self.fail(BudgetError(f"{self.what} stopped: it took longer than the time limit of "
                                   f"{self.allowed:.3g} s (matcalc.limits(time=...), --time-limit)", "time"))
@@ -191,6 +204,10 @@ PER_CHARACTER = 2e-5
 #: calls, but nothing may run unbounded.
 WALL_FACTOR = 10.0
 
+#: One-time set-up (lazy imports, building the parser) run before the first budgeted call, outside its
+#: budget: a first call must not pay for the process's start-up (matcalc/__init__.py registers it).
+WARM_UP: list = []
+
 _RUN: contextvars.ContextVar[_Run | None] = contextvars.ContextVar("matcalc_run", default=None)
 
 
@@ -216,11 +233,30 @@ def check_output(text_length: int, what: str = "the output") -> None:
 
 
 @contextmanager
+def paused() -> Iterator[None]:
+    """One-time work inside a call (building the parser on first use) that the time budget does not count."""
+    run = _RUN.get()
+    if run is None or run.deadline is None:
+        yield
+        return
+    cpu, wall = _clock(), time.monotonic()
+    run.paused += 1
+    try:
+        yield
+    finally:
+        run.paused -= 1
+        run.deadline += _clock() - cpu
+        run.wall_deadline += time.monotonic() - wall
+
+
+@contextmanager
 def guarded(what: str, input_size: int = 0) -> Iterator[None]:
     """Run one entry point under the budgets; RecursionError and MemoryError become MatcalcErrors."""
     if _RUN.get() is not None:  # a nested call shares the outer budget
         yield
         return
+    while WARM_UP:  # once per process, before the clock starts: imports and the parser's tables
+        WARM_UP.pop()()
     run = _Run(current_limits(), what, input_size)
     token = _RUN.set(run)
     alarm = _Alarm.start(run)
@@ -237,13 +273,13 @@ def guarded(what: str, input_size: int = 0) -> Iterator[None]:
         _RUN.reset(token)
 
 
-try:  # the C module: the signal module's wrappers convert to enums, a third of a small call's overhead
+try:  # the C module: the signal module's wrappers convert to enums (slow), and importing it costs 8 ms
     import _signal
 except ImportError:  # pragma: no cover - another interpreter
-    _signal = signal
-_ALRM = int(getattr(signal, "SIGALRM", 14))
-_REAL = int(getattr(signal, "ITIMER_REAL", 0))
-_DFL = int(signal.SIG_DFL)
+    import signal as _signal
+_ALRM = int(getattr(_signal, "SIGALRM", 14))
+_REAL = int(getattr(_signal, "ITIMER_REAL", 0))
+_DFL = int(_signal.SIG_DFL)
 
 
 class _Alarm:
@@ -259,17 +295,17 @@ class _Alarm:
     def start(cls, run: _Run) -> _Alarm | None:
         if run.deadline is None and run.limits.memory is None:
             return None
-        if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        if not hasattr(_signal, "setitimer"):  # pragma: no cover - Windows
             return None
         try:
             if _signal.getsignal(_ALRM) not in (_DFL, None) or any(_signal.getitimer(_REAL)):
                 return None  # someone else's alarm: leave it alone, the checkpoints still work
             alarm = cls(run)
-            alarm.previous = _signal.signal(_ALRM, alarm._tick)
-            _signal.setitimer(_REAL, cls.INTERVAL, cls.INTERVAL)
-            return alarm
-        except (ValueError, OSError):  # pragma: no cover - e.g. signals unavailable in this interpreter
+            alarm.previous = _signal.signal(_ALRM, alarm._tick)  # ValueError outside the main thread
+        except (ValueError, OSError):
             return None
+        _signal.setitimer(_REAL, cls.INTERVAL, cls.INTERVAL)
+        return alarm
 
     def _tick(self, signum, frame) -> None:
         run = self.run
@@ -303,7 +339,7 @@ def budgeted(what: str):
 def unbudgeted() -> Iterator[None]:
     """No time or memory budget inside (for work bounded another way, like check()'s killed worker)."""
     token = _RUN.set(None)
-    override = _OVERRIDE.set(replace(current_limits(), time=None, memory=None))
+    override = _OVERRIDE.set(current_limits().replace(time=None, memory=None))
     try:
         yield
     finally:
@@ -330,13 +366,15 @@ def cap_worker_memory() -> None:
 def die_with_parent() -> None:
     """In a forked worker: be killed when the parent process dies (Linux prctl), and on other systems
     exit from a watchdog thread once the parent is gone, so no worker is left spinning after its caller."""
+    import threading
+
     parent = os.getppid()
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
         pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+        libc.prctl(pr_set_pdeathsig, int(getattr(_signal, "SIGKILL", 9)), 0, 0, 0)
     except (OSError, AttributeError, TypeError):  # pragma: no cover - not Linux
         pass
     if os.getppid() != parent:  # the parent died before prctl took effect

@@ -251,6 +251,13 @@ def _grammar_text() -> str:
 
 @cache
 def _parser(start: str) -> Lark:
+    from .budget import paused
+
+    with paused():  # built once per process: not the input's cost, so outside the call's time budget
+        return _build_parser(start)
+
+
+def _build_parser(start: str) -> Lark:
     return Lark(
         _grammar_text(),
         parser="lalr",
