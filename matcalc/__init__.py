@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from . import budget
+from .budget import BudgetError, limits, set_limits
 from .errors import (
     CheckError,
     DeclarationError,
@@ -31,6 +33,7 @@ __all__ = [
     "Node", "Dim", "to_text", "to_unicode", "to_latex",
     "MatcalcError", "MatcalcSyntaxError", "ShapeError", "UnknownNameError", "UnknownFunctionError",
     "DeclarationError", "NestingError", "DerivativeError", "NoMatrixFormError", "CheckError",
+    "BudgetError", "limits", "set_limits",
 ]
 
 
@@ -42,9 +45,21 @@ def parse(text: str, **declarations) -> Node:
     follow usage, then the naming convention (``a``-``g`` scalars, ``h``-``z`` vectors, capitals matrices).
     Every node has ``.shape``: ``()``, ``(n, 1)``, ``(1, n)`` or ``(m, n)``.
     """
+    from .budget import guarded
     from .typecheck import typecheck
 
-    return typecheck(text, **declarations)
+    with guarded("parsing", len(text) if isinstance(text, str) else 0):
+        return typecheck(text, **declarations)
+
+
+def _warm_up() -> None:
+    """Imports and parser tables every call needs, done before the first call's budget starts."""
+    from .parser import _parser
+
+    _parser("start")
+
+
+budget.WARM_UP.append(_warm_up)
 
 
 def __getattr__(name):

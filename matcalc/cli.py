@@ -39,6 +39,18 @@ FORMATS = ("text", "unicode", "latex", "numpy", "jax", "torch", "sympy", "json")
 CODE_FORMATS = ("numpy", "jax", "torch")
 
 
+def _budget_number(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, not {text!r}")
+    return value
+
+
 # --- the parser -----------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
@@ -55,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("expr", metavar="EXPR", help="the expression ('-' reads it from standard input)")
         p.add_argument("--let", action="append", default=[], metavar='"NAME[, NAME...]: KIND"',
                        help='declare names, e.g. "A: matrix(n,n)", "w, x: vector(n)", "b: scalar" (repeatable)')
+        p.add_argument("--time-limit", type=_budget_number, metavar="SECONDS",
+                       help="stop with an error after this much CPU time (default 2; 0 for none)")
+        p.add_argument("--memory-limit", type=_budget_number, metavar="MB",
+                       help="stop with an error past this much extra memory (default 1024; 0 for none)")
         return p
 
     d = command("derive", "the derivative of EXPR")
@@ -86,9 +102,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- helpers ----------------------------------------------------------------------------------------------
-def read_expr(expr: str, stdin: TextIO) -> str:
+def read_expr(expr: str, stdin: TextIO | None) -> str:
     """EXPR itself, or standard input when EXPR is ``-`` (trailing newlines dropped)."""
-    return stdin.read().rstrip("\r\n") if expr == "-" else expr
+    if expr != "-":
+        return expr
+    if stdin is None or getattr(stdin, "closed", False):
+        raise MatcalcError("EXPR is '-' but standard input is closed")
+    try:
+        data = stdin.buffer.read(MAX_STDIN + 1) if hasattr(stdin, "buffer") else stdin.read(MAX_STDIN + 1)
+    except (OSError, ValueError) as exc:
+        raise MatcalcError(f"cannot read standard input: {exc}") from None
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise MatcalcError(f"standard input is not UTF-8 text (byte {exc.start})") from None
+    if len(data) > MAX_STDIN:
+        raise MatcalcError(f"standard input holds more than {MAX_STDIN:,} bytes")
+    return data.rstrip("\r\n")
+
+
+#: The most bytes read from standard input (the parser refuses longer expressions anyway).
+MAX_STDIN = 4_000_000
+
+
+def utf8_args(argv: Sequence[str]) -> list[str]:
+    """The arguments as UTF-8 text whatever the locale: under ``LC_ALL=C`` (without Python's UTF-8 mode)
+    Python decodes them byte by byte into surrogates, and ``σ(w·x)`` would arrive as ``\\udccf\\udc83...``."""
+    out = []
+    for arg in argv:
+        try:
+            out.append(os.fsencode(arg).decode("utf-8"))
+        except (UnicodeError, TypeError):
+            out.append(arg)
+    return out
 
 
 def declarations(lets: Sequence[str]) -> dict[str, str]:
@@ -124,6 +171,45 @@ def _comment(text: str) -> str:
     return "\n".join(("# " + line).rstrip() for line in text.splitlines())
 
 
+def _flat(result) -> list:
+    """The derivatives of a result: one, one per variable, or (several variables at order 2) one block
+    per pair of variables, row by row."""
+    derivs = list(result) if isinstance(result, list) else [result]
+    return [block for d in derivs for block in (d if isinstance(d, list) else [d])]
+
+
+def _sympy_of(d):
+    """The explicit SymPy matrix of a derivative; a tensor with no matrix form cannot be written as one."""
+    if getattr(d, "expr", None) is None:
+        from .errors import NoMatrixFormError
+
+        raise NoMatrixFormError(f"{d.linear_map}: a tensor with no matrix form has no SymPy matrix; use "
+                                "--format text or json")
+    return d.to_sympy()
+
+
+def _code_name(d) -> str | None:
+    """``hessian_x_y`` for the block (x, y) of several variables' Hessian (else the default name)."""
+    pair = getattr(d, "variables", None)
+    if pair is None:
+        return None
+    name = f"hessian_{pair[0].name}_{pair[1].name}"
+    return name if name.isidentifier() else None
+
+
+def _wrt_of(d):
+    """The variable's name; for a block of several variables' Hessian, the pair of names."""
+    pair = getattr(d, "variables", None)
+    return d.variable.name if pair is None else [pair[0].name, pair[1].name]
+
+
+def _label(d) -> str:
+    pair = getattr(d, "variables", None)
+    if pair is not None:
+        return f"d2/d{pair[0].name}d{pair[1].name}: "
+    return f"d/d{d.variable.name}: "
+
+
 # --- commands ---------------------------------------------------------------------------------------------
 def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     from .diff import derive
@@ -134,18 +220,18 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     wrt = args.wrt
     result = derive(source, wrt=wrt if wrt is None or len(wrt) > 1 else wrt[0], layout=args.layout,
                     order=args.order, named=not args.no_names, **decls)
-    derivs = list(result) if isinstance(result, list) else [result]
+    derivs = _flat(result)
     several = len(derivs) > 1
     fmt = args.format
     reports = [d.check() for d in derivs] if args.check else [None] * len(derivs)
     failed = any(r is not None and not r.ok for r in reports)
 
     def label(d) -> str:
-        return f"d/d{d.variable.name}: " if several else ""
+        return _label(d) if several else ""
 
     if fmt == "json":
         def entry(d, report) -> dict[str, Any]:
-            e: dict[str, Any] = {"wrt": d.variable.name, "derivative": str(d), "unicode": d.unicode(),
+            e: dict[str, Any] = {"wrt": _wrt_of(d), "derivative": str(d), "unicode": d.unicode(),
                                  "latex": d.latex(), "shape": [str(s) for s in d.shape]}
             if hasattr(d, "differential"):  # a 3- or 4-way tensor: its forms, and its axes
                 e["kind"] = f"tensor({', '.join(str(s) for s in d.shape)})"
@@ -164,7 +250,7 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
         obj: dict[str, Any] = {"input": source, "declarations": declarations_of(first.function),
                                "layout": args.layout, "order": args.order}
         if several:
-            obj["wrt"] = [d.variable.name for d in derivs]
+            obj["wrt"] = [_wrt_of(d) for d in derivs]
             obj["derivatives"] = [entry(d, r) for d, r in zip(derivs, reports, strict=True)]
         else:
             obj.update(entry(first, reports[0]))
@@ -176,7 +262,7 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
 
         chunks = []
         for d, report in zip(derivs, reports, strict=True):
-            code = generate(d, fmt, value_and_grad=args.value_and_grad)
+            code = generate(d, fmt, value_and_grad=args.value_and_grad, name=_code_name(d))
             if chunks:  # the imports once, at the top
                 code = "\n".join(line for line in code.splitlines() if not line.startswith("import ")).lstrip()
             extra = [str(d.steps)] if args.steps else []
@@ -193,7 +279,7 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
         elif fmt == "latex":
             body = d.latex()
         else:  # sympy
-            body = str(d.to_sympy())
+            body = str(_sympy_of(d))
         _write(out, label(d) + body)
         if report is not None:
             _write(out, f"check: {report}")
@@ -205,7 +291,9 @@ def _shown(d, fmt: str) -> str:
     from .printing import to_unicode
 
     if hasattr(d, "differential"):
-        return str(d) if fmt == "text" else to_unicode(d.expr)
+        if fmt == "text":
+            return str(d)
+        return d.unicode() if d.expr is None else to_unicode(d.expr)
     return d.text() if fmt == "text" else d.unicode()
 
 
@@ -241,11 +329,43 @@ def cmd_parse(args: argparse.Namespace, source: str, out: TextIO) -> int:
 COMMANDS = {"derive": cmd_derive, "check": cmd_check, "parse": cmd_parse}
 
 
+def _limits_of(args: argparse.Namespace):
+    """The --time-limit and --memory-limit options as a :func:`matcalc.limits` block."""
+    from .budget import limits
+
+    changes = {}
+    if getattr(args, "time_limit", None) is not None:
+        changes["time"] = None if args.time_limit == 0 else args.time_limit
+    if getattr(args, "memory_limit", None) is not None:
+        changes["memory"] = None if args.memory_limit == 0 else int(args.memory_limit * 2**20)
+    return limits(**changes)
+
+
+def _error(text: str) -> None:
+    """A message on standard error, if standard error can still be written."""
+    try:
+        if sys.stderr is not None:
+            _write(sys.stderr, text)
+            sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not fail again on exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(utf8_args(sys.argv[1:] if argv is None else argv))
     except SystemExit as exc:  # --help, --version, or a usage error (2)
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if args.command is None:
@@ -255,13 +375,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .web import run
         return run(args)
     try:
-        source = read_expr(args.expr, sys.stdin)
-        return COMMANDS[args.command](args, source, sys.stdout)
+        with _limits_of(args):
+            source = read_expr(args.expr, sys.stdin)
+            code = COMMANDS[args.command](args, source, sys.stdout)
+            sys.stdout.flush()
+            return code
     except MatcalcError as exc:
-        _write(sys.stderr, f"error: {exc}")
+        _error(f"error: {exc}")
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (matcalc ... | head): not a bug, and nothing to say
+        _silence_stdout()
+        return 1
+    except OSError as exc:  # output to a full disk, a closed descriptor: the environment, not matcalc
+        _silence_stdout()
+        _error(f"error: cannot write the output: {exc.strerror or exc}")
+        return 1
     except Exception as exc:  # a bug in matcalc, not in the input
         if os.environ.get("MATCALC_DEBUG") == "1":
             traceback.print_exc()

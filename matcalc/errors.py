@@ -57,12 +57,30 @@ class MatcalcError(Exception):
             suffix = "..." if hi < len(line) else ""
             column = column - lo + len(prefix)
             line = prefix + line[lo:hi] + suffix
-        return f"  {line}\n  {' ' * column}^"
+        return f"  {line}\n  {_pad(line[:column])}^"
 
     def __str__(self) -> str:
         where = "" if self.position is None else f" (at position {self.position})"
         caret = self.caret()
         return f"{self.message}{where}" + (f"\n{caret}" if caret else "")
+
+
+def _pad(before: str) -> str:
+    """Blanks as wide on screen as ``before``: tabs stay tabs (the terminal expands both lines alike), wide
+    characters (CJK, full-width) take two columns, combining marks none."""
+    import unicodedata
+
+    out = []
+    for ch in before:
+        if ch == "\t":
+            out.append("\t")
+        elif unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+            continue
+        elif unicodedata.east_asian_width(ch) in ("W", "F"):
+            out.append("  ")
+        else:
+            out.append(" ")
+    return "".join(out)
 
 
 class MatcalcSyntaxError(MatcalcError):

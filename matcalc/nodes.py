@@ -14,6 +14,7 @@ from __future__ import annotations
 import weakref
 from fractions import Fraction
 
+from .budget import checkpoint
 from .errors import ShapeError
 from .shapes import (
     Dim,
@@ -48,6 +49,7 @@ class Node:
     __slots__ = ("args", "shape", "__weakref__")
 
     def __new__(cls, *args):
+        checkpoint()
         key = (cls, args)
         node = _TABLE.get(key)
         if node is None:
@@ -642,6 +644,7 @@ def walk(root: Node):
         if id(n) in seen:
             continue
         seen.add(id(n))
+        checkpoint()
         yield n
         stack.extend(reversed(n.children))
 

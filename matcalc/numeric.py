@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from . import nodes as N
+from .budget import budgeted, checkpoint
 from .errors import CheckError, UnknownNameError
 from .shapes import Dim, DimLike, DimProduct, Shape, describe, is_vector
 
@@ -77,10 +78,7 @@ def as_internal(value: Any, shape: Shape, who: str) -> Value:
     Raises CheckError when the number of axes cannot fit (a vector given for a scalar, and so on); the
     sizes along the axes are checked by :class:`SizeBinder`.
     """
-    try:
-        arr = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise CheckError(f"the value of {who} is not a real number or array: {exc}") from None
+    arr = _real_array(value, who)
     if shape == ():
         if arr.ndim != 0:
             raise CheckError(f"{who} is a scalar but was given an array of shape {arr.shape}")
@@ -94,6 +92,87 @@ def as_internal(value: Any, shape: Shape, who: str) -> Value:
     if arr.ndim != 2:
         raise CheckError(f"{who} is a {describe(shape)} but was given an array of shape {arr.shape}")
     return arr
+
+
+def _real_array(value: Any, who: str) -> np.ndarray:
+    """``value`` as a float64 array; complex, ragged, non-numeric and NaN values are refused with a
+    CheckError naming ``who`` (a complex number would otherwise lose its imaginary part silently)."""
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested lists
+        raise CheckError(f"the value of {who} is not a real number or array: {_first_line(exc)}") from None
+    if raw.dtype.kind == "c":
+        raise CheckError(f"the value of {who} is complex; matcalc evaluates real numbers only")
+    if raw.dtype.kind not in "biuf":
+        raise CheckError(f"the value of {who} is not a real number or array (it holds {raw.dtype} values: "
+                         "a ragged list, strings or objects)")
+    if raw.size > MAX_ENTRIES:
+        raise CheckError(f"the value of {who} has {raw.size:,} entries, more than matcalc evaluates")
+    arr = np.array(raw, dtype=np.float64)
+    if np.isnan(arr).any():  # ±inf are numbers to IEEE and follow its rules (see the module docstring)
+        raise CheckError(f"the value of {who} holds nan (not a number)")
+    return arr
+
+
+#: The most entries of an array the evaluator builds (2 GiB of float64): a constant such as ``eye(n)``
+#: with ``sizes={"n": 10**9}`` is refused rather than allocated.
+MAX_ENTRIES = 1 << 28
+
+
+def _not_too_large(shape: tuple[int, ...]) -> tuple[int, ...]:
+    entries = 1
+    for s in shape:
+        entries *= s
+    if entries > MAX_ENTRIES:
+        raise CheckError(f"an array of shape {shape} ({entries:,} entries) is larger than matcalc evaluates "
+                         f"({MAX_ENTRIES:,} entries)")
+    return shape
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+class SingularMatrixError(CheckError, np.linalg.LinAlgError):
+    """An inverse of a singular matrix at the values given (also a LinAlgError, as NumPy raises)."""
+
+
+def adjugate(a: np.ndarray) -> np.ndarray:
+    """adj(A) = det(A) A⁻¹, computed without inverting, so it exists at singular A too.
+
+    With A = U diag(s) Vᵀ: adj(A) = det(U) det(V) V diag(p) Uᵀ, p_i the product of the other s_j.
+    """
+    k = a.shape[0]
+    if k == 1:
+        return np.ones((1, 1))
+    u, s, vt = np.linalg.svd(a)
+    before = np.concatenate(([1.0], np.cumprod(s[:-1])))
+    after = np.concatenate((np.cumprod(s[::-1][:-1])[::-1], [1.0]))
+    sign = np.linalg.det(u) * np.linalg.det(vt)
+    return sign * (vt.T * (before * after)) @ u.T
+
+
+def _with_adjugates(factors, ev: NumpyEvaluator) -> list:
+    """The factors' values, each ``det(X)`` (or ``det(X)^k``) paired with a singular ``inv(X)`` (or its
+    transpose) replaced by 1 (``det(X)^(k-1)``) and ``adj(X)``: ``det(X) inv(X)`` is the adjugate, which
+    the derivative of ``det`` needs and which exists where the inverse does not."""
+    values = [ev._v(f) for f in factors]
+    for i, f in enumerate(factors):
+        if id(f) not in ev._singular:
+            continue
+        transposed = isinstance(f, N.Transpose)
+        x = (f.args[0] if transposed else f).args[0]
+        for j, g in enumerate(factors):
+            k = g.args[1].value if isinstance(g, N.Power) and isinstance(g.args[1], N.Number) else 1
+            base = g.args[0] if isinstance(g, N.Power) else g
+            if isinstance(base, N.Det) and base.args[0] is x and k >= 1 and values[j] is not None:
+                adj = adjugate(ev._v(x))
+                values[i] = adj.T if transposed else adj
+                values[j] = np.power(ev._v(base), float(k - 1))
+                break
+        else:
+            ev._refuse_singular([f])
+    return values
 
 
 class SizeBinder:
@@ -245,6 +324,9 @@ class NumpyEvaluator:
         self.binder = SizeBinder(sizes)
         self._leaf_values: dict[int, Value] = {}
         self._memo: dict[int, tuple[N.Node, Value]] = {}
+        #: Inverses of singular matrices (and their transposes): NaN placeholders that only a product
+        #: ``det(X) ... inv(X)`` may use, as the adjugate; anything else using one raises.
+        self._singular: set[int] = set()
 
     def eval(self, node: N.Node) -> Value:
         """The internal value of ``node`` (see the module docstring)."""
@@ -257,6 +339,7 @@ class NumpyEvaluator:
             stack: list[tuple[N.Node, bool]] = [(node, False)]
             while stack:
                 n, ready = stack.pop()
+                checkpoint()
                 if id(n) in memo:
                     continue
                 if ready:
@@ -264,20 +347,31 @@ class NumpyEvaluator:
                     continue
                 stack.append((n, True))
                 stack.extend((c, False) for c in reversed(n.children) if id(c) not in memo)
+        self._refuse_singular([node])
         return memo[id(node)][1]
 
     def _dispatch(self, n: N.Node) -> Value:
         method = getattr(self, "_eval_" + type(n).__name__, None)
         if method is None:  # pragma: no cover - every node class has a method
             raise NotImplementedError(f"numeric evaluation of {type(n).__name__}")
-        out = method(n)
+        if self._singular and not isinstance(n, N.Transpose | N.MatMul):
+            self._refuse_singular(n.children)
+        try:
+            out = method(n)
+        except np.linalg.LinAlgError as exc:
+            raise SingularMatrixError(f"{type(n).__name__.lower()} failed at the values given: {exc}") from None
         return _scalar(out) if n.shape == () else np.asarray(out, dtype=np.float64)
+
+    def _refuse_singular(self, nodes) -> None:
+        for c in nodes:
+            if id(c) in self._singular:
+                raise SingularMatrixError("the inverse of a singular matrix is needed at the values given")
 
     def _v(self, n: N.Node) -> Value:
         return self._memo[id(n)][1]
 
     def _shape(self, n: N.Node) -> tuple[int, ...]:
-        return self.binder.concrete(n.shape, type(n).__name__)
+        return _not_too_large(self.binder.concrete(n.shape, type(n).__name__))
 
     # --- leaves --------------------------------------------------------------------------------
     def _eval_Symbol(self, n):
@@ -286,10 +380,15 @@ class NumpyEvaluator:
     _eval_Differential = _eval_Symbol
 
     def _eval_Number(self, n):
-        return float(n.value)
+        try:
+            return float(n.value)
+        except OverflowError:
+            raise CheckError("a number in the expression is beyond the range of float64 (about 1.8e308) "
+                             "and cannot be evaluated") from None
 
     def _eval_Identity(self, n):
-        return np.eye(self.binder.require(n.size, "the identity matrix"))
+        size = self.binder.require(n.size, "the identity matrix")
+        return np.eye(_not_too_large((size, size))[0])
 
     def _eval_Ones(self, n):
         return 1.0 if n.shape == () else np.ones(self._shape(n))
@@ -313,8 +412,8 @@ class NumpyEvaluator:
     def _eval_MatMul(self, n):
         scale = np.float64(1.0)
         product = None
-        for f in n.args:
-            v = self._v(f)
+        values = _with_adjugates(n.args, self) if self._singular else [self._v(f) for f in n.args]
+        for f, v in zip(n.args, values, strict=True):
             if f.shape == ():
                 scale = scale * v
             else:
@@ -347,6 +446,8 @@ class NumpyEvaluator:
         return np.power(self._v(n.args[0]), self._v(n.args[1]))
 
     def _eval_Transpose(self, n):
+        if id(n.args[0]) in self._singular:
+            self._singular.add(id(n))
         v = self._v(n.args[0])
         return v if n.shape == () else v.T
 
@@ -383,7 +484,11 @@ class NumpyEvaluator:
         return logabs if sign > 0 else -np.inf
 
     def _eval_Inv(self, n):
-        return np.linalg.inv(self._v(n.args[0]))
+        try:
+            return np.linalg.inv(self._v(n.args[0]))
+        except np.linalg.LinAlgError:
+            self._singular.add(id(n))
+            return np.full(np.shape(self._v(n.args[0])), np.nan)
 
     def _eval_Softmax(self, n):
         v = self._v(n.args[0])
@@ -406,6 +511,7 @@ class NumpyEvaluator:
         return np.array([[self._v(e) for e in row] for row in n.rows], dtype=np.float64)
 
 
+@budgeted("the evaluation")
 def evaluate(node: N.Node, values: Mapping, sizes: Mapping[str, int] | None = None) -> float | np.ndarray:
     """The value of ``node`` at ``values`` (names or Symbol/Differential nodes to numbers or arrays).
 

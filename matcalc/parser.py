@@ -251,6 +251,13 @@ def _grammar_text() -> str:
 
 @cache
 def _parser(start: str) -> Lark:
+    from .budget import paused
+
+    with paused():  # built once per process: not the input's cost, so outside the call's time budget
+        return _build_parser(start)
+
+
+def _build_parser(start: str) -> Lark:
     return Lark(
         _grammar_text(),
         parser="lalr",
@@ -318,6 +325,7 @@ def _syntax_error(exc: UnexpectedInput, text: str, what: str) -> MatcalcSyntaxEr
 
 
 _OPEN_BAR = "\ue000"
+_OPEN_DBAR = "\ue001"
 
 
 def _mark_norm_openers(text: str) -> str:
@@ -338,7 +346,8 @@ def _mark_norm_openers(text: str) -> str:
         width = 2 if text.startswith("||", i) else 1 if ch == "‖" else 0
         if width:
             if depth == 0 or not after_operand:
-                out[i:i + width] = _OPEN_BAR * width
+                # a ‖ opener gets its own mark: two of them must stay two tokens (‖‖x‖‖, like ||||x||||)
+                out[i:i + width] = _OPEN_BAR * width if width == 2 else _OPEN_DBAR
                 depth += 1
                 after_operand = False
             else:
@@ -356,14 +365,14 @@ def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
     if not isinstance(text, str):
         raise error_cls(f"{what} must be a string, not {type(text).__name__}")
     if len(text) > MAX_LENGTH:
-        raise error_cls(f"{what} is longer than {MAX_LENGTH} characters", MAX_LENGTH, text[:200])
+        raise error_cls(f"{what} is longer than {MAX_LENGTH:,} characters", MAX_LENGTH, text[:MAX_LENGTH + 1])
     if not text.strip():
         raise error_cls(f"{what} is empty", 0, text)
     try:
         return _parser(start).parse(_mark_norm_openers(text))
     except UnexpectedInput as exc:
         err = _syntax_error(exc, text, what)
-        err.message = err.message.replace(_OPEN_BAR, "|")
+        err.message = err.message.replace(_OPEN_BAR, "|").replace(_OPEN_DBAR, "‖")
         if error_cls is not MatcalcSyntaxError:
             err = error_cls(err.message, err.position, text)
         raise err from None

@@ -19,11 +19,13 @@ All constructors memoise through the hash-consed nodes, so shared subexpressions
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
 from . import nodes as N
+from .budget import checkpoint
 from .nodes import Node
 from .shapes import is_column, is_row
 
@@ -109,7 +111,12 @@ def split_coeff(x: Node) -> tuple[Fraction, Node | None]:
     if isinstance(x, N.MatMul) and isinstance(x.args[0], N.Number):
         rest = x.args[1:]
         return x.args[0].value, (rest[0] if len(rest) == 1 else N.MatMul(*rest))
-    return Fraction(1), x
+    return _UNIT, x
+
+
+#: The coefficient of a node without one (shared: Fractions are immutable; ``c is _UNIT`` skips the
+#: multiplication in the long products of deep Hessians).
+_UNIT = Fraction(1)
 
 
 def scale(c, core: Node | None) -> Node:
@@ -168,6 +175,7 @@ def _broadcast_shape(terms) -> tuple:
 def add(*terms: Node) -> Node:
     """A sum in canonical form: flattened, like terms collected, constants folded; then the ``Add`` rules
     (on the list of terms), then a negative term written as a subtraction."""
+    checkpoint()
     shape = _broadcast_shape(terms)
     out = list(rewrite_all("Add", tuple(_collect(terms))))
     if not out:
@@ -385,10 +393,24 @@ def _expand_when_shorter(terms: tuple) -> tuple | None:
     """Multiply out products of sums when the expanded, collected sum has fewer nodes."""
     if len(terms) < 2 or not any(_expandable(t) for t in terms):
         return None
-    expanded = tuple(_collect([e for t in terms for e in _expand(t)]))
+    room = [MAX_EXPANDED_TERMS]
+    try:
+        expanded = tuple(_collect([e for t in terms for e in _expand(t, room)]))
+    except _TooManyTerms:  # multiplying out would unshare the DAG (nested min/max): keep the product
+        return None
     if _size(expanded) < _size(terms):
         return expanded
     return None
+
+
+#: The most terms multiplying out may produce. Expanding s ⊙ (a + b) pays when terms cancel; expanding a
+#: product of sums that are themselves products of sums (nested min, max, relu) would copy the shared
+#: inner sums into every term, exponentially in the depth: past this many terms the product is kept.
+MAX_EXPANDED_TERMS = 8
+
+
+class _TooManyTerms(Exception):
+    pass
 
 
 def _size(terms: tuple) -> int:
@@ -409,10 +431,13 @@ def _row_sum(f: Node) -> Node:
     return f.args[0] if isinstance(f, N.Transpose) else f
 
 
-def _expand(t: Node) -> list[Node]:
-    """The terms of an element-wise product of sums, multiplied out one level."""
+def _expand(t: Node, room: list[int]) -> list[Node]:
+    """The terms of an element-wise product of sums, multiplied out; ``room`` counts down the terms left."""
     c, core = split_coeff(t)
     if not _expandable(t):
+        room[0] -= 1
+        if room[0] < 0:
+            raise _TooManyTerms
         return [t]
     factors = list(core.args)
     if isinstance(core, N.MatMul) and core.shape == () and is_row(factors[0].shape):  # a dot product uᵀ v
@@ -422,14 +447,14 @@ def _expand(t: Node) -> list[Node]:
         for term in _row_sum(whole).args:
             term = mul(term, N.Ones(_row_sum(whole).shape)) if term.shape == () else term
             piece = transpose(term) if whole is not _row_sum(whole) else term
-            out.extend(_expand(scale(c, mul(*factors[:i], piece, *factors[i + 1:]))))
+            out.extend(_expand(scale(c, mul(*factors[:i], piece, *factors[i + 1:])), room))
         return out
     i = next(k for k, f in enumerate(factors) if isinstance(f, N.Add))
     out = []
     combine = mul if isinstance(core, N.MatMul) else had
     for term in factors[i].args:
         piece = combine(*factors[:i], term, *factors[i + 1:]) if term.shape != () or len(factors) > 1 else term
-        out.extend(_expand(scale(c, piece)))
+        out.extend(_expand(scale(c, piece), room))
     return out
 
 
@@ -752,7 +777,8 @@ def had(*factors: Node) -> Node:
     while stack:
         f = stack.pop()
         c, core = split_coeff(f)
-        coeff *= c
+        if c is not _UNIT:
+            coeff *= c
         if core is None:
             continue
         if isinstance(core, N.Hadamard):
@@ -918,6 +944,11 @@ def _div_sign(x, s):
 
 
 # --- unary structure -----------------------------------------------------------------------------------------
+# transpose() and _self_transpose() look into their argument recursively; on a DAG whose levels share
+# subexpressions ((((A + B)² + B)² + B)², the backward pass of nested squares) an unmemoised recursion
+# revisits each level once per path, exponentially. Nodes are immutable and interned: a cache keyed on
+# them is exact (bounded, so a long session does not keep every node alive).
+@functools.lru_cache(maxsize=1 << 16)
 def _self_transpose(x: Node) -> bool:
     """Symmetric by construction: I, diag(v), a symmetric symbol, Aᵀ D A, S⁻¹ v vᵀ S⁻¹, A + Aᵀ."""
     if isinstance(x, N.Identity | N.DiagMat):
@@ -936,6 +967,13 @@ def _self_transpose(x: Node) -> bool:
     return False
 
 
+def clear_caches() -> None:
+    """Forget the memoised transposes: needed only when the rules themselves change (the rule tests)."""
+    transpose.cache_clear()
+    _self_transpose.cache_clear()
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def transpose(x: Node) -> Node:
     """``xᵀ`` through the ``Transpose`` rules."""
     return rewrite("Transpose", x) or N.Transpose(x)
@@ -1127,6 +1165,15 @@ def _trace_coefficient(x):
     return scale(c, trace(core)) if c != 1 and core is not None else None
 
 
+def _folds(base: Fraction, e: Fraction) -> bool:
+    """Whether ``base ** e`` has at most the documented number of digits (``matcalc.limits(digits=...)``);
+    larger powers stay symbolic (``2^100000``), so a short input cannot build a huge number."""
+    from .budget import current_limits
+
+    size = max(abs(base.numerator), base.denominator)
+    return size <= 1 or abs(e) * (size.bit_length() * 0.30103) <= current_limits().digits
+
+
 def power(base: Node, e: Node) -> Node:
     """``base^e`` through the ``Power`` rules."""
     return rewrite("Power", base, e) or N.Power(base, e)
@@ -1147,7 +1194,7 @@ def _power_zero(base, e):
 @rule("Power", "numbers", "2^3", "8")
 def _power_numbers(base, e):
     if isinstance(e, N.Number) and isinstance(base, N.Number) and e.value.denominator == 1 and (
-            base.value != 0 or e.value > 0):
+            base.value != 0 or e.value > 0) and _folds(base.value, e.value):
         return N.Number(base.value ** int(e.value))
     return None
 

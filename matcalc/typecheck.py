@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from . import nodes as N
 from .errors import DeclarationError, MatcalcError, ShapeError, UnknownFunctionError
+from .names import MAX_SIZE, check_name, check_size
 from .parser import Raw, deep_recursion, number_value, parse_kind, parse_raw
 from .shapes import Dim
 
@@ -83,12 +84,12 @@ def _kind_from_parts(kname: str, kpos: int, dims, source: str) -> Declaration:
     for text, pos in dims:
         if text[0].isdigit() or text[0] == ".":
             value = number_value(text)
-            if value is None or value.denominator != 1 or value < 1 or value > 10**9:
+            if value is None or value.denominator != 1 or value < 1 or value > MAX_SIZE:
                 raise DeclarationError(f"a dimension must be a positive integer or a name, not {text}",
                                        pos, source)
             values.append(int(value))
         else:
-            values.append(text)
+            values.append(check_name(text, "dimension", pos, source, reserved=False))
     want = {SCALAR: (0,), VECTOR: (0, 1), MATRIX: (0, 1, 2), SYMMETRIC: (0, 1)}[kname_l]
     if len(values) not in want:
         raise DeclarationError(
@@ -120,9 +121,10 @@ def parse_declaration(value, name: str = "?") -> Declaration:
             exc.args = (exc.message,)
             raise
     if isinstance(value, tuple | list):
-        dims = tuple(value)
-        if not all(isinstance(d, int | str) for d in dims):
-            raise DeclarationError(f"the shape of {name} must hold ints and dimension names: {value!r}")
+        if len(value) > 2:
+            raise DeclarationError(f"the shape of {name} has {len(value)} axes, but matcalc handles scalars, "
+                                   "vectors and matrices")
+        dims = tuple(check_size(d, name) for d in value)
         if dims == ():
             return Declaration(SCALAR, ())
         if len(dims) == 1 or (len(dims) == 2 and dims[1] == 1):
@@ -841,12 +843,12 @@ class _Checker:
 def _merge_declarations(source: str, where, python: dict) -> dict[str, Declaration]:
     decls: dict[str, Declaration] = {}
     for name, value in python.items():
+        check_name(name)
         decls[name] = parse_declaration(value, name)
     for names, (kname, kpos, dims) in where:
         decl = _kind_from_parts(kname, kpos, dims, source)
         for name, pos in names:
-            if name in ("I",) or name in FUNCTIONS:
-                raise DeclarationError(f"{name!r} is reserved and cannot be declared", pos, source)
+            check_name(name, position=pos, source=source)
             old = decls.get(name)
             if old is not None and (old.kind, old.dims) != (decl.kind, decl.dims):
                 raise DeclarationError(

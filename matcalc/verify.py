@@ -670,9 +670,12 @@ def _child(conn, job_args):
         conn.send((kind, payload))
 
     try:
+        from .budget import cap_worker_memory, die_with_parent, unbudgeted
         from .parser import deep_recursion
 
-        with deep_recursion():
+        die_with_parent()
+        cap_worker_memory()
+        with deep_recursion(), unbudgeted():
             _Job(*job_args, emit).run()
     except MatcalcError as exc:
         conn.send(("error", f"{type(exc).__name__}: {exc.message}"))
@@ -720,9 +723,10 @@ def _run_thread(job_args, deadline):
 
     def target():
         try:
+            from .budget import unbudgeted
             from .parser import deep_recursion
 
-            with deep_recursion():
+            with deep_recursion(), unbudgeted():
                 _Job(*job_args, lambda k, p: q.put((k, p))).run()
         except MatcalcError as exc:
             q.put(("error", f"{type(exc).__name__}: {exc.message}"))
@@ -750,6 +754,18 @@ def _can_fork() -> bool:
     return not mp.current_process().daemon
 
 
+def _check_budget(time_budget) -> None:
+    """``time_budget`` is None or a finite number of seconds >= 0 (``inf`` would overflow the deadline)."""
+    import math
+
+    if time_budget is None:
+        return
+    if isinstance(time_budget, bool) or not isinstance(time_budget, int | float) or not math.isfinite(time_budget) \
+            or time_budget < 0:
+        raise CheckError(f"time_budget must be a finite number of seconds >= 0, or None for no limit; "
+                         f"not {time_budget!r}")
+
+
 def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, time_budget: float | None = 10.0,
                      seed: int = 0, exact: bool = True, isolate: bool | None = None) -> CheckReport:
     """Check ``derivative`` (a :class:`matcalc.Derivative`) against SymPy; returns a :class:`CheckReport`.
@@ -763,6 +779,9 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
     :class:`~matcalc.errors.CheckError` only for bad arguments (unknown dimension names in ``sizes``).
     """
     start = time.monotonic()
+    _check_budget(time_budget)
+    if isinstance(points, bool) or not isinstance(points, int):
+        raise CheckError(f"points must be a positive integer, not {points!r}")
     if points < 1:
         raise CheckError(f"points must be at least 1, not {points!r}")
     if derivative.order not in (1, 2):
@@ -776,9 +795,10 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
     if time_budget is None and not isolate:
         out: list = []
         try:
+            from .budget import unbudgeted
             from .parser import deep_recursion
 
-            with deep_recursion():
+            with deep_recursion(), unbudgeted():
                 _Job(*job_args, lambda k, p: out.append((k, p))).run()
         except MatcalcError as exc:
             out.append(("error", f"{type(exc).__name__}: {exc.message}"))
@@ -839,6 +859,7 @@ def check_claim(expr, wrt, claim, layout: str = "numerator", sizes: Mapping | No
     right answer. ``check_claim("x' A x", "x", "2 A x", layout="denominator")`` is wrong;
     with ``A="symmetric(n)"`` it is right.
     """
+    _check_budget(time_budget)
     from .diff import Derivative, derive
     from .printing import to_text
     from .shapes import describe

@@ -200,7 +200,7 @@ def test_shape_checks_bind_and_check_dimensions():
     d = matcalc.derive("W2 tanh(W1 x + b)", wrt="b", W1="matrix(m, k)", b="vector(m)")
     for target in ("numpy", "jax", "torch"):  # every target checks the same way
         src = generate(d, target)
-        assert "W1_size1 != m" in src.replace("(W1_size1, k)", "") and "raise ValueError(f\"derivative_b: " in src
+        assert "W1_size1 != m" in src.replace("(W1_size1, k)", "") and "raise ValueError('derivative_b: " in src
     f = compile_numpy(d)
     with pytest.raises(ValueError, match=re.escape("got W2 (2, 4), W1 (3, 5), x (5,), b (3,)")):
         f(W2=np.ones((2, 4)), W1=np.ones((3, 5)), x=np.ones(5), b=np.ones(3))

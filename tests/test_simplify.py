@@ -49,6 +49,7 @@ def test_rule_before_after(kind, index, rule, monkeypatch):
     patched = list(S.RULES[kind])
     patched[index] = dataclasses.replace(rule, fn=spy)
     monkeypatch.setitem(S.RULES, kind, patched)
+    S.clear_caches()  # a transpose memoised under the unpatched rules would hide the spy
     before = before_node(rule)
     got = S.simplify(before)
     assert fired, f"{rule!r} did not fire on {rule.before}"

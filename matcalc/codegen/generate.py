@@ -11,9 +11,11 @@ from __future__ import annotations
 import linecache
 from typing import Any
 
+from ..budget import budgeted
 from ..nodes import Node, Symbol, symbols_of
 from ..printing import to_text
 from ..shapes import Dim, is_column, is_row
+from .adjugate import Adjugate, with_adjugates
 from .naming import Namer, valid_identifier
 from .plan import plan_temporaries
 from .printer import CodegenError, CodePrinter, kind_of
@@ -39,6 +41,20 @@ def _tuple_text(items) -> str:
     """``(n,)``, ``(m, n)`` or ``()``: a Python tuple display of ``items``."""
     items = [str(i) for i in items]
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
+
+
+#: Past this many nodes in its printed tree, the docstring does not write the formula out (the code
+#: computes each shared subexpression once; the printed formula repeats it at every use).
+DOC_FORMULA_NODES = 2000
+
+
+def _formula(expr: Node) -> str:
+    from ..printing import tree_size
+
+    size = tree_size(expr)
+    if size > DOC_FORMULA_NODES:
+        return f"(a formula of {size:,} nodes once its shared parts are written out: see the code below)"
+    return to_text(expr)
 
 
 def _doc_safe(text: str) -> str:
@@ -70,10 +86,10 @@ class _Builder:
             for size in self._code_axes(s):
                 if isinstance(size, Dim) and size.name not in self.dims:
                     self.dims[size.name] = self.namer.take(size.name, "_dim")
-        self.roots = [for_evaluation(r, numpy=target == "numpy") for r in
+        self.roots = [for_evaluation(with_adjugates(r), numpy=target == "numpy") for r in
                       ([derivative.function] if value_and_grad else []) + [derivative.expr]]
         cls = PRINTERS[target]
-        self.temps = plan_temporaries(self.roots, cls.statement_nodes)
+        self.temps = plan_temporaries(self.roots, cls.statement_nodes + (Adjugate,))
         for t in self.temps:
             if t not in names:
                 names[t] = self.namer.fresh("t")
@@ -102,15 +118,18 @@ class _Builder:
         d = self.d
         order = "second derivative (Hessian)" if d.order == 2 else "derivative"
         lines = [
-            f"The {order} of {to_text(d.function)} with respect to {d.variable.name} ({d.layout} layout).",
+            f"The {order} of {_formula(d.function)} with respect to {d.variable.name} ({d.layout} layout).",
             "",
-            f"    {'d2/d' + d.variable.name + '2' if d.order == 2 else 'd/d' + d.variable.name} = {to_text(d.expr)}",
+            f"    {'d2/d' + d.variable.name + '2' if d.order == 2 else 'd/d' + d.variable.name} = {_formula(d.expr)}",
             "",
             "Arguments:",
         ]
         for s in self.params:
             renamed = "" if self.names[s] == s.name else f" (the variable {s.name})"
             lines.append(f"    {self.names[s]}{renamed}: {_shape_text(s)}")
+        if any(self.names[s] != s.name for s in self.params):
+            lines += ["", "Variables whose names are Python keywords or builtins, or names this code uses itself,",
+                      "are renamed here; the function matcalc's compile() returns takes them by their own names."]
         if self.value_and_grad:
             lines += ["", "Returns (value, derivative):", f"    value: {_shape_text(d.function)}",
                       f"    derivative: {_shape_text(d.expr)}"]
@@ -161,14 +180,16 @@ class _Builder:
                 conditions.append(f"{other} != {self.printer.dim(size)}")
             targets.append(_tuple_text(names))
         sources = [f"{self.names[s]}.shape" for s in checked]
-        expected = ", ".join(f"{self.names[s]} {_tuple_text(self._code_axes(s))}" for s in checked)
-        got = ", ".join(f"{self.names[s]} {{tuple({self.names[s]}.shape)}}" for s in checked)
+        # The message is built from string literals (repr) and str() of the shapes: no user text is ever
+        # inside an f-string or format string of the generated code.
+        expected = ", ".join(f"{s.name} {_tuple_text(self._code_axes(s))}" for s in checked)
+        got = " + ', ' + ".join(f"{s.name + ' '!r} + str(tuple({self.names[s]}.shape))" for s in checked)
         out = ["try:  # bind the sizes; a wrong number of axes or a size that differs is refused",
                f"    {', '.join(targets)} = {', '.join(sources)}"]
         if conditions:
             out += [f"    if {' or '.join(conditions)}:", "        raise ValueError"]
-        out += ["except ValueError:",
-                f'    raise ValueError(f"{self.name}: expected shapes {expected}; got {got}") from None']
+        prefix = f"{self.name}: expected shapes {expected}; got "
+        out += ["except ValueError:", f"    raise ValueError({prefix!r} + {got}) from None"]
         return out
 
     def body(self) -> list[str]:
@@ -208,6 +229,7 @@ class _Builder:
         return "\n".join(lines) + "\n"
 
 
+@budgeted("code generation")
 def generate(derivative, target: str = "numpy", value_and_grad: bool = False, name: str | None = None) -> str:
     """The source of one standalone function computing ``derivative`` with NumPy, JAX or PyTorch.
 
@@ -218,6 +240,7 @@ def generate(derivative, target: str = "numpy", value_and_grad: bool = False, na
     return _Builder(derivative, target, value_and_grad, name).source()
 
 
+@budgeted("compile()")
 def compile_numpy(derivative, value_and_grad: bool = False, name: str | None = None) -> Any:
     """The NumPy version of ``derivative`` as a callable taking the variables by name.
 
@@ -233,6 +256,28 @@ def compile_numpy(derivative, value_and_grad: bool = False, name: str | None = N
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     namespace: dict[str, Any] = {"np": numpy}
     exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - generated from the AST, see docstring
-    function = namespace[builder.name]
+    function = _under_user_names(namespace[builder.name], [(s.name, builder.names[s]) for s in builder.params])
     function.__matcalc_source__ = source
     return function
+
+
+def _under_user_names(function, params: list[tuple[str, str]]):
+    """``function`` taking its arguments under the user's names where the source had to rename them
+    (``min`` -> ``min_``, ``self`` -> ``self_``); positional calls work as before."""
+    import functools
+    import inspect
+
+    if all(user == code for user, code in params):
+        return function
+    to_code = dict(params)
+
+    @functools.wraps(function)
+    def under_user_names(*args, **kwargs):
+        return function(*args, **{to_code.get(k, k): v for k, v in kwargs.items()})
+
+    try:
+        under_user_names.__signature__ = inspect.Signature(
+            [inspect.Parameter(user, inspect.Parameter.POSITIONAL_OR_KEYWORD) for user, _ in params])
+    except ValueError:  # a Python keyword (lambda) cannot be shown in a signature; it still works as **kw
+        pass
+    return under_user_names

@@ -7,15 +7,19 @@ name is checked here, so generated source never contains anything but validated 
 
 from __future__ import annotations
 
+import builtins
 import keyword
 import unicodedata
 
-#: Names generated code uses for itself (modules, locals, and the builtins it calls).
-RESERVED = frozenset({"np", "jnp", "jax", "torch", "dtype", "value", "grad", "float", "tuple"})
+#: Names generated code uses for itself (modules and locals), and every Python builtin: a variable called
+#: ``min``, ``float`` or ``ValueError`` would shadow what the code calls, so such variables are renamed
+#: (``min_``) in the generated source; ``compile()`` still takes them under the user's names.
+RESERVED = frozenset({"np", "jnp", "jax", "torch", "dtype", "value", "grad", "self", "cls"}
+                     | set(dir(builtins)))
 
 
 def valid_identifier(name: str) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name)
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
 
 
 class Namer:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .. import nodes as N
+from ..budget import checkpoint
 from ..nodes import Node
 
 #: Nodes that are never worth a temporary: names, literals and constants.
@@ -32,6 +33,7 @@ def topological(roots: list[Node]) -> list[Node]:
         stack: list[tuple[Node, bool]] = [(root, False)]
         while stack:
             node, expanded = stack.pop()
+            checkpoint()
             if id(node) in done:
                 continue
             if expanded:

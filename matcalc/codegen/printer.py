@@ -29,12 +29,23 @@ from .naming import Namer
 # Python's operator precedence, loosest first (only the levels generated code uses).
 CMP, ADD, MUL, UNARY, POW, ATOM = range(1, 7)
 
+#: Terms of a sum written in one flat chain; longer sums are grouped in parentheses of this many terms
+#: (a flat chain of 3,000 terms makes Python's compile() raise RecursionError).
+ADD_CHUNK = 64
+
 #: Nominal size of a symbolic dimension when choosing how to associate a matrix product.
 NOMINAL_SIZE = 100
 
 
 class CodegenError(MatcalcError):
     """An expression that cannot be turned into code (e.g. a dimension no argument fixes)."""
+
+
+def _short_number(value: Fraction) -> str:
+    """A huge number for a message: its first digits and how many there are (str() of it may be refused)."""
+    n = abs(value.numerator) // value.denominator
+    digits = int(n.bit_length() * 0.30103) + 1
+    return f"of about {digits:,} digits" if digits > 30 else f"{float(value):g}"
 
 
 def kind_of(node: Node) -> str:
@@ -142,10 +153,17 @@ class CodePrinter(Printer):
         return f"({self.dim(node.shape[0])}, {self.dim(node.shape[1])})"
 
     def number(self, value: Fraction) -> tuple[str, int]:
-        if value.denominator == 1:
-            text = f"{float(value.numerator)!r}"
-        else:
-            text = f"({float(value.numerator)!r} / {float(value.denominator)!r})"
+        try:
+            if value.denominator == 1:
+                text = f"{float(value.numerator)!r}"
+            else:
+                try:
+                    text = f"({float(value.numerator)!r} / {float(value.denominator)!r})"
+                except OverflowError:  # both huge, the ratio maybe not: 10^400 / 3^800
+                    text = f"{float(value)!r}"
+        except OverflowError:
+            raise CodegenError(f"the number {_short_number(value)} is beyond the range of a float64 "
+                               "(about 1.8e308); code cannot compute with it") from None
         return text, (UNARY if value < 0 else ATOM)
 
     def binary(self, op: str, a: Node, b: Node, level: int = MUL) -> tuple[str, int]:
@@ -228,13 +246,19 @@ class CodePrinter(Printer):
 
     # --- arithmetic ----------------------------------------------------------------------------
     def _print_Add(self, n):
-        parts = [self.sub(n.args[0], ADD)]
-        for t in n.args[1:]:
+        if len(n.args) > ADD_CHUNK:  # Python's compiler recurses once per "+": group long sums
+            chunks = [n.args[i:i + ADD_CHUNK] for i in range(0, len(n.args), ADD_CHUNK)]
+            return " + ".join(f"({self._print_terms(c)})" for c in chunks), ADD
+        return self._print_terms(n.args), ADD
+
+    def _print_terms(self, terms) -> str:
+        parts = [self.sub(terms[0], ADD)]
+        for t in terms[1:]:
             if isinstance(t, N.Neg) and t not in self.names:
                 parts.append(f" - {self.sub(t.args[0], ADD + 1)}")
             else:
                 parts.append(f" + {self.sub(t, ADD + 1)}")
-        return "".join(parts), ADD
+        return "".join(parts)
 
     def _print_Neg(self, n):
         return f"-{self.sub(n.args[0], UNARY)}", UNARY
@@ -321,6 +345,18 @@ class CodePrinter(Printer):
 
     def _print_MatrixLit(self, n):
         return self.matrix_of([[self.code(e) for e in row] for row in n.rows]), ATOM
+
+    def _assign_Adjugate(self, n: Node, name: str) -> list[str]:
+        """adj(X) from the SVD (see :mod:`matcalc.codegen.adjugate`): defined at singular X too."""
+        u, s, vt, p = (self.fresh(k) for k in ("u", "s", "vt", "p"))
+        others = f"{self.fn('prod')}({self.concat()}([{s}[:i], {s}[i + 1:]]))"
+        det = self.linalg("det")
+        return [f"{u}, {s}, {vt} = {self.linalg('svd')}({self.code(n.args[0])})",
+                f"{p} = {self.fn('stack')}([{others} for i in range({s}.shape[0])])",
+                f"{name} = {det}({u}) * {det}({vt}) * (({vt}.T * {p}) @ {u}.T)"]
+
+    def concat(self) -> str:
+        return self.fn("concatenate")
 
     # --- matrix products -------------------------------------------------------------------------
     def _print_MatMul(self, n):

@@ -129,6 +129,9 @@ class TorchPrinter(CodePrinter):
     def fill(self, size: str, value: str) -> str:
         return f"torch.full({size}, 1.0, dtype=dtype) * {value}"
 
+    def concat(self) -> str:
+        return "torch.cat"
+
     def power(self, base: Node, exponent: Node) -> tuple[str, int]:
         return f"{self.sub(base, POW + 1)} ** {self.sub(exponent, UNARY)}", POW
 

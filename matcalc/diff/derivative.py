@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from .. import nodes as N
 from .. import simplify as S
+from ..budget import budgeted
 from ..errors import DeclarationError, MatcalcError, NoMatrixFormError, UnknownNameError
 from ..nodes import Node, symbols_of
 from ..printing import to_latex, to_text, to_unicode
@@ -40,7 +41,10 @@ def sizes_from(function: Node, values: dict) -> dict[str, int]:
     for s in symbols_of(function):
         if s.name not in values or s.shape == ():
             continue
-        shape = np.shape(values[s.name])
+        try:
+            shape = np.shape(values[s.name])
+        except (ValueError, TypeError):  # ragged: the evaluator says what is wrong with it
+            continue
         dims = s.shape if len(shape) == 2 else (s.shape[0],) if s.shape[1] == 1 else (s.shape[1],)
         for d, size in zip(dims, shape, strict=False):
             if isinstance(d, Dim):
@@ -171,7 +175,7 @@ class Derivative:
 
         return explain(self)
 
-    def evaluate(self, **values):
+    def evaluate(self, /, **values):
         """The value at concrete ``values`` (scalars as floats, vectors 1-D, matrices 2-D arrays)."""
         from ..numeric import evaluate
 
@@ -208,9 +212,15 @@ class Derivative:
 
     def to_sympy(self, sizes=None):
         """SymPy: explicit matrices at ``sizes`` (default sizes 2, 3, 4, ... per dimension)."""
+        from ..budget import guarded
         from ..sympy_backend import to_explicit
 
-        return to_explicit(self.expr, sizes)
+        for name, size in (sizes or {}).items():
+            if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= 64:
+                raise DeclarationError(f"explicit SymPy matrices are written at sizes from 1 to 64; "
+                                       f"{name} = {size!r} is not one")
+        with guarded("the SymPy conversion"):
+            return to_explicit(self.expr, sizes)
 
     def __str__(self) -> str:
         return to_text(self.expr)
@@ -252,7 +262,7 @@ class Derivative:
 class DerivativeList(list):
     """One :class:`Derivative` per variable of ``wrt=[...]``."""
 
-    def evaluate(self, **values) -> list:
+    def evaluate(self, /, **values) -> list:
         return [d.evaluate(**values) for d in self]
 
     def __str__(self) -> str:
@@ -274,7 +284,7 @@ class DerivativeList(list):
                 return N.MatrixLit(rows)
         raise NoMatrixFormError("the partials have no side-by-side matrix form")
 
-    def evaluate_jacobian(self, **values):
+    def evaluate_jacobian(self, /, **values):
         from ..numeric import evaluate
 
         return evaluate(self.jacobian, values, sizes=sizes_from(self[0].function, values))
@@ -320,6 +330,7 @@ def _second(F: Node, X: N.Symbol) -> Node:
         "matrix form")
 
 
+@budgeted("the derivation")
 def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, named: bool = True, **declarations):
     """The derivative of ``expr`` with respect to ``wrt``, in closed form.
 

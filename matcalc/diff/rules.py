@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 from .. import nodes as N
 from .. import simplify as S
+from ..budget import current_limits
 from ..errors import DerivativeError
 from ..nodes import Node
 
@@ -202,6 +203,11 @@ class Differentiator:
             return None
         if p < 0:
             return self.d(S.power(N.Inv(base), N.Number(-p)))
+        if p > current_limits().exponent:
+            raise DerivativeError(
+                f"the differential of a matrix to the power {_short(p)} is a sum of {_short(p)} terms "
+                f"A^k dA A^(p-1-k), and matcalc writes it out only up to p = {current_limits().exponent} "
+                "(matcalc.limits(exponent=...)); tr(A^p), det(A^p) and logdet(A^p) have closed forms at any p")
         terms = [S.mul(S.power(base, N.Number(k)), db, S.power(base, N.Number(p - 1 - k))) for k in range(p)]
         return S.add(*terms)
 
@@ -266,18 +272,30 @@ class Differentiator:
         return S.div(inner(u, du), n)
 
     def d_Trace(self, n):
+        power = _matrix_power_parts(n.args[0])
+        if power is not None:  # d tr(Aᵖ) = p tr(Aᵖ⁻¹ dA): the trace is cyclic, at any p
+            base, p = power
+            db = self.d(base)
+            return None if db is None else S.mul(N.Number(p), S.trace(S.mul(S.power(base, N.Number(p - 1)), db)))
         dx = self.d(n.args[0])
         return None if dx is None else S.trace(dx)
 
-    def d_Det(self, n):
-        a = n.args[0]
-        da = self.d(a)
-        return None if da is None else S.mul(n, S.trace(S.mul(S.inv(a), da)))
-
-    def d_LogDet(self, n):
-        a = n.args[0]
+    def _trace_inv_d(self, a: Node) -> Node | None:
+        """tr(A⁻¹ dA), the differential of logdet(A); for A = Bᵖ it is p tr(B⁻¹ dB) at any p."""
+        power = _matrix_power_parts(a)
+        if power is not None:
+            base, p = power
+            inner = self._trace_inv_d(base)
+            return None if inner is None else S.mul(N.Number(p), inner)
         da = self.d(a)
         return None if da is None else S.trace(S.mul(S.inv(a), da))
+
+    def d_Det(self, n):
+        t = self._trace_inv_d(n.args[0])
+        return None if t is None else S.mul(n, t)
+
+    def d_LogDet(self, n):
+        return self._trace_inv_d(n.args[0])
 
     def d_Inv(self, n):
         da = self.d(n.args[0])
@@ -318,6 +336,19 @@ class Differentiator:
         if all(p is None for row in parts for p in row):
             return None
         return N.MatrixLit([[S.ZERO if p is None else p for p in row] for row in parts])
+
+
+def _matrix_power_parts(x: Node) -> tuple[Node, int] | None:
+    """``(A, p)`` when ``x`` is the matrix power ``Aᵖ`` with an integer ``p != 0``; else None."""
+    if isinstance(x, N.Power) and x.shape != () and isinstance(x.args[1], N.Number):
+        p = int(x.args[1].value)
+        if p != 0:
+            return x.args[0], p
+    return None
+
+
+def _short(p: int) -> str:
+    return f"{p:,}" if p < 10**15 else f"of about {len(str(p)) if p.bit_length() < 13000 else 'many'} digits"
 
 
 def differential(expr: Node, variable: N.Symbol) -> Node | None:

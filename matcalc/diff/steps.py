@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import nodes as N
+from ..budget import budgeted
 from ..errors import MatcalcError
 from ..nodes import Node, symbols_of
 from ..printing import to_latex, to_unicode
@@ -91,6 +92,7 @@ def _fresh(taken: set[str], stem: str) -> str:
     return name
 
 
+@budgeted("the explanation (steps)")
 def explain(derivative) -> Steps:
     """The steps of ``derivative`` (a :class:`~matcalc.diff.derivative.Derivative`)."""
     from .derivative import jacobian
@@ -169,17 +171,17 @@ def _chain_text(locals_, X, deps, names) -> str:
                     parents[names[c].name].append(sym.name)
     top = locals_[-1][0].name
     paths: list[list[str]] = []
-
-    def walk(node: str, path: list[str]):
-        if len(paths) > 8:
-            return
-        if node == top:
+    # depth first, iteratively (a chain of 1,000 functions is 1,000 levels deep); at most 9 paths, and a
+    # bounded number of steps, since a DAG can have exponentially many
+    stack: list[list[str]] = [[X.name]]
+    steps = 0
+    while stack and len(paths) <= 8 and steps < 100_000:
+        path = stack.pop()
+        steps += len(path)
+        if path[-1] == top:
             paths.append(path)
-            return
-        for p in parents.get(node, []):
-            walk(p, path + [p])
-
-    walk(X.name, [X.name])
+            continue
+        stack.extend(path + [p] for p in reversed(parents.get(path[-1], [])))
     terms = []
     for path in paths:
         chain = [f"∂{path[i + 1]}/∂{path[i]}" for i in range(len(path) - 1)]

@@ -263,13 +263,13 @@ class TensorDerivative(Derivative):
     def linear_map(self) -> str:
         return f"d({to_unicode(self.function)}) = {to_unicode(self.differential)}"
 
-    def evaluate(self, **values) -> np.ndarray:
+    def evaluate(self, /, **values) -> np.ndarray:
         """The ndarray ``T`` with ``T[out..., var...] = ∂F[out...]/∂X[var...]``."""
-        from ..numeric import evaluate
+        from ..numeric import _real_array, evaluate, lookup_value
         from .derivative import sizes_from
 
         sizes = sizes_from(self.function, values)
-        x = np.asarray(values[self.variable.name], dtype=float)
+        x = _real_array(lookup_value(values, self.variable), self.variable.name)
         dX = N.Differential(self.variable)
         slices = []
         for idx in np.ndindex(x.shape):

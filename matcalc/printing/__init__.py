@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from ..budget import budgeted, check_output, current_limits
 from ..errors import MatcalcError
-from ..nodes import Node, symbols_of
+from ..nodes import Node, Symbol, symbols_of
 from .latex import LatexPrinter
 from .names import print_named
 from .text import TextPrinter
@@ -11,6 +12,48 @@ from .unicode import UnicodePrinter
 
 __all__ = ["to_text", "to_unicode", "to_latex", "declarations_of", "TextPrinter", "UnicodePrinter",
            "LatexPrinter"]
+
+
+def _bounded(text: str) -> str:
+    check_output(len(text))
+    return text
+
+
+def tree_size(node: Node, chars: bool = False) -> int:
+    """How many nodes the printed tree of ``node`` has: a shared subexpression counts once per use.
+
+    Linear in the DAG (children first, iteratively). With ``chars=True``, a lower bound on the characters
+    of any printed form instead (every name written out at each use, a separator between operands), so a
+    result that cannot fit the output limit is refused before it is printed."""
+    size: dict[int, int] = {}
+    stack: list[tuple[Node, bool]] = [(node, False)]
+    while stack:
+        n, ready = stack.pop()
+        if id(n) in size:
+            continue
+        if ready:
+            kids = n.children
+            own = len(n.name) if chars and isinstance(n, Symbol) else 1
+            size[id(n)] = own + sum(size[id(c)] for c in kids) + (max(len(kids) - 1, 0) if chars else 0)
+            continue
+        stack.append((n, True))
+        stack.extend((c, False) for c in n.children if id(c) not in size)
+    return size[id(node)]
+
+
+def _fits(node: Node, named: bool = False) -> None:
+    """Refuse at once a node whose printed form would exceed the output limit (see :func:`tree_size`).
+
+    With named parts the text is not the unshared tree, so only the finished text is measured."""
+    if not isinstance(node, Node):
+        raise MatcalcError(f"the printers take a parsed expression (matcalc.parse(...)), not "
+                           f"{type(node).__name__}")
+    if named:
+        return
+    size = tree_size(node, chars=True)
+    limit = current_limits().output
+    if limit is not None and size > limit:
+        check_output(size)
 
 
 def declarations_of(node: Node) -> dict[str, str]:
@@ -51,6 +94,7 @@ def _printer(cls, node: Node, **options):
     return make
 
 
+@budgeted("printing")
 def to_text(node: Node, declarations: bool = False, named: bool = False) -> str:
     """The input-language text of ``node``.
 
@@ -61,10 +105,12 @@ def to_text(node: Node, declarations: bool = False, named: bool = False) -> str:
     """
     from ..parser import deep_recursion
 
+    _fits(node, named)
     with deep_recursion():
         if named:
-            return print_named(node, _printer(TextPrinter, node), "text", " where ", _printer(UnicodePrinter, node))
-        body = TextPrinter().doprint(node)
+            return _bounded(print_named(node, _printer(TextPrinter, node), "text", " where ",
+                                        _printer(UnicodePrinter, node)))
+        body = _bounded(TextPrinter().doprint(node))
         if not declarations:
             return body
         from ..typecheck import typecheck
@@ -82,21 +128,26 @@ def to_text(node: Node, declarations: bool = False, named: bool = False) -> str:
         return f"{explicit} where {_where_clause(decls)}" if decls else explicit
 
 
+@budgeted("printing")
 def to_unicode(node: Node, named: bool = False) -> str:
     """The notation of the texts; ``named=True`` names the repeated parts (``… where s = …``)."""
     from ..parser import deep_recursion
 
+    _fits(node, named)
     with deep_recursion():
         make = _printer(UnicodePrinter, node)
-        return print_named(node, make, "unicode", " where ") if named else make({}).doprint(node)
+        return _bounded(print_named(node, make, "unicode", " where ") if named else make({}).doprint(node))
 
 
+@budgeted("printing")
 def to_latex(node: Node, named: bool = False) -> str:
     """LaTeX; ``named=True`` names the repeated parts (``… \\quad\\text{where } s = …``)."""
     from ..parser import deep_recursion
 
+    _fits(node, named)
     with deep_recursion():
         make = _printer(LatexPrinter, node)
         if named:
-            return print_named(node, make, "latex", " \\quad\\text{where } ", _printer(UnicodePrinter, node))
-        return make({}).doprint(node)
+            return _bounded(print_named(node, make, "latex", " \\quad\\text{where } ",
+                                        _printer(UnicodePrinter, node)))
+        return _bounded(make({}).doprint(node))

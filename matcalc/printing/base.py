@@ -10,13 +10,30 @@ from __future__ import annotations
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
+from ..budget import checkpoint
 from ..nodes import Node
 
 ADD, MUL, HAD, EDIV, DIV, DOT, NEG, POW, POST, ATOM = range(1, 11)
 
 
+#: The longest number printed, in digits (Python itself refuses to print integers over 4,300 digits).
+PRINT_DIGITS = 4000
+
+
+def _check_digits(value: Fraction) -> None:
+    """Refuse to print a number longer than :data:`PRINT_DIGITS` (a product of long literals can build one;
+    powers of numbers stay symbolic past ``matcalc.limits(digits=...)``)."""
+    from ..budget import BudgetError
+
+    bits = max(abs(value.numerator).bit_length(), value.denominator.bit_length())
+    if bits * 0.30103 > PRINT_DIGITS:
+        raise BudgetError(f"a number of about {int(bits * 0.30103):,} digits is longer than the {PRINT_DIGITS:,} "
+                          "digits matcalc prints", "digits")
+
+
 def fraction_text(value: Fraction) -> tuple[str, int]:
     """An exact rational as a decimal when one exists (0.5, 0.001), else as p/q."""
+    _check_digits(value)
     if value.denominator == 1:
         return str(value.numerator), (ATOM if value >= 0 else NEG)
     den = value.denominator
@@ -47,6 +64,7 @@ class Printer:
         return self.print(node)[0]
 
     def print(self, node: Node) -> tuple[str, int]:
+        checkpoint()
         alias = self.aliases.get(node)
         if alias is not None:
             return alias, ATOM

@@ -15,14 +15,25 @@ _GREEK = {
 
 
 def latex_name(name: str, shape) -> str:
-    """``W_1`` -> ``\\mathbf{W}_{1}``; vectors and matrices are bold, scalars italic, Greek as symbols."""
-    base, _, subscript = name.partition("_")
-    match = re.fullmatch(r"([A-Za-z]+)(\d+)", base)
-    if match and not subscript:
+    """``W_1`` -> ``\\mathbf{W}_{1}``; vectors and matrices are bold, scalars italic, Greek as symbols.
+
+    Distinct names give distinct LaTeX, always valid: only ``base_sub`` with one inner underscore becomes a
+    subscript (``x_1`` -> ``x_{1}``, while ``x1`` stays ``x1``); a Greek letter's name becomes its symbol
+    (``lambda`` -> ``\\lambda``, but ``lam`` stays ``\\mathrm{lam}``); any other underscore is escaped
+    (``x__`` -> ``\\mathrm{x\\_\\_}``).
+    """
+    match = re.fullmatch(r"([^_]+)_([^_]+)", name)
+    if match:
         base, subscript = match.groups()
-    if base in _GREEK or base == "lam":
-        body = "\\" + ("lambda" if base == "lam" else base)
-    elif len(base) > 1 and not base.isupper():
+    elif "_" in name:
+        base, subscript = name, ""
+        body = f"\\mathrm{{{name.replace('_', chr(92) + '_')}}}"
+        return f"\\mathbf{{{body}}}" if shape != () else body
+    else:
+        base, subscript = name, ""
+    if base in _GREEK:
+        body = "\\" + base
+    elif len(base) > 1 and not base.isupper() and not re.fullmatch(r"[A-Za-z][0-9]+", base):
         body = f"\\mathrm{{{base}}}"
     else:
         body = base

@@ -33,8 +33,14 @@ def _serve(conn, niceness: int) -> None:
             os.nice(niceness)
         except OSError:
             pass
+    import matcalc
+
     from . import service
 
+    # The pool is the clock here: a job past its time limit is killed and its worker replaced, so the
+    # core's own CPU budget (2 s by default) must not cut a longer limit short. Output and memory
+    # limits stay.
+    matcalc.set_limits(time=None)
     service.handle("derive", {"expr": "x' A x"})  # warm the caches before the first real job
     conn.send("ready")
     while True:
