@@ -249,15 +249,45 @@ def _grammar_text() -> str:
     return checkout.read_text(encoding="utf-8")
 
 
+def _cache_file(grammar: str, start: str) -> str | bool:
+    """Where lark keeps the analysed LALR tables between runs, or False when there is nowhere to keep them.
+
+    Building the tables takes about 80 ms, most of the command line's start-up. They are kept in the
+    user's cache directory (``$MATCALC_CACHE_DIR``, else ``$XDG_CACHE_HOME/matcalc``, else
+    ``~/.cache/matcalc``); ``MATCALC_CACHE_DIR=""`` turns the cache off. Lark stores a hash of the grammar,
+    its options, its own version and Python's with the tables and rebuilds them on any mismatch, and a
+    file it cannot read or write only costs the rebuild.
+    """
+    import hashlib
+    import os
+
+    base = os.environ.get("MATCALC_CACHE_DIR")
+    if base is None:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "matcalc")
+    if not base:
+        return False
+    try:
+        os.makedirs(base, mode=0o700, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(base, os.W_OK | os.R_OK):
+        return False
+    digest = hashlib.sha256(grammar.encode("utf-8")).hexdigest()[:16]
+    return os.path.join(base, f"parser-{start}-{digest}.lark")
+
+
 @cache
 def _parser(start: str) -> Lark:
+    grammar = _grammar_text()
     return Lark(
-        _grammar_text(),
+        grammar,
         parser="lalr",
         start=start,
         transformer=_RawBuilder(),
         keep_all_tokens=True,
         maybe_placeholders=False,
+        cache=_cache_file(grammar, start),
     )
 
 
@@ -265,12 +295,13 @@ _TOKEN_NAMES = {
     "NAME": "a name", "NUMBER": "a number", "FUNCNAME": "a function", "LPAR": "'('", "RPAR": "')'",
     "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "SEMI": "';'", "COLON": "':'", "PLUS": "'+'",
     "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "HADAMARD": "'.*'", "ELEMDIV": "'./'", "DOT": "'·'",
-    "CARET": "'^'", "ELEMPOW": "'.^'", "TRANSPOSE": "a transpose (')", "NORMBAR": "'||'",
+    "CARET": "'^'", "ELEMPOW": "'.^'", "MATMUL": "'@'", "POWSTAR": "'**'", "TRANSPOSE": "a transpose (')", "NORMBAR": "'||'",
     "NORMSUB": "'_F'", "NORMOPEN": "'||'", "WHERE": "'where'", "$END": "the end of the input",
     "<END-OF-FILE>": "the end of the input",
 }
 _OPERAND = {"NAME", "NUMBER", "FUNCNAME", "LPAR", "LSQB", "NORMOPEN", "MINUS", "PLUS"}
-_OPERATOR = {"PLUS", "MINUS", "STAR", "SLASH", "HADAMARD", "ELEMDIV", "DOT", "CARET", "ELEMPOW", "TRANSPOSE"}
+_OPERATOR = {"PLUS", "MINUS", "STAR", "SLASH", "HADAMARD", "ELEMDIV", "DOT", "CARET", "ELEMPOW", "TRANSPOSE",
+             "MATMUL", "POWSTAR"}
 
 
 def _expected(names) -> str:
@@ -352,6 +383,40 @@ def _mark_norm_openers(text: str) -> str:
     return "".join(out)
 
 
+def _is_name_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_" or "\u0370" <= ch <= "\u03ff"
+
+
+def _refuse_indexing(text: str) -> None:
+    """``x[1]``, ``X[1, 2]``, ``f(x)[0]``: indexing is not part of the language (spec, "Indexing").
+
+    The grammar would read a ``[`` right after an operand as a product with a literal (``x [1]`` = x),
+    which is never what was meant when the bracket touches a name or a closing bracket; this is an
+    error at the bracket. A literal after a space (``A [1, 2; 3, 4]``) or a number (``2[x, y]``) is
+    still a product.
+    """
+    start = 0
+    while (i := text.find("[", start)) > 0:
+        start = i + 1
+        before = text[i - 1]
+        if before in ")]":
+            name = text[:i]
+        elif _is_name_char(before):
+            j = i
+            while j > 0 and _is_name_char(text[j - 1]):
+                j -= 1
+            if not text[j].isalpha():  # a number: `2[x, y]` scales a literal
+                continue
+            name = text[j:i]
+        else:
+            continue
+        shown = name if len(name) <= 20 else "..." + name[-17:]
+        raise MatcalcSyntaxError(
+            f"indexing ({shown}[...]) is not part of the matcalc language, which works with whole vectors and "
+            "matrices (an entry of a vector x is a dot product with a basis vector e: dot(e, x)); to multiply "
+            "by a literal, put a space or '*' before '['", i, text)
+
+
 def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
     if not isinstance(text, str):
         raise error_cls(f"{what} must be a string, not {type(text).__name__}")
@@ -359,6 +424,8 @@ def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
         raise error_cls(f"{what} is longer than {MAX_LENGTH} characters", MAX_LENGTH, text[:200])
     if not text.strip():
         raise error_cls(f"{what} is empty", 0, text)
+    if start == "start":
+        _refuse_indexing(text)
     try:
         return _parser(start).parse(_mark_norm_openers(text))
     except UnexpectedInput as exc:
