@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 from .errors import (
+    ArgumentShapeError,
+    AssumptionWarning,
     CheckError,
     DeclarationError,
     DerivativeError,
@@ -31,20 +33,40 @@ __all__ = [
     "Node", "Dim", "to_text", "to_unicode", "to_latex",
     "MatcalcError", "MatcalcSyntaxError", "ShapeError", "UnknownNameError", "UnknownFunctionError",
     "DeclarationError", "NestingError", "DerivativeError", "NoMatrixFormError", "CheckError",
+    "ArgumentShapeError", "AssumptionWarning", "assumptions",
 ]
 
 
-def parse(text: str, **declarations) -> Node:
+def parse(text: str, warn: bool = True, **declarations) -> Node:
     """Parse ``text`` into an immutable, typed, shape-checked AST.
 
     ``declarations`` give kinds by name: ``parse("x'*A*x", A="matrix(n,n)", x="vector(n)")``; kinds may
     also be declared inside the text (``"w·x + b where b: scalar, w, x: vector(n)"``). Undeclared names
     follow usage, then the naming convention (``a``-``g`` scalars, ``h``-``z`` vectors, capitals matrices).
     Every node has ``.shape``: ``()``, ``(n, 1)``, ``(1, n)`` or ``(m, n)``.
-    """
-    from .typecheck import typecheck
 
-    return typecheck(text, **declarations)
+    A reading that users rarely intend (``Ax`` as one name, a bias ``b1`` that the letter convention makes
+    a scalar added to a vector) issues an :class:`AssumptionWarning`; ``warn=False`` silences it.
+    ``matcalc.assumptions(node)`` lists what was assumed about each name.
+    """
+    from .assumed import emit, remember
+    from .typecheck import analyse
+
+    node, assumed = analyse(text, declarations)
+    remember(node, assumed)
+    if warn:
+        emit(assumed.notes)
+    return node
+
+
+def assumptions(node: Node):
+    """What was assumed about each name of a parsed ``node``: kind, shape and where it came from
+    (a declaration, the way the expression uses it, or the letter convention). ``str()`` of the result is
+    the ``where`` line that matcalc prints under every answer."""
+    from .assumed import recall
+    from .nodes import symbols_of
+
+    return recall(node, symbols_of(node))
 
 
 def __getattr__(name):
@@ -62,3 +84,8 @@ def __getattr__(name):
 
         return evaluate
     raise AttributeError(f"module 'matcalc' has no attribute {name!r}")
+
+
+def __dir__():
+    # derive, hessian, evaluate ... are loaded lazily but belong to the public interface
+    return sorted(set(globals()) | set(__all__))

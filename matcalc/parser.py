@@ -295,7 +295,8 @@ _TOKEN_NAMES = {
     "NAME": "a name", "NUMBER": "a number", "FUNCNAME": "a function", "LPAR": "'('", "RPAR": "')'",
     "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "SEMI": "';'", "COLON": "':'", "PLUS": "'+'",
     "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "HADAMARD": "'.*'", "ELEMDIV": "'./'", "DOT": "'·'",
-    "CARET": "'^'", "ELEMPOW": "'.^'", "MATMUL": "'@'", "POWSTAR": "'**'", "TRANSPOSE": "a transpose (')", "NORMBAR": "'||'",
+    "CARET": "'^'", "ELEMPOW": "'.^'", "MATMUL": "'@'", "POWSTAR": "'**'", "TRANSPOSE": "a transpose (')",
+    "NORMBAR": "'||'",
     "NORMSUB": "'_F'", "NORMOPEN": "'||'", "WHERE": "'where'", "$END": "the end of the input",
     "<END-OF-FILE>": "the end of the input",
 }
