@@ -14,7 +14,6 @@ import sys
 from contextlib import contextmanager
 from fractions import Fraction
 from functools import cache
-from importlib import resources
 from pathlib import Path
 
 from lark import Lark, Token, Transformer
@@ -239,6 +238,15 @@ class _RawBuilder(Transformer):
 
 def _grammar_text() -> str:
     """The grammar file, from the installed package or, in a checkout, from ``grammar/``."""
+    import os
+
+    for path in (os.path.join(os.path.dirname(__file__), "grammar", "matcalc.lark"),  # installed (a wheel)
+                 os.path.join(os.path.dirname(os.path.dirname(__file__)), "grammar", "matcalc.lark")):  # checkout
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+    from importlib import resources  # a zipped install: about 20 ms of imports, so only as a last resort
+
     try:
         res = resources.files("matcalc").joinpath("grammar/matcalc.lark")
         if res.is_file():

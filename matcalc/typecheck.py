@@ -258,6 +258,7 @@ class _Checker:
         self.notes: list = []  # (position, render) pairs, rendered by assumptions()
         self.noted: set = set()
         self.vector_forcing = False
+        self.early = 0
 
     def text(self, raw: Raw) -> str:
         t = self.source[raw.start:raw.end]
@@ -328,6 +329,7 @@ class _Checker:
         self.vector_forcing = vector_forcing
         self.decide_kinds()
         self.note_collected()
+        self.early = len(self.notes)  # notes that need only the kinds: shown with a shape error too
 
     def decide_kinds(self):
         """Each name's kind, and where it came from: a declaration, then usage, then the convention."""
@@ -1101,6 +1103,11 @@ def analyse(source: str, declarations: dict) -> tuple[N.Node, Assumptions]:
             checker.name_dims()
             return checker.build(raw), checker.assumptions()
         except ShapeError as exc:
+            # `x'Ax + x` fails on shapes because Ax is one name: say so in the error
+            early = [render() for _, render in checker.notes[:checker.early]]
+            if early:
+                exc.message += "; note: " + "; ".join(early)
+                exc.args = (exc.message,)
             raise exc.located(raw.start, source) from None
         except RecursionError:  # pragma: no cover - guarded by MAX_DEPTH
             from .errors import NestingError
