@@ -341,12 +341,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        source = read_expr(args.expr, sys.stdin)
-        code = COMMANDS[args.command](args, source, sys.stdout)
+        code = _run(args)
         sys.stdout.flush()
         return code
     except BrokenPipeError:
         return _closed_pipe()
+
+
+def _run(args: argparse.Namespace) -> int:
+    """One command, its errors reported with their exit codes."""
+    try:
+        source = read_expr(args.expr, sys.stdin)
+        return COMMANDS[args.command](args, source, sys.stdout)
+    except BrokenPipeError:
+        raise
     except MatcalcError as exc:
         return _fail(args, 1, "error", exc, f"error: {cli_message(str(exc))}")
     except KeyboardInterrupt:

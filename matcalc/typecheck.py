@@ -920,7 +920,10 @@ class _Checker:
                 return N.Inv(base)
             return N.Power(base, exp)
         if k == "elempower":
-            return N.ElemPower(b(r.items[0]), b(r.items[1]))
+            base, exp = b(r.items[0]), b(r.items[1])
+            if base.shape == exp.shape == () and self.source.startswith("**", r.op):  # NumPy's ** of a scalar is a ^ p
+                return N.Power(base, exp)
+            return N.ElemPower(base, exp)
         if k == "transpose":
             return N.Transpose(b(r.items))
         if k == "norm":
