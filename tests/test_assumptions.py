@@ -106,7 +106,8 @@ def test_readings_users_rarely_mean_are_noted(text, fragments):
 
 @pytest.mark.parametrize("text, decls", [
     ("x' A x", {}), ("max(0, w·x + b)", {}), ("3x^2 y", {}), ("x + 1", {}), ("tanh(W x + b)", {"b": "vector(m)"}),
-    ("x - mu", {"mu": "vector(n)"}), ("b x", {}), ("mu x", {}), ("λ ||w||^2 + ||X w - y||^2", {}), ("e^x", {"e": "scalar"}),
+    ("x - mu", {"mu": "vector(n)"}), ("b x", {}), ("mu x", {}), ("λ ||w||^2 + ||X w - y||^2", {}),
+    ("e^x", {"e": "scalar"}),
     ("Ax + b", {"Ax": "vector(n)", "b": "vector(n)"}), ("x - mu where mu: scalar", {}), ("W1 x + b1", {"b1": "scalar"}),
     ("mu sigma", {}), ("x_2 + y", {}), ("Xtrain w", {}), ("logits", {}),
 ])
