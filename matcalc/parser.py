@@ -5,21 +5,25 @@ calls :class:`_RawBuilder` at each reduction, so no recursive tree walk happens 
 as ``a + b + c + ...`` are collected into one flat list, so a 100 KB sum does not nest 25,000 levels deep.
 
 The raw tree is untyped: :mod:`matcalc.typecheck` turns it into the typed AST. This module is the only
-one that imports lark.
+one that imports lark, and only when it must: once lark has built the LALR tables, they are kept in the
+user's cache directory and :mod:`matcalc.lalr` parses well-formed input with them (the command line then
+starts without importing lark); input with a syntax error is parsed again by lark, which reports it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from fractions import Fraction
 from functools import cache
-from pathlib import Path
-
-from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from typing import TYPE_CHECKING
 
 from .errors import DeclarationError, MatcalcError, MatcalcSyntaxError, NestingError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from lark import Lark
+    from lark.exceptions import UnexpectedInput
 
 #: Deepest nesting of operators and calls accepted (parentheses alone do not count).
 MAX_DEPTH = 2500
@@ -82,12 +86,14 @@ def _depth(*raws) -> int:
     return d
 
 
-def _tok_end(tok: Token) -> int:
+def _tok_end(tok) -> int:
     return tok.end_pos if tok.end_pos is not None else tok.start_pos + len(tok)
 
 
-class _RawBuilder(Transformer):
-    """Lark callbacks, one per grammar alternative, building :class:`Raw` nodes."""
+class _RawBuilder:
+    """Parser callbacks, one per grammar alternative, building :class:`Raw` nodes (a plain object: lark
+    calls the methods by rule name or alias, and so does :mod:`matcalc.lalr`). Tokens are ``str``
+    subclasses with ``type``, ``start_pos`` and ``end_pos``, lark's or :class:`matcalc.lalr.Token`."""
 
     # --- leaves --------------------------------------------------------------------------------
     def number(self, c):
@@ -213,11 +219,11 @@ class _RawBuilder(Transformer):
 
     def kind(self, c):
         name = c[0]
-        dims = [t for t in c[1:] if isinstance(t, Token) and t.type in ("NAME", "NUMBER")]
+        dims = [t for t in c[1:] if isinstance(t, str) and t.type in ("NAME", "NUMBER")]
         return (str(name), name.start_pos, [(str(t), t.start_pos) for t in dims])
 
     def declaration(self, c):
-        names = [(str(t), t.start_pos) for t in c if isinstance(t, Token) and t.type == "NAME"]
+        names = [(str(t), t.start_pos) for t in c if isinstance(t, str) and t.type == "NAME"]
         kind = c[-1]
         return (names, kind)
 
@@ -238,8 +244,6 @@ class _RawBuilder(Transformer):
 
 def _grammar_text() -> str:
     """The grammar file, from the installed package or, in a checkout, from ``grammar/``."""
-    import os
-
     for path in (os.path.join(os.path.dirname(__file__), "grammar", "matcalc.lark"),  # installed (a wheel)
                  os.path.join(os.path.dirname(os.path.dirname(__file__)), "grammar", "matcalc.lark")):  # checkout
         if os.path.isfile(path):
@@ -253,8 +257,7 @@ def _grammar_text() -> str:
             return res.read_text(encoding="utf-8")
     except (FileNotFoundError, ModuleNotFoundError):  # pragma: no cover
         pass
-    checkout = Path(__file__).resolve().parent.parent / "grammar" / "matcalc.lark"
-    return checkout.read_text(encoding="utf-8")
+    raise FileNotFoundError("grammar/matcalc.lark is missing")  # pragma: no cover
 
 
 def _cache_file(grammar: str, start: str) -> str | bool:
@@ -264,10 +267,10 @@ def _cache_file(grammar: str, start: str) -> str | bool:
     user's cache directory (``$MATCALC_CACHE_DIR``, else ``$XDG_CACHE_HOME/matcalc``, else
     ``~/.cache/matcalc``); ``MATCALC_CACHE_DIR=""`` turns the cache off. Lark stores a hash of the grammar,
     its options, its own version and Python's with the tables and rebuilds them on any mismatch, and a
-    file it cannot read or write only costs the rebuild.
+    file it cannot read or write only costs the rebuild. :mod:`matcalc.lalr` keeps its own copy of the
+    tables next to it. The file name carries a checksum of the grammar, so a changed grammar gets new files.
     """
-    import hashlib
-    import os
+    import zlib
 
     base = os.environ.get("MATCALC_CACHE_DIR")
     if base is None:
@@ -281,22 +284,48 @@ def _cache_file(grammar: str, start: str) -> str | bool:
         return False
     if not os.access(base, os.W_OK | os.R_OK):
         return False
-    digest = hashlib.sha256(grammar.encode("utf-8")).hexdigest()[:16]
+    data = grammar.encode("utf-8")
+    digest = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
     return os.path.join(base, f"parser-{start}-{digest}.lark")
 
 
 @cache
 def _parser(start: str) -> Lark:
+    from lark import Lark
+
     grammar = _grammar_text()
-    return Lark(
+    cache_file = _cache_file(grammar, start)
+    builder = _RawBuilder()
+    parser = Lark(
         grammar,
         parser="lalr",
         start=start,
-        transformer=_RawBuilder(),
+        transformer=builder,
         keep_all_tokens=True,
         maybe_placeholders=False,
-        cache=_cache_file(grammar, start),
+        cache=cache_file,
     )
+    if cache_file:
+        from . import lalr
+
+        path = lalr.table_file(cache_file)
+        if not os.path.exists(path):
+            try:
+                lalr.save(path, lalr.export(parser, start, builder))
+            except Exception:  # noqa: BLE001 - an unexpected lark internal: no fast path, nothing else lost
+                pass
+    return parser
+
+
+@cache
+def _tables(start: str):
+    """The saved LALR tables for ``start`` (:mod:`matcalc.lalr`), or None: then lark parses."""
+    cache_file = _cache_file(_grammar_text(), start)
+    if not cache_file:
+        return None
+    from . import lalr
+
+    return lalr.load(lalr.table_file(cache_file), _RawBuilder())
 
 
 _TOKEN_NAMES = {
@@ -332,6 +361,8 @@ def _expected(names) -> str:
 
 
 def _syntax_error(exc: UnexpectedInput, text: str, what: str) -> MatcalcSyntaxError:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         msg = f"unexpected character {ch!r} in {what}"
@@ -435,18 +466,34 @@ def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
         raise error_cls(f"{what} is empty", 0, text)
     if start == "start":
         _refuse_indexing(text)
+    marked = _mark_norm_openers(text)
     try:
-        return _parser(start).parse(_mark_norm_openers(text))
+        tables = _tables(start)
+        if tables is not None:
+            from .lalr import Fallback
+
+            try:
+                return tables.parse(marked)
+            except Fallback:  # a syntax error: lark parses again and reports it
+                pass
+        return _lark_parse(start, marked, text, what, error_cls)
+    except MatcalcError as exc:
+        raise exc.located(exc.position, text) from None
+    except RecursionError:  # pragma: no cover - guarded by MAX_DEPTH
+        raise NestingError("the expression is nested too deeply", 0, text) from None
+
+
+def _lark_parse(start: str, marked: str, text: str, what: str, error_cls):
+    from lark.exceptions import UnexpectedInput
+
+    try:
+        return _parser(start).parse(marked)
     except UnexpectedInput as exc:
         err = _syntax_error(exc, text, what)
         err.message = err.message.replace(_OPEN_BAR, "|")
         if error_cls is not MatcalcSyntaxError:
             err = error_cls(err.message, err.position, text)
         raise err from None
-    except MatcalcError as exc:
-        raise exc.located(exc.position, text) from None
-    except RecursionError:  # pragma: no cover - guarded by MAX_DEPTH
-        raise NestingError("the expression is nested too deeply", 0, text) from None
 
 
 def parse_raw(text: str):

@@ -328,3 +328,60 @@ def test_cli_closed_pipe_ends_quietly():
     p.stdout.close()  # the reader is gone before matcalc writes
     err = p.stderr.read().decode()
     assert p.wait(timeout=120) == 141 and err == ""
+
+
+# --- start-up: the LALR tables without lark ----------------------------------------------------------------
+def _dump(x):
+    """A raw tree as nested tuples, tokens with their types and positions, for comparing two parsers."""
+    from matcalc.parser import Raw
+
+    if isinstance(x, Raw):
+        return ("Raw", x.kind, _dump(x.items), x.start, x.end, x.op, x.depth, x.grouped)
+    if isinstance(x, str) and hasattr(x, "type"):
+        return ("Tok", x.type, str(x), x.start_pos, x.end_pos)
+    if isinstance(x, list | tuple):
+        return tuple(_dump(y) for y in x)
+    return x
+
+
+def test_saved_tables_parse_exactly_as_lark(tmp_path, monkeypatch):
+    from test_parser_table import SAME, VALID
+
+    from matcalc import lalr, parser
+
+    monkeypatch.setenv("MATCALC_CACHE_DIR", str(tmp_path))
+    for f in (parser._parser, parser._tables):
+        f.cache_clear()
+    try:
+        texts = [t for t, *_ in VALID] + [t for pair in SAME for t in pair[:2]] + [
+            "x.T @ A @ x", "sum((X @ w - y) ** 2)", "||x - ||y|| z||", "w, x: vector(n)"]
+        parser._parser("start")  # lark builds the parser and saves the tables
+        tables = parser._tables("start")
+        assert tables is not None and any(p.suffix.startswith(".tables") for p in tmp_path.iterdir())
+        compared = 0
+        for text in texts:
+            marked = parser._mark_norm_openers(text)
+            try:
+                want = parser._parser("start").parse(marked)
+            except Exception:  # noqa: BLE001 - not valid as a whole expression: the fast path must give up too
+                with pytest.raises(Exception):  # noqa: B017
+                    tables.parse(marked)
+                continue
+            assert _dump(tables.parse(marked)) == _dump(want), text
+            compared += 1
+        assert compared > 200
+        with pytest.raises(lalr.Fallback):
+            tables.parse("x' A * * x")
+    finally:
+        for f in (parser._parser, parser._tables):
+            f.cache_clear()
+
+
+def test_the_command_line_does_not_import_lark_numpy_or_sympy(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(ROOT), MATCALC_CACHE_DIR=str(tmp_path))
+    code = ("import sys; from matcalc.cli import main; main(['derive', \"x' A x\", '--wrt', 'x']); "
+            "print(sorted(m for m in ('lark', 'numpy', 'sympy') if m in sys.modules))")
+    first_run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
+    assert first_run.stdout.splitlines()[-1] == "['lark']"  # the first run builds and saves the tables
+    assert second.stdout.splitlines()[0] == "x' (A + A')" and second.stdout.splitlines()[-1] == "[]"
