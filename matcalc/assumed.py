@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import warnings
 import weakref
-from dataclasses import dataclass, field
 
 from .errors import AssumptionWarning
 
@@ -23,21 +22,32 @@ SOURCES = {"declaration": "declared", "usage": "from usage", "convention": "lett
            "given": "given"}
 
 
-@dataclass(frozen=True)
 class Assumption:
     """One name: its kind (scalar, vector, matrix, symmetric), its shape, and where the kind came from.
 
     ``source`` is ``"declaration"``, ``"usage"`` (the expression forces it, ``reason`` says how) or
     ``"convention"`` (matrixcalculus.org's letters: a-g and Greek scalars, h-z vectors, A-Z matrices);
-    ``occurs`` is False for a declared name that the expression does not use.
+    ``occurs`` is False for a declared name that the expression does not use. (A plain class rather than
+    a dataclass: importing dataclasses costs the command line about 6 ms.)
     """
 
-    name: str
-    kind: str
-    shape: tuple
-    source: str
-    reason: str = ""
-    occurs: bool = True
+    __slots__ = ("name", "kind", "shape", "source", "reason", "occurs")
+
+    def __init__(self, name: str, kind: str, shape: tuple, source: str, reason: str = "", occurs: bool = True):
+        self.name, self.kind, self.shape, self.source, self.reason, self.occurs = (
+            name, kind, tuple(shape), source, reason, occurs)
+
+    def _key(self) -> tuple:
+        return (self.name, self.kind, self.shape, self.source, self.reason, self.occurs)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Assumption) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Assumption({', '.join(repr(v) for v in self._key())})"
 
     @property
     def declaration(self) -> str:
@@ -75,7 +85,6 @@ class Assumption:
                 "occurs": self.occurs}
 
 
-@dataclass(frozen=True)
 class Assumptions:
     """The assumptions behind one parsed expression: one :class:`Assumption` per name, and the warnings.
 
@@ -83,8 +92,20 @@ class Assumptions:
     :class:`~matcalc.AssumptionWarning` objects about readings users rarely intend.
     """
 
-    items: tuple = ()
-    notes: tuple = field(default=(), compare=False)
+    __slots__ = ("items", "notes")
+
+    def __init__(self, items: tuple = (), notes: tuple = ()):
+        self.items = tuple(items)
+        self.notes = tuple(notes)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Assumptions) and self.items == other.items
+
+    def __hash__(self) -> int:
+        return hash(self.items)
+
+    def __repr__(self) -> str:
+        return f"<Assumptions {self}>"
 
     def __iter__(self):
         return iter(self.items)

@@ -14,9 +14,12 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
 
 from .errors import DeclarationError, MatcalcError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, TextIO
 
 EXAMPLES = """\
 examples:

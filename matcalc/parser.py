@@ -17,10 +17,10 @@ import sys
 from contextlib import contextmanager
 from fractions import Fraction
 from functools import cache
-from typing import TYPE_CHECKING
 
 from .errors import DeclarationError, MatcalcError, MatcalcSyntaxError, NestingError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:  # pragma: no cover
     from lark import Lark
     from lark.exceptions import UnexpectedInput

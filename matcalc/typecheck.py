@@ -16,9 +16,6 @@ Four passes over the raw tree from :mod:`matcalc.parser`:
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
-
 from . import nodes as N
 from .assumed import Assumption, Assumptions, split_name
 from .errors import AssumptionWarning, DeclarationError, MatcalcError, ShapeError, UnknownFunctionError
@@ -49,13 +46,31 @@ _VECTOR_FORCING = {"sum", "mean", "dot", "norm", "norm1", "norm2", "logsumexp", 
                    "diag", "ones", "zeros", "eye", "vector", "matrix", "numel"} | _MATRIX_ARG
 
 
-@dataclass(frozen=True)
 class Declaration:
-    """``name: kind(dims)``; ``dims`` holds ints, dimension names, or None where left to inference."""
+    """``name: kind(dims)``; ``dims`` holds ints, dimension names, or None where left to inference.
 
-    kind: str
-    dims: tuple
-    position: int | None = None
+    Immutable, compared by value (a plain class: the dataclasses module costs the command line ~6 ms).
+    """
+
+    __slots__ = ("kind", "dims", "position")
+
+    def __init__(self, kind: str, dims: tuple, position: int | None = None):
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "dims", tuple(dims))
+        object.__setattr__(self, "position", position)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Declaration is immutable")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Declaration) and (self.kind, self.dims, self.position) == (
+            other.kind, other.dims, other.position)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.dims, self.position))
+
+    def __repr__(self) -> str:
+        return f"Declaration(kind={self.kind!r}, dims={self.dims!r}, position={self.position!r})"
 
     def describe(self) -> str:
         if self.kind == SCALAR:
@@ -92,7 +107,9 @@ def _kind_from_parts(kname: str, kpos: int, dims, source: str) -> Declaration:
     aliases = {"real": SCALAR, "number": SCALAR, "vec": VECTOR, "mat": MATRIX, "sym": SYMMETRIC}
     kname_l = aliases.get(kname_l, kname_l)
     if kname_l not in KINDS:
-        close = difflib.get_close_matches(kname_l, KINDS, n=1)
+        from difflib import get_close_matches  # only for messages: not imported at start-up
+
+        close = get_close_matches(kname_l, KINDS, n=1)
         hint = f"; did you mean {close[0]}?" if close else f"; the kinds are {', '.join(KINDS)}"
         raise DeclarationError(f"unknown kind {kname!r}{hint}", kpos, source)
     values = []
@@ -735,7 +752,9 @@ class _Checker:
         after = self.source[name_raw.end:group.start]
         if after.strip() != "(":
             return
-        close = difflib.get_close_matches(name.lower(), FUNCTIONS, n=1, cutoff=0.6)  # EXP(x) -> exp
+        from difflib import get_close_matches
+
+        close = get_close_matches(name.lower(), FUNCTIONS, n=1, cutoff=0.6)  # EXP(x) -> exp
         call_like = after == "(" and name[0].islower()
         if not call_like and (len(name) < 2 or not name.isalpha() and not close):  # `W1(x + y)`: a product
             return
