@@ -385,3 +385,9 @@ def test_the_command_line_does_not_import_lark_numpy_or_sympy(tmp_path):
     second = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=ROOT)
     assert first_run.stdout.splitlines()[-1] == "['lark']"  # the first run builds and saves the tables
     assert second.stdout.splitlines()[0] == "x' (A + A')" and second.stdout.splitlines()[-1] == "[]"
+
+
+def test_bench_startup_smoke():
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_startup.py"), "--smoke"], capture_output=True,
+                       text=True, cwd=ROOT, timeout=300)
+    assert p.returncode == 0 and "| wall, median |" in p.stdout and "ratio" in p.stdout
