@@ -168,7 +168,7 @@ def split_name(name: str, known) -> list[str] | None:
     segments = _SEGMENT.findall(name)
     if "".join(segments) == name and len(segments) >= 2 and all(_plausible(s, known) for s in segments):
         return segments
-    parts = _split_known(name, known)
+    parts = _split_known(name, known) if name.isalpha() else None  # `x12` is not `x1 2`
     return parts if parts and len(parts) >= 2 else None
 
 

@@ -18,7 +18,7 @@ import re
 import sys
 
 #: Bump when the exported layout changes; part of the file name, so old files are simply not read.
-FORMAT = 1
+FORMAT = 2
 
 
 class Fallback(Exception):
@@ -48,8 +48,8 @@ class Tables:
         self.start, self.end = data["start"], data["end"]
         # a rule's callback: the builder's method, _Inline for an anonymous rule (spliced into its parent),
         # None for a ?rule of one symbol (it only ever passes its one child on)
-        self.rules = [(origin, size, _Inline if cb == "" else getattr(builder, cb, None), expand1)
-                      for origin, size, cb, expand1 in data["rules"]]
+        self.rules = [(origin, size, _Inline if cb == "" else getattr(builder, cb, None), expand1, splice)
+                      for origin, size, cb, expand1, splice in data["rules"]]
         self.lexer_data = data["lexers"]
         self.state_lexer = data["state_lexer"]
         self.lexers: dict[int, tuple] = {}
@@ -85,6 +85,9 @@ class Tables:
             self.feed(stack, values, token, False)
 
     def feed(self, stack: list, values: list, token: Token, is_end: bool):
+        """Shift ``token`` after every reduction it triggers, as lark's ``feed_token``; what lark's tree
+        builder does at a reduction is done here: splice anonymous rules into their parent, pass the one
+        child of a ``?rule`` on, else call the builder."""
         states, rules = self.states, self.rules
         while True:
             action = states[stack[-1]].get(token.type)
@@ -95,28 +98,25 @@ class Tables:
                 stack.append(arg)
                 values.append(token)
                 return None
-            origin, size, callback, expand1 = rules[arg]
+            origin, size, callback, expand1, splice = rules[arg]
             children = values[-size:] if size else []
             if size:
                 del stack[-size:]
                 del values[-size:]
+            if splice:
+                children = [x for c in children for x in (c if isinstance(c, _Inline) else (c,))]
+            if callback is _Inline:
+                value = _Inline(children)
+            elif expand1 and len(children) == 1:
+                value = children[0]
+            elif callback is None:  # cannot happen with an exported grammar (export checks); lark builds a Tree
+                raise Fallback
+            else:
+                value = callback(children)
             stack.append(states[stack[-1]][origin][1])
-            values.append(_reduce(children, callback, expand1))
+            values.append(value)
             if is_end and stack[-1] == self.end:
-                return values[-1]
-
-
-def _reduce(children: list, callback, expand1: bool):
-    """What lark's tree builder does: splice anonymous rules, inline a ``?rule`` of one child, else call."""
-    if any(isinstance(c, _Inline) for c in children):
-        children = [x for c in children for x in (c if isinstance(c, _Inline) else (c,))]
-    if callback is _Inline:
-        return _Inline(children)
-    if expand1 and len(children) == 1:
-        return children[0]
-    if callback is None:
-        raise Fallback  # cannot happen with the exported grammar (export checks it); lark would build a Tree
-    return callback(children)
+                return value
 
 
 # --- export and load ---------------------------------------------------------------------------------------
@@ -143,7 +143,8 @@ def export(lark_parser, start: str, builder) -> dict:
         passes_on = expand1 and len(rule.expansion) == 1
         if not name.startswith("_") and not hasattr(builder, callback) and not passes_on:
             raise ValueError(f"no callback for rule {name}")
-        rules[i] = (name, len(rule.expansion), "" if name.startswith("_") else callback, expand1)
+        splice = any(not s.is_term and s.name.startswith("_") for s in rule.expansion)
+        rules[i] = (name, len(rule.expansion), "" if name.startswith("_") else callback, expand1, splice)
     lexers: list = []
     seen: dict[int, int] = {}
     state_lexer = {}
