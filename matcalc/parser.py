@@ -423,6 +423,24 @@ def _mark_norm_openers(text: str) -> str:
     return "".join(out)
 
 
+_MODULE_PREFIX = ("np.", "numpy.", "jnp.", "torch.", "math.", "sp.", "sympy.", "scipy.")
+
+
+def _refuse_module_prefix(text: str) -> None:
+    """``np.exp(x)``: matcalc's functions need no module; say so at the prefix (the grammar would stop at
+    the '.' with a bare "unexpected character")."""
+    for prefix in _MODULE_PREFIX:
+        i = text.find(prefix)
+        while i >= 0:
+            after = text[i + len(prefix):i + len(prefix) + 1]
+            if (i == 0 or not _is_name_char(text[i - 1])) and after.isalpha() and \
+                    not text.startswith("T", i + len(prefix)):
+                name = text[i + len(prefix):].split("(")[0].strip()
+                raise MatcalcSyntaxError(f"{prefix}{name}: matcalc's functions are written without a module; "
+                                         f"write {name}(...)", i, text)
+            i = text.find(prefix, i + 1)
+
+
 def _is_name_char(ch: str) -> bool:
     return ch.isalnum() or ch == "_" or "\u0370" <= ch <= "\u03ff"
 
@@ -466,6 +484,7 @@ def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
         raise error_cls(f"{what} is empty", 0, text)
     if start == "start":
         _refuse_indexing(text)
+        _refuse_module_prefix(text)
     marked = _mark_norm_openers(text)
     try:
         tables = _tables(start)

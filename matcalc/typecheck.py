@@ -747,6 +747,11 @@ class _Checker:
         declared or followed by a space, and a Greek scalar (``λ(x + y)``).
         """
         name = name_raw.items
+        if name == "sigma" and name not in self.decls and self.source.startswith("(", name_raw.end):
+            self.note(name_raw.start, lambda: (
+                "sigma(...) is read as the scalar sigma (a Greek name) times the parenthesis; for the sigmoid "
+                "function write sigmoid(...) or σ(...), or declare sigma: scalar to keep this reading"),
+                ("sigma", "call"))
         if name in self.decls or name in GREEK or name in CONSTANTS or "\u0370" <= name[0] <= "\u03ff":
             return
         after = self.source[name_raw.end:group.start]

@@ -52,6 +52,13 @@ def test_indexing_is_an_error_at_the_bracket(text, position):
     assert "indexing" in str(info.value) and str(info.value).splitlines()[-1].strip() == "^"
 
 
+@pytest.mark.parametrize("text, position", [("np.exp(x)", 0), ("sum(np.tanh(W @ x))", 4), ("torch.sigmoid(x)", 0)])
+def test_a_module_prefix_is_an_error_that_says_to_drop_it(text, position):
+    with pytest.raises(matcalc.MatcalcSyntaxError) as info:
+        matcalc.parse(text)
+    assert info.value.position == position and "without a module" in str(info.value)
+
+
 def test_a_literal_after_a_space_or_a_number_is_still_a_product():
     assert isinstance(matcalc.parse("A [1, 2; 3, 4]"), N.MatMul)
     assert isinstance(matcalc.parse("2[x, y]"), N.MatMul)
@@ -97,6 +104,7 @@ def test_a_square_of_a_residual_is_not_a_matrix_power():
     ("e .^ x", ["exp(x)"]),
     ("sum(x^2)", ["x is taken to be a scalar", ".^"]),
     ("(x' y)'", ["transposing a scalar does nothing"]),
+    ("sigma(W x)", ["sigmoid"]),
 ])
 def test_readings_users_rarely_mean_are_noted(text, fragments):
     notes = " | ".join(notes_of(text))
