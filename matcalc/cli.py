@@ -185,7 +185,7 @@ def _derive_json(args, source: str, blocks, reports, assumed) -> str:
     return json.dumps(obj, ensure_ascii=False, indent=2)
 
 
-def _derive_code(args, blocks, reports) -> str:
+def _derive_code(args, blocks, reports, assumed) -> str:
     from .codegen import generate
 
     chunks = []
@@ -196,7 +196,8 @@ def _derive_code(args, blocks, reports) -> str:
         extra = [str(d.steps)] if args.steps else []
         extra += [f"check: {report}"] if report is not None else []
         chunks.append((_comment("\n".join(extra)) + "\n" if extra else "") + code.rstrip())
-    return "\n\n\n".join(chunks)
+    where = _comment(str(assumed)) + "\n" if str(assumed) else ""  # the where line, as a comment on top
+    return where + "\n\n\n".join(chunks)
 
 
 def _where(assumed, fmt: str) -> str:
@@ -239,7 +240,7 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     if args.format == "json":
         _write(out, _derive_json(args, source, blocks, reports, assumed))
     elif args.format in CODE_FORMATS:
-        _write(out, _derive_code(args, blocks, reports))
+        _write(out, _derive_code(args, blocks, reports, assumed))
     else:
         _write(out, "\n".join(_derive_lines(args, blocks, reports, assumed)))
     return 1 if failed else 0

@@ -1035,7 +1035,7 @@ def _inspect_broadcast(c: _Checker, r: Raw, shape) -> None:
     terms = [t for _, t, _ in r.items] if r.kind == "add" else [t for t, _ in r.items] \
         if r.kind == "hadamard" else list(r.items)
     signs = [sign for sign, _, _ in r.items] if r.kind == "add" else [1] * len(terms)
-    verbs = {"add": "added to", "hadamard": "multiplied with", "elemdiv": "divided entry by entry with"}
+    verbs = {"add": "added to", "hadamard": "multiplied with", "elemdiv": "spread entry by entry over"}
     for term, sign in zip(terms, signs, strict=True):
         if c.shapes.get(id(term)) != ():
             continue

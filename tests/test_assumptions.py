@@ -399,3 +399,13 @@ def test_bench_startup_smoke():
     p = subprocess.run([sys.executable, str(ROOT / "bench" / "bench_startup.py"), "--smoke"], capture_output=True,
                        text=True, cwd=ROOT, timeout=300)
     assert p.returncode == 0 and "| wall, median |" in p.stdout and "ratio" in p.stdout
+
+
+def test_cli_code_formats_state_assumptions_in_a_comment(capsys):
+    code, out, _ = run(capsys, "derive", "x' A x", "--wrt", "x", "--format", "numpy")
+    assert code == 0 and out.splitlines()[0] == ("# where x: vector(n) (letter convention), "
+                                                 "A: matrix(n, n) (letter convention)")
+    namespace: dict = {}
+    exec(out, namespace)
+    x, A = np.array([1.0, 2.0]), np.array([[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_allclose(namespace["derivative_x"](x, A), x @ (A + A.T))
