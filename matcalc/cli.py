@@ -230,11 +230,11 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     from .diff import derive
 
     wrt = args.wrt
-    result = derive(source, wrt=wrt if wrt is None or len(wrt) > 1 else wrt[0], layout=args.layout,
-                    order=args.order, warn=False, **declarations(args.let))
+    with _noting(args):  # the notes are shown even when the derivative then fails (`Wx + b` --wrt x)
+        result = derive(source, wrt=wrt if wrt is None or len(wrt) > 1 else wrt[0], layout=args.layout,
+                        order=args.order, **declarations(args.let))
     blocks = _blocks(result, args.order)
     assumed = blocks[0][1].assumptions
-    _notes(assumed.notes, args)
     reports = [d.check() for _, d in blocks] if args.check else [None] * len(blocks)
     failed = any(r is not None and not r.ok for r in reports)
     if args.format == "json":
@@ -307,6 +307,32 @@ def _notes(notes, args: argparse.Namespace) -> None:
         return
     for note in notes:
         _write(sys.stderr, f"note: {note}")
+
+
+class _noting:
+    """Show the AssumptionWarnings issued inside the block as ``note:`` lines, whatever happens in it."""
+
+    def __init__(self, args: argparse.Namespace):
+        import warnings
+
+        self.args = args
+        self.catch = warnings.catch_warnings(record=True)
+
+    def __enter__(self):
+        import warnings
+
+        from .errors import AssumptionWarning
+
+        self.caught = self.catch.__enter__()
+        warnings.simplefilter("always", AssumptionWarning)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        from .errors import AssumptionWarning
+
+        self.catch.__exit__(*exc)
+        _notes([w.message for w in self.caught if isinstance(w.message, AssumptionWarning)], self.args)
+        return False
 
 
 def _fail(args: argparse.Namespace, code: int, kind: str, exc: Exception, text: str) -> int:

@@ -409,3 +409,9 @@ def test_cli_code_formats_state_assumptions_in_a_comment(capsys):
     exec(out, namespace)
     x, A = np.array([1.0, 2.0]), np.array([[1.0, 2.0], [3.0, 4.0]])
     np.testing.assert_allclose(namespace["derivative_x"](x, A), x @ (A + A.T))
+
+
+def test_cli_notes_are_shown_when_the_derivative_then_fails(capsys):
+    code, out, err = run(capsys, "derive", "Wx + b", "--wrt", "x")
+    assert code == 1 and out == "" and err.startswith("note: Wx is read as one name")
+    assert "error: 'x' does not occur" in err and "'W x'" in err.split("error:")[1]

@@ -127,8 +127,10 @@ def _find_variable(expr: Node, name, source: str | None, assumed=None) -> N.Symb
         a = assumed[name]
         return N.Symbol(name, a.shape, a.kind == "symmetric")
     names = ", ".join(s.name for s in symbols_of(expr)) or "no variables"
+    merged = [n.message for n in getattr(assumed, "notes", ()) if " is read as one name" in n.message
+              and name in n.message.split(" is read as one name")[0]]  # `Wx + b` with wrt x
     raise UnknownNameError(f"{name!r} does not occur in the expression (it has {names}); declare it to get "
-                           "a zero derivative", None, source)
+                           "a zero derivative" + (f"; note: {merged[0]}" if merged else ""), None, source)
 
 
 class Derivative:
