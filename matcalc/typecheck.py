@@ -1091,8 +1091,43 @@ def _inspect_power(c: _Checker, r: Raw, shape) -> None:
             f"exp({shown}) for the exponential function, or declare e (where e: scalar) to keep the variable"))
 
 
-_INSPECTED = {"add": _inspect_broadcast, "hadamard": _inspect_broadcast, "elemdiv": _inspect_broadcast,
-              "transpose": _inspect_transpose, "power": _inspect_power, "elempower": _inspect_power}
+def _inspect_product(c: _Checker, r: Raw, shape) -> None:
+    """``X beta``, ``X θ``: an assumed scalar right after a matrix only scales it, but the texts write a
+    scaling factor first; after a matrix the name is almost always a coefficient vector."""
+    seen_matrix = None
+    for factor, _ in r.items:
+        s = c.shapes.get(id(factor))
+        if s is not None and s != ():
+            seen_matrix = None if c.vec_like(s) else factor  # `A x b`: b scales the vector A x
+        elif seen_matrix is not None and factor.kind == "name" and c.assumed_scalars(factor):
+            name, matrix = factor.items, seen_matrix
+
+            def render(name=name, matrix=matrix):
+                cols = c.final((c.shapes[id(matrix)][1], 1))
+                return (f"{name} is taken to be a scalar ({c.why_scalar(name)}), so {c.text(matrix)} {name} scales "
+                        f"the matrix {c.text(matrix)}; if {name} is a vector ({c.text(matrix)} times a vector), "
+                        f"declare it (where {name}: {cols})")
+            c.note(factor.start, render, (name, "scales"))
+
+
+_INSPECTED = {"add": _inspect_broadcast, "mul": _inspect_product, "hadamard": _inspect_broadcast,
+              "elemdiv": _inspect_broadcast, "transpose": _inspect_transpose, "power": _inspect_power,
+              "elempower": _inspect_power}
+
+
+def _scalar_hints(c: _Checker, message: str) -> list[str]:
+    """For a shape error: which names in it are scalars only by assumption (``y - X beta`` fails because
+    the letter convention makes the Greek beta a scalar)."""
+    import re
+
+    hints = []
+    for name in c.order:
+        if name in c.decls or name in CONSTANTS or c.kinds.get(name) != SCALAR:
+            continue
+        if re.search(rf"(?<![\w\u0370-\u03ff]){re.escape(name)}(?![\w\u0370-\u03ff])", message):
+            hints.append(f"{name} is taken to be a scalar ({c.why_scalar(name)}); if it is a vector or a matrix, "
+                         f"declare it (where {name}: vector(n))")
+    return hints
 
 
 def _merge_declarations(source: str, where, python: dict) -> dict[str, Declaration]:
@@ -1131,7 +1166,7 @@ def analyse(source: str, declarations: dict) -> tuple[N.Node, Assumptions]:
             return checker.build(raw), checker.assumptions()
         except ShapeError as exc:
             # `x'Ax + x` fails on shapes because Ax is one name: say so in the error
-            early = [render() for _, render in checker.notes[:checker.early]]
+            early = [render() for _, render in checker.notes[:checker.early]] + _scalar_hints(checker, exc.message)
             if early:
                 exc.message += "; note: " + "; ".join(early)
                 exc.args = (exc.message,)

@@ -105,6 +105,7 @@ def test_a_square_of_a_residual_is_not_a_matrix_power():
     ("sum(x^2)", ["x is taken to be a scalar", ".^"]),
     ("(x' y)'", ["transposing a scalar does nothing"]),
     ("sigma(W x)", ["sigmoid"]),
+    ("X beta", ["beta is taken to be a scalar", "scales the matrix X", "where beta: vector(m)"]),
 ])
 def test_readings_users_rarely_mean_are_noted(text, fragments):
     notes = " | ".join(notes_of(text))
@@ -117,7 +118,7 @@ def test_readings_users_rarely_mean_are_noted(text, fragments):
     ("x - mu", {"mu": "vector(n)"}), ("b x", {}), ("mu x", {}), ("λ ||w||^2 + ||X w - y||^2", {}),
     ("e^x", {"e": "scalar"}),
     ("Ax + b", {"Ax": "vector(n)", "b": "vector(n)"}), ("x - mu where mu: scalar", {}), ("W1 x + b1", {"b1": "scalar"}),
-    ("mu sigma", {}), ("x_2 + y", {}), ("Xtrain w", {}), ("logits", {}),
+    ("mu sigma", {}), ("x_2 + y", {}), ("Xtrain w", {}), ("logits", {}), ("A x b", {}), ("2 λ A", {}),
 ])
 def test_ordinary_input_gets_no_note(text, decls):
     assert notes_of(text, **decls) == []
@@ -138,6 +139,14 @@ def test_notes_are_warnings_with_a_caret_and_can_be_silenced():
 def test_the_notes_are_kept_with_the_assumptions():
     d = matcalc.derive("W1 x + b1", "x", warn=False)
     assert len(d.assumptions.notes) == 1 and "b1" in d.assumptions.notes[0].message
+
+
+def test_a_shape_error_caused_by_an_assumed_scalar_says_so():
+    with pytest.raises(matcalc.ShapeError) as info:
+        matcalc.parse("||y - X beta||^2")
+    assert "beta is taken to be a scalar" in str(info.value) and "where beta: vector" in str(info.value)
+    d = matcalc.derive("||y - X beta||^2", "beta", beta="vector(k)", layout="denominator")
+    check_numerically(d)
 
 
 def test_a_shape_error_caused_by_a_merged_name_says_so():
