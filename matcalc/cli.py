@@ -3,20 +3,23 @@
 Exit codes are part of the interface, so scripts can rely on them: 0 success (and a claim that holds),
 1 a problem with the input (a :class:`~matcalc.errors.MatcalcError`, shown as one message with a caret
 under the offending character, never a traceback) or a claim or check that fails, 2 a usage error
-(argparse's convention), 3 a bug in matcalc ("internal error"; set ``MATCALC_DEBUG=1`` for the traceback).
+(argparse's convention), 3 a bug in matcalc ("internal error"; set ``MATCALC_DEBUG=1`` for the traceback),
+141 standard output closed before everything was written (``| head -1``; 128 + SIGPIPE, as Unix tools).
+Under ``--format json`` errors are JSON on standard output too (``{"error": {...}}``), with the same codes.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import traceback
 from collections.abc import Sequence
-from typing import Any, TextIO
 
 from .errors import DeclarationError, MatcalcError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:  # pragma: no cover
+    from typing import Any, TextIO
 
 EXAMPLES = """\
 examples:
@@ -32,7 +35,11 @@ examples:
   echo "sum(tanh(W x))" | matcalc derive - --wrt W
 
 Undeclared names follow matrixcalculus.org's convention: a-g scalars, h-z vectors, A-Z matrices,
-Greek names scalars. Exit codes: 0 ok, 1 bad input or a failed claim/check, 2 usage, 3 internal error.
+Greek names scalars; every answer ends with a "where" line saying what was assumed, and readings users
+rarely intend (Ax as one name, a bias b1 read as a scalar) get a "note:" line on standard error.
+NumPy's spellings work too: A @ x, x.T, x ** 2 (element-wise).
+Exit codes: 0 ok, 1 bad input or a failed claim/check, 2 usage, 3 internal error (a bug in matcalc; set
+MATCALC_DEBUG=1 for the traceback), 141 standard output closed early (| head).
 """
 
 FORMATS = ("text", "unicode", "latex", "numpy", "jax", "torch", "sympy", "json")
@@ -71,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop with an error after this much CPU time (default 2; 0 for none)")
         p.add_argument("--memory-limit", type=_budget_number, metavar="MB",
                        help="stop with an error past this much extra memory (default 1024; 0 for none)")
+        p.add_argument("--no-warn", action="store_true",
+                       help="no 'note:' lines on standard error about readings users rarely intend")
         return p
 
     d = command("derive", "the derivative of EXPR")
@@ -171,13 +180,6 @@ def _comment(text: str) -> str:
     return "\n".join(("# " + line).rstrip() for line in text.splitlines())
 
 
-def _flat(result) -> list:
-    """The derivatives of a result: one, one per variable, or (several variables at order 2) one block
-    per pair of variables, row by row."""
-    derivs = list(result) if isinstance(result, list) else [result]
-    return [block for d in derivs for block in (d if isinstance(d, list) else [d])]
-
-
 def _sympy_of(d):
     """The explicit SymPy matrix of a derivative; a tensor with no matrix form cannot be written as one."""
     if getattr(d, "expr", None) is None:
@@ -197,132 +199,161 @@ def _code_name(d) -> str | None:
     return name if name.isidentifier() else None
 
 
-def _wrt_of(d):
-    """The variable's name; for a block of several variables' Hessian, the pair of names."""
-    pair = getattr(d, "variables", None)
-    return d.variable.name if pair is None else [pair[0].name, pair[1].name]
-
-
-def _label(d) -> str:
-    pair = getattr(d, "variables", None)
-    if pair is not None:
-        return f"d2/d{pair[0].name}d{pair[1].name}: "
-    return f"d/d{d.variable.name}: "
-
-
 # --- commands ---------------------------------------------------------------------------------------------
-def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
-    from .diff import derive
-    from .printing import declarations_of, to_text
+def _blocks(result, order: int) -> list[tuple[list[str], Any]]:
+    """``(variables, derivative)`` pairs: one per --wrt, or one per block of a Hessian in several variables."""
+    if isinstance(result, list) and result and isinstance(result[0], list):  # Hessian blocks [[H_xx, H_xy], ...]
+        return [([v.name for v in b.variables], b) for row in result for b in row]
+    derivs = list(result) if isinstance(result, list) else [result]
+    return [([d.variable.name] * order, d) for d in derivs]
+
+
+def _label(names: list[str], several: bool, latex: bool = False) -> str:
+    """``d/dw: `` for several first derivatives; ``∂²f/∂x∂y: `` for the blocks of a Hessian."""
+    if not several:
+        return ""
+    if len(names) == 1:
+        return f"\\frac{{\\partial f}}{{\\partial {names[0]}}} = " if latex else f"d/d{names[0]}: "
+    a, b = names
+    if latex:
+        bottom = f"\\partial {a}^2" if a == b else f"\\partial {a}\\,\\partial {b}"
+        return f"\\frac{{\\partial^2 f}}{{{bottom}}} = "
+    return f"∂²f/∂{a}²: " if a == b else f"∂²f/∂{a}∂{b}: "
+
+
+def _json_entry(names: list[str], d, report, steps: bool) -> dict[str, Any]:
+    from .printing import to_text
     from .shapes import describe
 
-    decls = declarations(args.let)
-    wrt = args.wrt
-    result = derive(source, wrt=wrt if wrt is None or len(wrt) > 1 else wrt[0], layout=args.layout,
-                    order=args.order, named=not args.no_names, **decls)
-    derivs = _flat(result)
-    several = len(derivs) > 1
-    fmt = args.format
-    reports = [d.check() for d in derivs] if args.check else [None] * len(derivs)
-    failed = any(r is not None and not r.ok for r in reports)
+    e: dict[str, Any] = {"wrt": names, "derivative": d.text(), "unicode": d.unicode(), "latex": d.latex(),
+                         "shape": [str(s) for s in d.shape]}
+    if hasattr(d, "differential"):  # a 3- or 4-way tensor: its forms, and its axes
+        e["kind"] = f"tensor({', '.join(str(s) for s in d.shape)})"
+        e["linear_map"] = d.linear_map
+        e["kronecker"] = None if d.kronecker is None else to_text(d.kronecker)
+        e["index"] = d.index
+    else:
+        e["kind"] = describe(d.shape)
+    if report is not None:
+        e["check"] = _report_dict(report)
+    if steps:
+        e["steps"] = str(d.steps)
+    return e
 
-    def label(d) -> str:
-        return _label(d) if several else ""
 
-    if fmt == "json":
-        def entry(d, report) -> dict[str, Any]:
-            e: dict[str, Any] = {"wrt": _wrt_of(d), "derivative": str(d), "unicode": d.unicode(),
-                                 "latex": d.latex(), "shape": [str(s) for s in d.shape]}
-            if hasattr(d, "differential"):  # a 3- or 4-way tensor: its forms, and its axes
-                e["kind"] = f"tensor({', '.join(str(s) for s in d.shape)})"
-                e["linear_map"] = d.linear_map
-                e["kronecker"] = None if d.kronecker is None else to_text(d.kronecker)
-                e["index"] = d.index
-            else:
-                e["kind"] = describe(d.shape)
-            if report is not None:
-                e["check"] = _report_dict(report)
-            if args.steps:
-                e["steps"] = str(d.steps)
-            return e
+def _derive_json(args, source: str, blocks, reports, assumed) -> str:
+    """One schema whatever the number of --wrt: ``wrt`` and ``derivatives`` are always lists."""
+    import json
 
-        first = derivs[0]
-        obj: dict[str, Any] = {"input": source, "declarations": declarations_of(first.function),
-                               "layout": args.layout, "order": args.order}
-        if several:
-            obj["wrt"] = [_wrt_of(d) for d in derivs]
-            obj["derivatives"] = [entry(d, r) for d, r in zip(derivs, reports, strict=True)]
-        else:
-            obj.update(entry(first, reports[0]))
-        _write(out, json.dumps(obj, ensure_ascii=False, indent=2))
-        return 1 if failed else 0
+    from .printing import declarations_of
 
-    if fmt in CODE_FORMATS:
-        from .codegen import generate
+    first = blocks[0][1]
+    obj: dict[str, Any] = {
+        "input": source, "declarations": declarations_of(first.function), "layout": args.layout,
+        "order": args.order, "wrt": list(dict.fromkeys(n for names, _ in blocks for n in names)),
+        "assumptions": assumed.as_list(), "where": str(assumed), "notes": [n.message for n in assumed.notes],
+        "derivatives": [_json_entry(names, d, r, args.steps) for (names, d), r in zip(blocks, reports, strict=True)],
+    }
+    return json.dumps(obj, ensure_ascii=False, indent=2)
 
-        chunks = []
-        for d, report in zip(derivs, reports, strict=True):
-            code = generate(d, fmt, value_and_grad=args.value_and_grad, name=_code_name(d))
-            if chunks:  # the imports once, at the top
-                code = "\n".join(line for line in code.splitlines() if not line.startswith("import ")).lstrip()
-            extra = [str(d.steps)] if args.steps else []
-            extra += [f"check: {report}"] if report is not None else []
-            chunks.append((_comment("\n".join(extra)) + "\n" if extra else "") + code.rstrip())
-        _write(out, "\n\n\n".join(chunks))
-        return 1 if failed else 0
 
-    for d, report in zip(derivs, reports, strict=True):
+def _derive_code(args, blocks, reports, assumed) -> str:
+    from .codegen import generate
+
+    chunks = []
+    for (_, d), report in zip(blocks, reports, strict=True):
+        code = generate(d, args.format, value_and_grad=args.value_and_grad, name=_code_name(d))
+        if chunks:  # the imports once, at the top
+            code = "\n".join(line for line in code.splitlines() if not line.startswith("import ")).lstrip()
+        extra = [str(d.steps)] if args.steps else []
+        extra += [f"check: {report}"] if report is not None else []
+        chunks.append((_comment("\n".join(extra)) + "\n" if extra else "") + code.rstrip())
+    where = _comment(str(assumed)) + "\n" if str(assumed) else ""  # the where line, as a comment on top
+    return where + "\n\n\n".join(chunks)
+
+
+def _where(assumed, fmt: str) -> str:
+    """The ``where`` line under an answer, in the answer's format."""
+    if fmt == "latex":
+        from .printing.latex import where_latex
+
+        return where_latex(assumed)
+    return _comment(str(assumed)) if fmt == "sympy" else str(assumed)
+
+
+def _derive_lines(args, blocks, reports, assumed) -> list[str]:
+
+    fmt, lines = args.format, []
+    several = len(blocks) > 1
+    for (names, d), report in zip(blocks, reports, strict=True):
         if args.steps:
-            _write(out, str(d.steps))
-        if fmt in ("text", "unicode"):
-            body = _shown(d, fmt)
-        elif fmt == "latex":
-            body = d.latex()
-        else:  # sympy
-            body = str(_sympy_of(d))
-        _write(out, label(d) + body)
+            lines.append(d.steps.latex() if fmt == "latex" else str(d.steps))
+        body = {"text": d.text, "unicode": d.unicode, "latex": d.latex,
+                "sympy": lambda d=d: str(_sympy_of(d))}[fmt]()
+        lines.append(_label(names, several, fmt == "latex") + body)
         if report is not None:
-            _write(out, f"check: {report}")
+            lines.append(f"check: {report}")
+    where = _where(assumed, fmt)
+    return lines + ([where] if where else [])
+
+
+def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
+    from .diff import derive
+
+    wrt = args.wrt
+    with _noting(args):  # the notes are shown even when the derivative then fails (`Wx + b` --wrt x)
+        result = derive(source, wrt=wrt if wrt is None or len(wrt) > 1 else wrt[0], layout=args.layout,
+                        order=args.order, named=not args.no_names, **declarations(args.let))
+    blocks = _blocks(result, args.order)
+    assumed = blocks[0][1].assumptions
+    reports = [d.check() for _, d in blocks] if args.check else [None] * len(blocks)
+    failed = any(r is not None and not r.ok for r in reports)
+    if args.format == "json":
+        _write(out, _derive_json(args, source, blocks, reports, assumed))
+    elif args.format in CODE_FORMATS:
+        _write(out, _derive_code(args, blocks, reports, assumed))
+    else:
+        _write(out, "\n".join(_derive_lines(args, blocks, reports, assumed)))
     return 1 if failed else 0
 
 
-def _shown(d, fmt: str) -> str:
-    """A derivative as text or Unicode, its repeated parts named (a tensor prints its own forms)."""
-    from .printing import to_unicode
-
-    if hasattr(d, "differential"):
-        if fmt == "text":
-            return str(d)
-        return d.unicode() if d.expr is None else to_unicode(d.expr)
-    return d.text() if fmt == "text" else d.unicode()
-
-
 def cmd_check(args: argparse.Namespace, source: str, out: TextIO) -> int:
+    from .typecheck import analyse
     from .verify import check_claim
 
-    report = check_claim(source, args.wrt, args.claim, layout=args.layout, **declarations(args.let))
+    decls = declarations(args.let)
+    assumed = analyse(source, decls)[1]
+    _notes(assumed.notes, args)
+    report = check_claim(source, args.wrt, args.claim, layout=args.layout, **decls)
     _write(out, str(report))
+    if str(assumed):
+        _write(out, str(assumed))
     return 0 if report.ok else 1
 
 
 def cmd_parse(args: argparse.Namespace, source: str, out: TextIO) -> int:
-    from . import parse
     from .printing import declarations_of, to_latex, to_text, to_unicode
     from .shapes import describe
+    from .typecheck import analyse
 
-    node = parse(source, **declarations(args.let))
+    node, assumed = analyse(source, declarations(args.let))
+    _notes(assumed.notes, args)
     decls = declarations_of(node)
     if args.format == "json":
+        import json
+
         _write(out, json.dumps({"input": source, "expression": to_text(node), "unicode": to_unicode(node),
                                 "latex": to_latex(node), "shape": [str(s) for s in node.shape],
-                                "kind": describe(node.shape), "declarations": decls},
+                                "kind": describe(node.shape), "declarations": decls,
+                                "assumptions": assumed.as_list(), "where": str(assumed),
+                                "notes": [n.message for n in assumed.notes]},
                                ensure_ascii=False, indent=2))
         return 0
     shown = {"text": to_text, "unicode": to_unicode, "latex": to_latex}[args.format](node)
     _write(out, shown)
     _write(out, f"  shape: {describe(node.shape)}")
-    for name, kind in decls.items():
-        _write(out, f"  {name}: {kind}")
+    for a in assumed:  # each name's kind and where it came from
+        _write(out, f"  {a}")
     return 0
 
 
@@ -361,6 +392,77 @@ def _silence_stdout() -> None:
         pass
 
 
+#: Python spellings in messages, and what the command line calls them.
+_CLI_SPELLINGS = (("(wrt=...)", "(--wrt VAR)"), ("wrt must be", "--wrt must be"), ("give wrt as", "give --wrt as"),
+                  ("declare it to get", "declare it (--let) to get"))
+
+
+def cli_message(text: str) -> str:
+    """A message as the command line shows it: options, not Python keywords (``--wrt``, not ``wrt=``)."""
+    for python, cli in _CLI_SPELLINGS:
+        text = text.replace(python, cli)
+    return text
+
+
+def _notes(notes, args: argparse.Namespace) -> None:
+    """The assumption warnings, as ``note:`` lines on standard error (``--no-warn`` silences them)."""
+    if getattr(args, "no_warn", False):
+        return
+    for note in notes:
+        _write(sys.stderr, f"note: {note}")
+
+
+class _noting:
+    """Show the AssumptionWarnings issued inside the block as ``note:`` lines, whatever happens in it."""
+
+    def __init__(self, args: argparse.Namespace):
+        import warnings
+
+        self.args = args
+        self.catch = warnings.catch_warnings(record=True)
+
+    def __enter__(self):
+        import warnings
+
+        from .errors import AssumptionWarning
+
+        self.caught = self.catch.__enter__()
+        warnings.simplefilter("always", AssumptionWarning)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        from .errors import AssumptionWarning
+
+        self.catch.__exit__(*exc)
+        _notes([w.message for w in self.caught if isinstance(w.message, AssumptionWarning)], self.args)
+        return False
+
+
+def _fail(args: argparse.Namespace, code: int, kind: str, exc: Exception, text: str) -> int:
+    """Report an error: JSON on standard output under ``--format json`` (so a script reading JSON always
+    gets JSON), else one line and a caret on standard error."""
+    if getattr(args, "format", None) == "json":
+        import json
+
+        err = {"type": type(exc).__name__, "message": cli_message(getattr(exc, "message", str(exc))),
+               "position": getattr(exc, "position", None), "exit_code": code, "text": text}
+        _write(sys.stdout, json.dumps({"error": err}, ensure_ascii=False, indent=2))
+    else:
+        _error(text)
+    return code
+
+
+def _closed_pipe() -> int:
+    """Standard output was closed early (``matcalc ... | head -1``): end quietly, as Unix tools do, with
+    the exit code of a process ended by SIGPIPE (128 + 13), and never flush into the closed pipe again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no file descriptor behind sys.stdout (a test's StringIO)
+        pass
+    return 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
     parser = build_parser()
@@ -375,28 +477,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .web import run
         return run(args)
     try:
-        with _limits_of(args):
-            source = read_expr(args.expr, sys.stdin)
-            code = COMMANDS[args.command](args, source, sys.stdout)
-            sys.stdout.flush()
-            return code
-    except MatcalcError as exc:
-        _error(f"error: {exc}")
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:  # the reader went away (matcalc ... | head): not a bug, and nothing to say
-        _silence_stdout()
-        return 1
+        code = _run(args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:  # the reader went away (matcalc ... | head -1): end quietly
+        return _closed_pipe()
     except OSError as exc:  # output to a full disk, a closed descriptor: the environment, not matcalc
         _silence_stdout()
         _error(f"error: cannot write the output: {exc.strerror or exc}")
         return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    """One command under the --time-limit/--memory-limit budget, its errors reported with their exit codes."""
+    try:
+        with _limits_of(args):
+            source = read_expr(args.expr, sys.stdin)
+            return COMMANDS[args.command](args, source, sys.stdout)
+    except OSError:  # writing failed: main() says so
+        raise
+    except MatcalcError as exc:
+        return _fail(args, 1, "error", exc, f"error: {cli_message(str(exc))}")
+    except KeyboardInterrupt:
+        return 130
     except Exception as exc:  # a bug in matcalc, not in the input
         if os.environ.get("MATCALC_DEBUG") == "1":
+            import traceback
+
             traceback.print_exc()
-        _write(sys.stderr, f"internal error: {type(exc).__name__}: {exc}")
-        return 3
+        return _fail(args, 3, "internal error", exc, f"internal error: {type(exc).__name__}: {exc}")
 
 
 if __name__ == "__main__":  # pragma: no cover

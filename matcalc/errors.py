@@ -18,6 +18,8 @@ __all__ = [
     "DerivativeError",
     "NoMatrixFormError",
     "CheckError",
+    "ArgumentShapeError",
+    "AssumptionWarning",
 ]
 
 
@@ -117,3 +119,27 @@ class NoMatrixFormError(DerivativeError):
 
 class CheckError(MatcalcError):
     """A verification request that cannot be carried out (e.g. sizes that do not fit the shapes)."""
+
+
+class ArgumentShapeError(ShapeError, CheckError):
+    """A value given to ``evaluate`` whose shape does not fit its variable; the message names the
+    argument, the shape expected (with the sizes other arguments fixed) and the shape given."""
+
+
+class AssumptionWarning(UserWarning):
+    """A reading of the input that users rarely intend (``Ax`` as one name, a bias ``b1`` read as a scalar).
+
+    Not an error: the answer is computed as the input was read. The message names the assumption and
+    how to override it, and shows the input with a caret like a :class:`MatcalcError`. Silence it per call
+    with ``warn=False`` (``parse``, ``derive``, ``hessian``) or ``--no-warn`` on the command line, or with
+    Python's ``warnings`` filters.
+    """
+
+    def __init__(self, message: str, position: int | None = None, source: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.position = position
+        self.source = source
+
+    def __str__(self) -> str:
+        return str(MatcalcError(self.message, self.position, self.source))

@@ -210,6 +210,23 @@ class Number(Node):
         return self
 
 
+class Pi(Node):
+    """The number π (``pi``, ``π``): a scalar constant, like a Number, that no rational holds exactly."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _check() -> Shape:
+        return ()
+
+    @property
+    def children(self):
+        return ()
+
+    def with_children(self, children):
+        return self
+
+
 class Identity(Node):
     """The identity matrix of size ``n`` (``I``, ``eye(n)``)."""
 

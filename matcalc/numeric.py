@@ -29,7 +29,7 @@ import numpy as np
 
 from . import nodes as N
 from .budget import budgeted, checkpoint
-from .errors import CheckError, UnknownNameError
+from .errors import ArgumentShapeError, CheckError, UnknownNameError
 from .shapes import Dim, DimLike, DimProduct, Shape, describe, is_vector
 
 __all__ = [
@@ -386,6 +386,9 @@ class NumpyEvaluator:
             raise CheckError("a number in the expression is beyond the range of float64 (about 1.8e308) "
                              "and cannot be evaluated") from None
 
+    def _eval_Pi(self, n):
+        return np.float64(np.pi)
+
     def _eval_Identity(self, n):
         size = self.binder.require(n.size, "the identity matrix")
         return np.eye(_not_too_large((size, size))[0])
@@ -512,10 +515,75 @@ class NumpyEvaluator:
 
 
 @budgeted("the evaluation")
-def evaluate(node: N.Node, values: Mapping, sizes: Mapping[str, int] | None = None) -> float | np.ndarray:
+def evaluate(node, values: Mapping | None = None, sizes: Mapping[str, int] | None = None, **named):
     """The value of ``node`` at ``values`` (names or Symbol/Differential nodes to numbers or arrays).
 
-    ``sizes`` fixes symbolic dimensions no value determines (``vector(2)`` alone). The result is a
-    float for a scalar, a 1-D array for a vector and a 2-D array for a matrix (see :func:`to_user`).
+    ``node`` is a parsed expression, a string (parsed silently) or a derivative; values are given as a
+    mapping, as keywords, or both (``evaluate(e, {"x": x}, A=A)``), the same way as
+    ``Derivative.evaluate``. ``sizes`` fixes symbolic dimensions no value determines (``vector(2)``
+    alone). The result is a float for a scalar, a 1-D array for a vector and a 2-D array for a matrix
+    (see :func:`to_user`). A value of the wrong shape raises :class:`~matcalc.ArgumentShapeError`.
     """
+    if named:
+        values = {**(values or {}), **named}
+    values = {} if values is None else values
+    if isinstance(node, str):
+        from .typecheck import typecheck
+
+        node = typecheck(node)
+    if not isinstance(node, N.Node) and hasattr(node, "evaluate"):  # a Derivative
+        return node.evaluate(values, sizes=sizes)
+    sizes = user_sizes([leaf for leaf in leaves_of(node) if isinstance(leaf, N.Symbol)], values, sizes)
     return to_user(NumpyEvaluator(values, sizes).eval(node), node.shape)
+
+
+def _user_dims(shape: Shape, given: tuple) -> tuple | None:
+    """``(dimension, size)`` pairs for a value of NumPy shape ``given`` of a variable of ``shape``, or None
+    if it cannot fit (a vector takes a 1-D array, or a 2-D column or row of its own orientation)."""
+    if shape == ():
+        return () if given == () else None
+    if is_vector(shape):
+        column = shape[1] == 1
+        d = shape[0] if column else shape[1]
+        if len(given) == 1:
+            return ((d, given[0]),)
+        if len(given) == 2 and (given[1] == 1 if column else given[0] == 1):
+            return ((d, given[0] if column else given[1]),)
+        return None
+    return tuple(zip(shape, given, strict=True)) if len(given) == 2 else None
+
+
+def _expected_text(shape: Shape, binder: SizeBinder) -> str:
+    dims = [shape[0] if shape[1] == 1 else shape[1]] if is_vector(shape) else list(shape)
+    shown = [str(binder.size(d)) if binder.size(d) is not None else str(d) for d in dims]
+    return "()" if shape == () else f"({shown[0]},)" if len(shown) == 1 else f"({', '.join(shown)})"
+
+
+def user_sizes(symbols, values: Mapping, sizes: Mapping | None = None) -> dict[str, int]:
+    """The sizes of the dimensions, read off the values given for ``symbols`` (in order).
+
+    A value whose shape cannot be the variable's raises :class:`~matcalc.ArgumentShapeError` naming the
+    argument, the shape expected (sizes already fixed by earlier arguments filled in) and the shape
+    given; names without a value are skipped (the evaluator reports them).
+    """
+    binder = SizeBinder(sizes)
+    for s in symbols:
+        try:
+            given = np.shape(lookup_value(values, s))
+        except (UnknownNameError, ValueError):
+            continue
+        pairs = _user_dims(s.shape, given)
+        expected = _expected_text(s.shape, binder)
+        clash = pairs is None or any(binder.size(d) not in (None, a) for d, a in pairs)
+        if clash:
+            fixed = sorted({f"{d} = {binder.size(d)} (from {binder.origin.get(str(d), 'sizes')})" for d in
+                            _factors_of_shape(s.shape) if isinstance(d, Dim) and binder.size(d) is not None})
+            raise ArgumentShapeError(f"wrong shape for {s.name}: expected {expected}, a {describe(s.shape)}"
+                                     f"{' with ' + ', '.join(fixed) if fixed else ''}; got {given}")
+        for d, a in pairs:
+            binder.match(d, a, s.name)
+    return binder.sizes
+
+
+def _factors_of_shape(shape: Shape) -> list:
+    return [f for d in shape for f in _factors(d)]

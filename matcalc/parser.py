@@ -5,22 +5,25 @@ calls :class:`_RawBuilder` at each reduction, so no recursive tree walk happens 
 as ``a + b + c + ...`` are collected into one flat list, so a 100 KB sum does not nest 25,000 levels deep.
 
 The raw tree is untyped: :mod:`matcalc.typecheck` turns it into the typed AST. This module is the only
-one that imports lark.
+one that imports lark, and only when it must: once lark has built the LALR tables, they are kept in the
+user's cache directory and :mod:`matcalc.lalr` parses well-formed input with them (the command line then
+starts without importing lark); input with a syntax error is parsed again by lark, which reports it.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import contextmanager
 from fractions import Fraction
 from functools import cache
-from importlib import resources
-from pathlib import Path
-
-from lark import Lark, Token, Transformer
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from .errors import DeclarationError, MatcalcError, MatcalcSyntaxError, NestingError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
+if TYPE_CHECKING:  # pragma: no cover
+    from lark import Lark
+    from lark.exceptions import UnexpectedInput
 
 #: Deepest nesting of operators and calls accepted (parentheses alone do not count).
 MAX_DEPTH = 2500
@@ -83,12 +86,14 @@ def _depth(*raws) -> int:
     return d
 
 
-def _tok_end(tok: Token) -> int:
+def _tok_end(tok) -> int:
     return tok.end_pos if tok.end_pos is not None else tok.start_pos + len(tok)
 
 
-class _RawBuilder(Transformer):
-    """Lark callbacks, one per grammar alternative, building :class:`Raw` nodes."""
+class _RawBuilder:
+    """Parser callbacks, one per grammar alternative, building :class:`Raw` nodes (a plain object: lark
+    calls the methods by rule name or alias, and so does :mod:`matcalc.lalr`). Tokens are ``str``
+    subclasses with ``type``, ``start_pos`` and ``end_pos``, lark's or :class:`matcalc.lalr.Token`."""
 
     # --- leaves --------------------------------------------------------------------------------
     def number(self, c):
@@ -214,11 +219,11 @@ class _RawBuilder(Transformer):
 
     def kind(self, c):
         name = c[0]
-        dims = [t for t in c[1:] if isinstance(t, Token) and t.type in ("NAME", "NUMBER")]
+        dims = [t for t in c[1:] if isinstance(t, str) and t.type in ("NAME", "NUMBER")]
         return (str(name), name.start_pos, [(str(t), t.start_pos) for t in dims])
 
     def declaration(self, c):
-        names = [(str(t), t.start_pos) for t in c if isinstance(t, Token) and t.type == "NAME"]
+        names = [(str(t), t.start_pos) for t in c if isinstance(t, str) and t.type == "NAME"]
         kind = c[-1]
         return (names, kind)
 
@@ -239,14 +244,49 @@ class _RawBuilder(Transformer):
 
 def _grammar_text() -> str:
     """The grammar file, from the installed package or, in a checkout, from ``grammar/``."""
+    for path in (os.path.join(os.path.dirname(__file__), "grammar", "matcalc.lark"),  # installed (a wheel)
+                 os.path.join(os.path.dirname(os.path.dirname(__file__)), "grammar", "matcalc.lark")):  # checkout
+        if os.path.isfile(path):
+            with open(path, encoding="utf-8") as f:
+                return f.read()
+    from importlib import resources  # a zipped install: about 20 ms of imports, so only as a last resort
+
     try:
         res = resources.files("matcalc").joinpath("grammar/matcalc.lark")
         if res.is_file():
             return res.read_text(encoding="utf-8")
     except (FileNotFoundError, ModuleNotFoundError):  # pragma: no cover
         pass
-    checkout = Path(__file__).resolve().parent.parent / "grammar" / "matcalc.lark"
-    return checkout.read_text(encoding="utf-8")
+    raise FileNotFoundError("grammar/matcalc.lark is missing")  # pragma: no cover
+
+
+def _cache_file(grammar: str, start: str) -> str | bool:
+    """Where lark keeps the analysed LALR tables between runs, or False when there is nowhere to keep them.
+
+    Building the tables takes about 80 ms, most of the command line's start-up. They are kept in the
+    user's cache directory (``$MATCALC_CACHE_DIR``, else ``$XDG_CACHE_HOME/matcalc``, else
+    ``~/.cache/matcalc``); ``MATCALC_CACHE_DIR=""`` turns the cache off. Lark stores a hash of the grammar,
+    its options, its own version and Python's with the tables and rebuilds them on any mismatch, and a
+    file it cannot read or write only costs the rebuild. :mod:`matcalc.lalr` keeps its own copy of the
+    tables next to it. The file name carries a checksum of the grammar, so a changed grammar gets new files.
+    """
+    import zlib
+
+    base = os.environ.get("MATCALC_CACHE_DIR")
+    if base is None:
+        xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(xdg, "matcalc")
+    if not base:
+        return False
+    try:
+        os.makedirs(base, mode=0o700, exist_ok=True)
+    except OSError:
+        return False
+    if not os.access(base, os.W_OK | os.R_OK):
+        return False
+    data = grammar.encode("utf-8")
+    digest = f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
+    return os.path.join(base, f"parser-{start}-{digest}.lark")
 
 
 @cache
@@ -258,26 +298,55 @@ def _parser(start: str) -> Lark:
 
 
 def _build_parser(start: str) -> Lark:
-    return Lark(
-        _grammar_text(),
+    from lark import Lark
+
+    grammar = _grammar_text()
+    cache_file = _cache_file(grammar, start)
+    builder = _RawBuilder()
+    parser = Lark(
+        grammar,
         parser="lalr",
         start=start,
-        transformer=_RawBuilder(),
+        transformer=builder,
         keep_all_tokens=True,
         maybe_placeholders=False,
+        cache=cache_file,
     )
+    if cache_file:
+        from . import lalr
+
+        path = lalr.table_file(cache_file)
+        if not os.path.exists(path):
+            try:
+                lalr.save(path, lalr.export(parser, start, builder))
+            except Exception:  # noqa: BLE001 - an unexpected lark internal: no fast path, nothing else lost
+                pass
+    return parser
+
+
+@cache
+def _tables(start: str):
+    """The saved LALR tables for ``start`` (:mod:`matcalc.lalr`), or None: then lark parses."""
+    cache_file = _cache_file(_grammar_text(), start)
+    if not cache_file:
+        return None
+    from . import lalr
+
+    return lalr.load(lalr.table_file(cache_file), _RawBuilder())
 
 
 _TOKEN_NAMES = {
     "NAME": "a name", "NUMBER": "a number", "FUNCNAME": "a function", "LPAR": "'('", "RPAR": "')'",
     "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "SEMI": "';'", "COLON": "':'", "PLUS": "'+'",
     "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "HADAMARD": "'.*'", "ELEMDIV": "'./'", "DOT": "'·'",
-    "CARET": "'^'", "ELEMPOW": "'.^'", "TRANSPOSE": "a transpose (')", "NORMBAR": "'||'",
+    "CARET": "'^'", "ELEMPOW": "'.^'", "MATMUL": "'@'", "POWSTAR": "'**'", "TRANSPOSE": "a transpose (')",
+    "NORMBAR": "'||'",
     "NORMSUB": "'_F'", "NORMOPEN": "'||'", "WHERE": "'where'", "$END": "the end of the input",
     "<END-OF-FILE>": "the end of the input",
 }
 _OPERAND = {"NAME", "NUMBER", "FUNCNAME", "LPAR", "LSQB", "NORMOPEN", "MINUS", "PLUS"}
-_OPERATOR = {"PLUS", "MINUS", "STAR", "SLASH", "HADAMARD", "ELEMDIV", "DOT", "CARET", "ELEMPOW", "TRANSPOSE"}
+_OPERATOR = {"PLUS", "MINUS", "STAR", "SLASH", "HADAMARD", "ELEMDIV", "DOT", "CARET", "ELEMPOW", "TRANSPOSE",
+             "MATMUL", "POWSTAR"}
 
 
 def _expected(names) -> str:
@@ -299,6 +368,8 @@ def _expected(names) -> str:
 
 
 def _syntax_error(exc: UnexpectedInput, text: str, what: str) -> MatcalcSyntaxError:
+    from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+
     if isinstance(exc, UnexpectedCharacters):
         ch = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
         msg = f"unexpected character {ch!r} in {what}"
@@ -361,6 +432,58 @@ def _mark_norm_openers(text: str) -> str:
     return "".join(out)
 
 
+_MODULE_PREFIX = ("np.", "numpy.", "jnp.", "torch.", "math.", "sp.", "sympy.", "scipy.")
+
+
+def _refuse_module_prefix(text: str) -> None:
+    """``np.exp(x)``: matcalc's functions need no module; say so at the prefix (the grammar would stop at
+    the '.' with a bare "unexpected character")."""
+    for prefix in _MODULE_PREFIX:
+        i = text.find(prefix)
+        while i >= 0:
+            after = text[i + len(prefix):i + len(prefix) + 1]
+            if (i == 0 or not _is_name_char(text[i - 1])) and after.isalpha() and \
+                    not text.startswith("T", i + len(prefix)):
+                name = text[i + len(prefix):].split("(")[0].strip()
+                raise MatcalcSyntaxError(f"{prefix}{name}: matcalc's functions are written without a module; "
+                                         f"write {name}(...)", i, text)
+            i = text.find(prefix, i + 1)
+
+
+def _is_name_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_" or "\u0370" <= ch <= "\u03ff"
+
+
+def _refuse_indexing(text: str) -> None:
+    """``x[1]``, ``X[1, 2]``, ``f(x)[0]``: indexing is not part of the language (spec, "Indexing").
+
+    The grammar would read a ``[`` right after an operand as a product with a literal (``x [1]`` = x),
+    which is never what was meant when the bracket touches a name or a closing bracket; this is an
+    error at the bracket. A literal after a space (``A [1, 2; 3, 4]``) or a number (``2[x, y]``) is
+    still a product.
+    """
+    start = 0
+    while (i := text.find("[", start)) > 0:
+        start = i + 1
+        before = text[i - 1]
+        if before in ")]":
+            name = text[:i]
+        elif _is_name_char(before):
+            j = i
+            while j > 0 and _is_name_char(text[j - 1]):
+                j -= 1
+            if not text[j].isalpha():  # a number: `2[x, y]` scales a literal
+                continue
+            name = text[j:i]
+        else:
+            continue
+        shown = name if len(name) <= 20 else "..." + name[-17:]
+        raise MatcalcSyntaxError(
+            f"indexing ({shown}[...]) is not part of the matcalc language, which works with whole vectors and "
+            "matrices (an entry of a vector x is a dot product with a basis vector e: dot(e, x)); to multiply "
+            "by a literal, put a space or '*' before '['", i, text)
+
+
 def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
     if not isinstance(text, str):
         raise error_cls(f"{what} must be a string, not {type(text).__name__}")
@@ -368,18 +491,37 @@ def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
         raise error_cls(f"{what} is longer than {MAX_LENGTH:,} characters", MAX_LENGTH, text[:MAX_LENGTH + 1])
     if not text.strip():
         raise error_cls(f"{what} is empty", 0, text)
+    if start == "start":
+        _refuse_indexing(text)
+        _refuse_module_prefix(text)
+    marked = _mark_norm_openers(text)
     try:
-        return _parser(start).parse(_mark_norm_openers(text))
+        tables = _tables(start)
+        if tables is not None:
+            from .lalr import Fallback
+
+            try:
+                return tables.parse(marked)
+            except Fallback:  # a syntax error: lark parses again and reports it
+                pass
+        return _lark_parse(start, marked, text, what, error_cls)
+    except MatcalcError as exc:
+        raise exc.located(exc.position, text) from None
+    except RecursionError:  # pragma: no cover - guarded by MAX_DEPTH
+        raise NestingError("the expression is nested too deeply", 0, text) from None
+
+
+def _lark_parse(start: str, marked: str, text: str, what: str, error_cls):
+    from lark.exceptions import UnexpectedInput
+
+    try:
+        return _parser(start).parse(marked)
     except UnexpectedInput as exc:
         err = _syntax_error(exc, text, what)
         err.message = err.message.replace(_OPEN_BAR, "|").replace(_OPEN_DBAR, "‖")
         if error_cls is not MatcalcSyntaxError:
             err = error_cls(err.message, err.position, text)
         raise err from None
-    except MatcalcError as exc:
-        raise exc.located(exc.position, text) from None
-    except RecursionError:  # pragma: no cover - guarded by MAX_DEPTH
-        raise NestingError("the expression is nested too deeply", 0, text) from None
 
 
 def parse_raw(text: str):

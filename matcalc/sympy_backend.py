@@ -197,6 +197,9 @@ class ExplicitBuilder:
     def _build_Number(self, n):
         return sympy.Rational(n.value.numerator, n.value.denominator)
 
+    def _build_Pi(self, n):
+        return sympy.pi
+
     def _build_Identity(self, n):
         return sympy.eye(self._size(n.size, "the identity matrix"))
 

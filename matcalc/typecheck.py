@@ -16,11 +16,9 @@ Four passes over the raw tree from :mod:`matcalc.parser`:
 
 from __future__ import annotations
 
-import difflib
-from dataclasses import dataclass
-
 from . import nodes as N
-from .errors import DeclarationError, MatcalcError, ShapeError, UnknownFunctionError
+from .assumed import Assumption, Assumptions, split_name
+from .errors import AssumptionWarning, DeclarationError, MatcalcError, ShapeError, UnknownFunctionError
 from .names import MAX_SIZE, check_name, check_size
 from .parser import Raw, deep_recursion, number_value, parse_kind, parse_raw
 from .shapes import Dim
@@ -32,6 +30,10 @@ GREEK = {
     "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "lam",
     "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
 }
+
+#: Undeclared names that are numbers (spec, "Constants"); a declaration of the name wins.
+CONSTANTS = {"pi", "π"}
+_POWER_BASE = "the base of ^, a power of a scalar"
 
 ELEMENTWISE_ALIASES = {name: name for name in N.ELEMENTWISE}
 ELEMENTWISE_ALIASES.update({"ln": "log", "σ": "sigmoid"})
@@ -45,13 +47,31 @@ _VECTOR_FORCING = {"sum", "mean", "dot", "norm", "norm1", "norm2", "logsumexp", 
                    "diag", "ones", "zeros", "eye", "vector", "matrix", "numel"} | _MATRIX_ARG
 
 
-@dataclass(frozen=True)
 class Declaration:
-    """``name: kind(dims)``; ``dims`` holds ints, dimension names, or None where left to inference."""
+    """``name: kind(dims)``; ``dims`` holds ints, dimension names, or None where left to inference.
 
-    kind: str
-    dims: tuple
-    position: int | None = None
+    Immutable, compared by value (a plain class: the dataclasses module costs the command line ~6 ms).
+    """
+
+    __slots__ = ("kind", "dims", "position")
+
+    def __init__(self, kind: str, dims: tuple, position: int | None = None):
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "dims", tuple(dims))
+        object.__setattr__(self, "position", position)
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Declaration is immutable")
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Declaration) and (self.kind, self.dims, self.position) == (
+            other.kind, other.dims, other.position)
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.dims, self.position))
+
+    def __repr__(self) -> str:
+        return f"Declaration(kind={self.kind!r}, dims={self.dims!r}, position={self.position!r})"
 
     def describe(self) -> str:
         if self.kind == SCALAR:
@@ -71,13 +91,26 @@ def convention_kind(name: str) -> str:
     return VECTOR
 
 
+def _convention_reason(name: str) -> str:
+    first = name[0]
+    if name in GREEK or "\u0370" <= first <= "\u03ff":
+        return "Greek names are scalars"
+    if "a" <= first <= "g":
+        return "names starting with a to g are scalars"
+    if "A" <= first <= "Z":
+        return "capitals are matrices"
+    return "names starting with h to z are vectors"
+
+
 # --- declarations -----------------------------------------------------------------------------------
 def _kind_from_parts(kname: str, kpos: int, dims, source: str) -> Declaration:
     kname_l = kname.lower()
     aliases = {"real": SCALAR, "number": SCALAR, "vec": VECTOR, "mat": MATRIX, "sym": SYMMETRIC}
     kname_l = aliases.get(kname_l, kname_l)
     if kname_l not in KINDS:
-        close = difflib.get_close_matches(kname_l, KINDS, n=1)
+        from difflib import get_close_matches  # only for messages: not imported at start-up
+
+        close = get_close_matches(kname_l, KINDS, n=1)
         hint = f"; did you mean {close[0]}?" if close else f"; the kinds are {', '.join(KINDS)}"
         raise DeclarationError(f"unknown kind {kname!r}{hint}", kpos, source)
     values = []
@@ -239,6 +272,12 @@ class _Checker:
         self.identities: dict[int, _Var] = {}
         self.fills: dict[int, tuple] = {}
         self.decided: dict[int, object] = {}  # id(raw) -> extra decisions (diag kind, max form ...)
+        self.origin: dict[str, tuple[str, str]] = {}  # name -> (declaration | usage | convention, reason)
+        self.why: dict[str, str] = {}  # name -> the usage that forced its kind
+        self.notes: list = []  # (position, render) pairs, rendered by assumptions()
+        self.noted: set = set()
+        self.vector_forcing = False
+        self.early = 0
 
     def text(self, raw: Raw) -> str:
         t = self.source[raw.start:raw.end]
@@ -255,6 +294,8 @@ class _Checker:
             r = stack.pop()
             k = r.kind
             if k == "name":
+                if r.items in CONSTANTS and r.items not in self.decls:
+                    continue
                 if r.items not in self.first_pos:  # a dict lookup: O(1) even with 20,000 names
                     self.first_pos[r.items] = r.start
                     self.order.append(r.items)
@@ -268,16 +309,16 @@ class _Checker:
             elif k in ("elemdiv", "div", "power", "elempower"):
                 stack.extend(reversed(r.items))
                 if k == "div":
-                    self.demand_scalar(r.items[1])
+                    self.demand_scalar(r.items[1], why="the divisor of /")
                 elif k in ("power", "elempower"):
-                    self.demand_scalar(r.items[1])
+                    self.demand_scalar(r.items[1], why="an exponent")
                     if k == "power":
-                        self.demand_scalar(r.items[0], only_vector_convention=True)
+                        self.demand_scalar(r.items[0], only_vector_convention=True, why=_POWER_BASE)
             elif k == "dot":
                 stack.extend(reversed(r.items))
                 vector_forcing = True
                 for side in r.items:
-                    self.force_bare(side, VECTOR)
+                    self.force_bare(side, VECTOR, "an operand of ·")
             elif k in ("neg", "transpose"):
                 stack.append(r.items)
                 if k == "transpose":
@@ -288,14 +329,14 @@ class _Checker:
                 if fname in _VECTOR_FORCING:
                     vector_forcing = True
                 if fname in _MATRIX_ARG and args:
-                    self.force_bare(args[0], MATRIX)
+                    self.force_bare(args[0], MATRIX, f"the argument of {fname}()")
                 if fname in ("dot", "outer"):  # outer(a, b) takes two vectors, like dot(a, b)
                     for a in args:
-                        self.force_bare(a, VECTOR)
+                        self.force_bare(a, VECTOR, f"an argument of {fname}()")
                 if fname == "softmax" and args:
-                    self.force_bare(args[0], VECTOR)
+                    self.force_bare(args[0], VECTOR, "the argument of softmax()")
                 if fname in ("vector", "matrix") and args:
-                    self.demand_scalar(args[0])
+                    self.demand_scalar(args[0], why=f"the fill value of {fname}()")
             elif k == "norm":
                 stack.append(r.items[0])
                 vector_forcing = True
@@ -303,29 +344,41 @@ class _Checker:
                 for row in r.items:
                     for e in row:
                         stack.append(e)
-                        self.demand_scalar(e)
+                        self.demand_scalar(e, why="an entry of [...]")
+        self.vector_forcing = vector_forcing
+        self.decide_kinds()
+        self.note_collected()
+        self.early = len(self.notes)  # notes that need only the kinds: shown with a shape error too
+
+    def decide_kinds(self):
+        """Each name's kind, and where it came from: a declaration, then usage, then the convention."""
         for name in self.order:
             if name in self.decls:
                 self.kinds[name] = self.decls[name].kind
+                self.origin[name] = ("declaration", "")
             elif name in self.forced:
                 self.kinds[name] = self.forced[name]
+                self.origin[name] = ("usage", self.why.get(name, ""))
             else:
                 self.kinds[name] = convention_kind(name)
+                self.origin[name] = ("convention", _convention_reason(name))
         # scalar algebra: a name the convention makes a vector is forced scalar (``x^2``, ``a / y``), and
         # nothing needs a vector or a matrix. A forced scalar that is a scalar by convention anyway
         # (``x / a``, ``x .^ a``) says nothing about the other names, so ``x`` stays a vector there.
         if any(v == SCALAR and convention_kind(n) != SCALAR for n, v in self.forced.items()) \
-                and not vector_forcing:
+                and not self.vector_forcing:
             if all(self.kinds[n] in (SCALAR, VECTOR) or n in ("I",) for n in self.order if n not in self.decls):
                 for n in self.order:
                     if n not in self.decls and self.kinds[n] == VECTOR:
                         self.kinds[n] = SCALAR
+                        self.origin[n] = ("usage", "scalar algebra: nothing needs a vector or a matrix")
 
-    def force_bare(self, raw: Raw, kind: str):
+    def force_bare(self, raw: Raw, kind: str, why: str = ""):
         if raw.kind == "name" and raw.items not in self.decls:
             self.forced.setdefault(raw.items, kind)
+            self.why.setdefault(raw.items, why)
 
-    def demand_scalar(self, raw: Raw, only_vector_convention: bool = False):
+    def demand_scalar(self, raw: Raw, only_vector_convention: bool = False, why: str = ""):
         """Names whose value must be a scalar here become scalars (``x^2``, ``a / s``, ``[e1, e2]``)."""
         stack = [raw]
         while stack:
@@ -338,11 +391,15 @@ class _Checker:
                 if convention_kind(name) == VECTOR or not only_vector_convention:
                     if convention_kind(name) != MATRIX or not only_vector_convention:
                         self.forced.setdefault(name, SCALAR)
+                        self.why.setdefault(name, why)
             elif k == "add":
                 stack.extend(t for _, t, _ in r.items)
             elif k in ("mul", "hadamard"):
                 factors = [t for t, _ in r.items]
-                if not any(f.kind == "transpose" for f in factors):
+                # `(X w - y)^2`: a product with a matrix is not scalar algebra; w stays a vector, and the
+                # power of a vector is an error that suggests .^
+                if not any(f.kind == "transpose" or only_vector_convention and self.matrix_name(f)
+                           for f in factors):
                     stack.extend(factors)
             elif k in ("elemdiv",):
                 stack.extend(r.items)
@@ -357,10 +414,97 @@ class _Checker:
                 elif fname in ("max", "min"):
                     stack.extend(args)
 
+    # --- assumptions and the notes about them -----------------------------------------------------
+    def note(self, position: int, render, key=None) -> None:
+        """Queue a note; ``render()`` builds its text once the dimensions have their final names. Of the
+        notes with one ``key`` (a name and what is said about it) only the first is kept."""
+        if key is not None:
+            if key in self.noted:
+                return
+            self.noted.add(key)
+        self.notes.append((position, render))
+
+    def final(self, shape) -> str:
+        """A shape in declaration syntax with its final dimension names (``vector(m)``)."""
+        from .shapes import describe
+
+        return describe(self.resolve_shape(shape)) if shape != () else SCALAR
+
+    def matrix_name(self, raw: Raw) -> bool:
+        """A bare name that is a matrix by declaration or by the convention (``X`` in ``(X w - y)^2``)."""
+        if raw.kind != "name":
+            return False
+        decl = self.decls.get(raw.items)
+        if decl is not None:
+            return decl.kind in (MATRIX, SYMMETRIC)
+        return raw.items != "I" and convention_kind(raw.items) == MATRIX and raw.items not in FUNCTIONS
+
+    def assumed_scalars(self, raw: Raw) -> list[str]:
+        """The undeclared scalar names that make ``raw`` a scalar (``b1``, ``2 mu``, ``-λ``), else []."""
+        if raw.kind == "name":
+            name = raw.items
+            undeclared = name not in self.decls and name not in CONSTANTS and name in self.kinds
+            return [name] if undeclared and self.kinds[name] == SCALAR else []
+        if raw.kind == "neg":
+            return self.assumed_scalars(raw.items)
+        if raw.kind == "mul":
+            out = []
+            for factor, _ in raw.items:
+                names = [] if factor.kind == "num" else self.assumed_scalars(factor)
+                if not names and factor.kind != "num":
+                    return []
+                out += names
+            return out
+        return []
+
+    def why_scalar(self, name: str) -> str:
+        source, reason = self.origin.get(name, ("convention", ""))
+        if source == "convention":
+            return f"by the letter convention: {reason}"
+        return f"because it is {reason}" if reason else "from its use"
+
+    def note_collected(self) -> None:
+        """Notes that need only the kinds: ``Ax`` read as one name; a vector name forced scalar by ^."""
+        known = set(self.order) | set(self.decls)
+        for name in self.order:
+            if name in self.decls or name in GREEK or name in FUNCTIONS or name in CONSTANTS:
+                continue
+            parts = split_name(name, known)
+            if parts:
+                product = " ".join(parts)
+                self.note(self.first_pos[name], lambda name=name, product=product: (
+                    f"{name} is read as one name, a {self.kinds[name]} by the letter convention; if you meant "
+                    f"the product {product}, write it with spaces ('{product}'); declare {name} "
+                    f"(where {name}: ...) to keep one name"))
+            if (self.vector_forcing and self.origin[name] == ("usage", _POWER_BASE)
+                    and convention_kind(name) == VECTOR):
+                self.note(self.first_pos[name], lambda name=name: (
+                    f"{name} is taken to be a scalar because it is {_POWER_BASE}; if {name} is a vector, "
+                    f"write .^ (or **) for an element-wise power, or declare {name} (where {name}: vector(n))"))
+
+    def assumptions(self) -> Assumptions:
+        """One record per name (declared names that do not occur included) and the rendered notes."""
+        items = []
+        for name in self.order:
+            if name not in self.symbol_shapes:  # `I` as the identity
+                continue
+            source, reason = self.origin[name]
+            shape = self.resolve_shape(self.symbol_shapes[name])
+            items.append(Assumption(name, self.kinds[name], shape, source, reason))
+        used = {str(d) for a in items for d in a.shape} | {v.name for v in self.u.vars if v.name}
+        for name, decl in self.decls.items():
+            if name not in self.first_pos:
+                items.append(Assumption(name, decl.kind, _absent_shape(decl, used), "declaration", "",
+                                        occurs=False))
+        notes = tuple(AssumptionWarning(render(), pos, self.source) for pos, render in self.notes)
+        return Assumptions(tuple(items), notes)
+
     # --- pass 2: shapes --------------------------------------------------------------------------
     def symbol_shape(self, name: str):
         if name in self.symbol_shapes:
             return self.symbol_shapes[name]
+        if name in CONSTANTS and name not in self.decls:
+            return ()
         kind = self.kinds[name]
         decl = self.decls.get(name)
 
@@ -408,6 +552,8 @@ class _Checker:
         shape = self._check(r)
         shape = self.normalise(shape)
         self.shapes[id(r)] = shape
+        if r.kind in _INSPECTED:
+            _INSPECTED[r.kind](self, r, shape)
         return shape
 
     def broadcast(self, a, b, ra: Raw, rb: Raw, op: str, pos: int):
@@ -557,7 +703,7 @@ class _Checker:
         prev_end = r.items[0][0].end
         for i, (factor, pos) in enumerate(r.items):
             s = self.check(factor)
-            if i > 0 and pos is not None and r.items[i - 1][0].kind == "name" and factor.grouped:
+            if i > 0 and pos is not None and r.items[i - 1][0].kind == "name":  # `f(x)`, `f(x) .* y`
                 self.maybe_unknown_function(r.items[i - 1][0], factor)
             if s == ():
                 prev_end = factor.end
@@ -581,20 +727,48 @@ class _Checker:
             return "two column vectors; transpose one (x' y) or use dot(x, y) or .* for element-wise"
         return "the inner dimensions differ"
 
+    def check_square_arg(self, r: Raw, s):
+        """``tr``, ``det``, ``logdet``, ``inv`` take a square matrix; ``tr`` of a scalar (the trace trick on a
+        1 x 1 product, ``tr(x' A x)``) is that scalar."""
+        fname, (arg,) = r.items
+        if s == () and fname in ("tr", "trace"):
+            self.decided[id(r)] = "scalar"
+            return ()
+        message = f"{fname}() needs a square matrix; {self.text(arg)} is {_describe(s, self.u)}"
+        if s == () or self.vec_like(s):
+            raise self.shape_error(message, arg.start)
+        self.unify_or_fail(s[0], s[1], message, arg.start)
+        return s if fname == "inv" else ()
+
     def maybe_unknown_function(self, name_raw: Raw, group: Raw):
-        """``sine(x)``: a multi-letter undeclared name right before '(' is a misspelt function."""
+        """``sine(x)``, ``f(x)``, ``expm1(x)``: an undeclared name right before '(' that reads as a call.
+
+        A small letter (or a multi-letter name) touching '(' is a function call in every text, and matcalc
+        has no user-defined functions, so it is an error rather than a product the user did not mean. A
+        capital (``A(x + y)``, ``W1(x)``) multiplies, as a matrix does in the texts; so does a name
+        declared or followed by a space, and a Greek scalar (``λ(x + y)``).
+        """
         name = name_raw.items
-        if name in self.decls or name in GREEK or len(name) < 2:
+        if name == "sigma" and name not in self.decls and self.source.startswith("(", name_raw.end):
+            self.note(name_raw.start, lambda: (
+                "sigma(...) is read as the scalar sigma (a Greek name) times the parenthesis; for the sigmoid "
+                "function write sigmoid(...) or σ(...), or declare sigma: scalar to keep this reading"),
+                ("sigma", "call"))
+        if name in self.decls or name in GREEK or name in CONSTANTS or "\u0370" <= name[0] <= "\u03ff":
             return
-        # the '(' must follow the name directly
         after = self.source[name_raw.end:group.start]
         if after.strip() != "(":
             return
-        close = difflib.get_close_matches(name.lower(), FUNCTIONS, n=1, cutoff=0.6)  # EXP(x) -> exp
-        if not name.isalpha() and not close:  # `W1(x + y)`, `x_2(a)`: a product, as written
+        from difflib import get_close_matches
+
+        close = get_close_matches(name.lower(), FUNCTIONS, n=1, cutoff=0.6)  # EXP(x) -> exp
+        call_like = after == "(" and name[0].islower()
+        if not call_like and (len(name) < 2 or not name.isalpha() and not close):  # `W1(x + y)`: a product
             return
         hint = f"; did you mean {close[0]}?" if close else ""
-        raise UnknownFunctionError(f"unknown function {name!r}{hint}", name_raw.start, self.source)
+        raise UnknownFunctionError(
+            f"unknown function {name!r}{hint} (matcalc has no user-defined functions; to multiply {name} by "
+            f"the parenthesis, write {name} * (...))", name_raw.start, self.source)
 
     def check_call(self, r: Raw):
         u = self.u
@@ -643,13 +817,7 @@ class _Checker:
             return ()
         if fname in _MATRIX_ARG:
             arity(1)
-            s = shapes[0]
-            if s == () or self.vec_like(s):
-                raise self.shape_error(f"{fname}() needs a square matrix; {self.text(args[0])} is "
-                                       f"{_describe(s, u)}", args[0].start)
-            self.unify_or_fail(s[0], s[1], f"{fname}() needs a square matrix; {self.text(args[0])} is "
-                               f"{_describe(s, u)}", args[0].start)
-            return s if fname == "inv" else ()
+            return self.check_square_arg(r, shapes[0])
         if fname == "diag":
             arity(1)
             s = shapes[0]
@@ -746,6 +914,8 @@ class _Checker:
             name = r.items
             if id(r) in self.identities:
                 return self.identity(self.identities[id(r)])
+            if name in CONSTANTS and name not in self.decls:
+                return N.Pi()
             shape = self.resolve_shape(self.symbol_shapes[name])
             decl = self.decls.get(name)
             return N.Symbol(name, shape, bool(decl and decl.kind == SYMMETRIC))
@@ -776,7 +946,10 @@ class _Checker:
                 return N.Inv(base)
             return N.Power(base, exp)
         if k == "elempower":
-            return N.ElemPower(b(r.items[0]), b(r.items[1]))
+            base, exp = b(r.items[0]), b(r.items[1])
+            if base.shape == exp.shape == () and self.source.startswith("**", r.op):  # NumPy's ** of a scalar is a ^ p
+                return N.Power(base, exp)
+            return N.ElemPower(base, exp)
         if k == "transpose":
             return N.Transpose(b(r.items))
         if k == "norm":
@@ -805,6 +978,8 @@ class _Checker:
         if fname == "eye":
             return self.identity(self.identities[id(r)])
         a = [self.build(x) for x in args]
+        if self.decided.get(id(r)) == "scalar":  # tr(s) = s
+            return a[0]
         if fname in ELEMENTWISE_ALIASES:
             return N.Apply(ELEMENTWISE_ALIASES[fname], a[0])
         if fname in ("max", "min"):
@@ -840,6 +1015,123 @@ class _Checker:
         raise MatcalcError(f"internal: unknown function {fname}", r.start, self.source)  # pragma: no cover
 
 
+def _absent_shape(decl: Declaration, used: set) -> tuple:
+    """The shape of a declared name that does not occur; a dimension left open gets an unused name."""
+    fresh = (p for p in ("n", "m", "k", "p", "q", "r", "s", "t", "l", "d") if p not in used)
+    dims = []
+    for d in decl.dims:
+        if d is None:
+            d = next(fresh, "n0")
+            used.add(d)
+        dims.append(d if isinstance(d, int) else Dim(d))
+    if decl.kind == SCALAR:
+        return ()
+    return (dims[0], 1) if decl.kind == VECTOR else tuple(dims)
+
+
+def _inspect_broadcast(c: _Checker, r: Raw, shape) -> None:
+    """``W1 x + b1``, ``mu .* x``, ``X' X + λ``: an assumed scalar spread over every entry of a vector or a
+    matrix is noted, because users who write it usually mean a vector (or ``λ I``)."""
+    if shape == ():
+        return
+    terms = [t for _, t, _ in r.items] if r.kind == "add" else [t for t, _ in r.items] \
+        if r.kind == "hadamard" else list(r.items)
+    signs = [sign for sign, _, _ in r.items] if r.kind == "add" else [1] * len(terms)
+    verbs = {"add": "added to", "hadamard": "multiplied with", "elemdiv": "spread entry by entry over"}
+    for term, sign in zip(terms, signs, strict=True):
+        if c.shapes.get(id(term)) != ():
+            continue
+        verb = verbs[r.kind] if sign > 0 else "subtracted from"
+        for name in c.assumed_scalars(term):
+            def render(name=name, term=term, verb=verb):
+                whole = c.final(shape)
+                kind = whole.split("(")[0]
+                ridge = f"; for {name} times the identity write '{name} I'" if kind == "matrix" and \
+                    r.kind == "add" else ""
+                return (f"{name} is taken to be a scalar ({c.why_scalar(name)}) and is {verb} every entry of "
+                        f"{c.text(r)}, a {whole}; if {name} is a {kind}, declare it (where {name}: {whole})"
+                        f"{ridge}; declare {name}: scalar to keep this reading")
+            c.note(term.start, render, (name, "broadcast"))
+
+
+def _inspect_transpose(c: _Checker, r: Raw, shape) -> None:
+    """``beta' x``: transposing a scalar does nothing, so the user probably meant a vector."""
+    inner = r.items
+    if shape != () or inner.kind == "num":
+        return
+    names = c.assumed_scalars(inner)
+    if inner.kind == "name" and names:
+        name = names[0]
+        c.note(r.op, lambda: (f"{name} is taken to be a scalar ({c.why_scalar(name)}), and transposing a scalar "
+                              f"does nothing; if {name} is a vector, declare it (where {name}: vector(n))"),
+               (name, "transpose"))
+    elif not _all_declared(c, inner):
+        c.note(r.op, lambda: f"{c.text(inner)} is a scalar, and transposing a scalar does nothing")
+
+
+def _all_declared(c: _Checker, raw: Raw) -> bool:
+    stack, seen = [raw], True
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Raw):
+            if x.kind == "name":
+                seen = seen and (x.items in c.decls or x.items in CONSTANTS)
+            elif x.kind != "num":
+                stack.append(x.items)
+        elif isinstance(x, tuple | list):
+            stack.extend(x)
+    return seen
+
+
+def _inspect_power(c: _Checker, r: Raw, shape) -> None:
+    """``e^x``: an undeclared ``e`` is an ordinary name (spec, "Constants"), not Euler's number."""
+    base, exponent = r.items
+    if base.kind == "name" and base.items == "e" and "e" not in c.decls:
+        shown = c.text(exponent)
+        c.note(base.start, lambda: (
+            f"e^{shown} reads e as a variable (a scalar by the letter convention), not Euler's number; write "
+            f"exp({shown}) for the exponential function, or declare e (where e: scalar) to keep the variable"))
+
+
+def _inspect_product(c: _Checker, r: Raw, shape) -> None:
+    """``X beta``, ``X θ``: an assumed scalar right after a matrix only scales it, but the texts write a
+    scaling factor first; after a matrix the name is almost always a coefficient vector."""
+    seen_matrix = None
+    for factor, _ in r.items:
+        s = c.shapes.get(id(factor))
+        if s is not None and s != ():
+            seen_matrix = None if c.vec_like(s) else factor  # `A x b`: b scales the vector A x
+        elif seen_matrix is not None and factor.kind == "name" and c.assumed_scalars(factor):
+            name, matrix = factor.items, seen_matrix
+
+            def render(name=name, matrix=matrix):
+                cols = c.final((c.shapes[id(matrix)][1], 1))
+                return (f"{name} is taken to be a scalar ({c.why_scalar(name)}), so {c.text(matrix)} {name} scales "
+                        f"the matrix {c.text(matrix)}; if {name} is a vector ({c.text(matrix)} times a vector), "
+                        f"declare it (where {name}: {cols})")
+            c.note(factor.start, render, (name, "scales"))
+
+
+_INSPECTED = {"add": _inspect_broadcast, "mul": _inspect_product, "hadamard": _inspect_broadcast,
+              "elemdiv": _inspect_broadcast, "transpose": _inspect_transpose, "power": _inspect_power,
+              "elempower": _inspect_power}
+
+
+def _scalar_hints(c: _Checker, message: str) -> list[str]:
+    """For a shape error: which names in it are scalars only by assumption (``y - X beta`` fails because
+    the letter convention makes the Greek beta a scalar)."""
+    import re
+
+    hints = []
+    for name in c.order:
+        if name in c.decls or name in CONSTANTS or c.kinds.get(name) != SCALAR:
+            continue
+        if re.search(rf"(?<![\w\u0370-\u03ff]){re.escape(name)}(?![\w\u0370-\u03ff])", message):
+            hints.append(f"{name} is taken to be a scalar ({c.why_scalar(name)}); if it is a vector or a matrix, "
+                         f"declare it (where {name}: vector(n))")
+    return hints
+
+
 def _merge_declarations(source: str, where, python: dict) -> dict[str, Declaration]:
     decls: dict[str, Declaration] = {}
     for name, value in python.items():
@@ -858,7 +1150,13 @@ def _merge_declarations(source: str, where, python: dict) -> dict[str, Declarati
 
 
 def typecheck(source: str, **declarations) -> N.Node:
-    """Parse ``source`` and return its typed AST (the implementation of :func:`matcalc.parse`)."""
+    """Parse ``source`` and return its typed AST, silently (printers use it to test a round trip)."""
+    return analyse(source, declarations)[0]
+
+
+def analyse(source: str, declarations: dict) -> tuple[N.Node, Assumptions]:
+    """Parse ``source``: its typed AST and what was assumed about its names (the implementation of
+    :func:`matcalc.parse`; the notes in the assumptions are not issued as warnings here)."""
     with deep_recursion():
         raw, where = parse_raw(source)
         decls = _merge_declarations(source, where, declarations)
@@ -867,8 +1165,13 @@ def typecheck(source: str, **declarations) -> N.Node:
         try:
             checker.check(raw)
             checker.name_dims()
-            return checker.build(raw)
+            return checker.build(raw), checker.assumptions()
         except ShapeError as exc:
+            # `x'Ax + x` fails on shapes because Ax is one name: say so in the error
+            early = [render() for _, render in checker.notes[:checker.early]] + _scalar_hints(checker, exc.message)
+            if early:
+                exc.message += "; note: " + "; ".join(early)
+                exc.args = (exc.message,)
             raise exc.located(raw.start, source) from None
         except RecursionError:  # pragma: no cover - guarded by MAX_DEPTH
             from .errors import NestingError

@@ -25,49 +25,57 @@ def run(capsys, *argv):
 
 
 # --- derive -----------------------------------------------------------------------------------------
+WHERE_XA = "where x: vector(n) (letter convention), A: matrix(n, n) (letter convention)"
+
+
 def test_derive_text(capsys):
+    # issue 17: every answer ends with a line saying what was assumed about each name
     code, out, err = run(capsys, "derive", "x' A x", "--wrt", "x")
-    assert (code, out, err) == (0, "x' (A + A')\n", "")
+    assert (code, out, err) == (0, f"x' (A + A')\n{WHERE_XA}\n", "")
 
 
 def test_derive_neuron_needs_no_declarations(capsys):
     code, out, _ = run(capsys, "derive", "max(0, w·x + b)", "--wrt", "w")
-    assert code == 0 and out.strip() == "step(dot(w, x) + b) x'"
+    assert code == 0 and out.splitlines()[0] == "step(dot(w, x) + b) x'"
+    assert out.splitlines()[1] == ("where w: vector(n) (from usage), x: vector(n) (from usage), "
+                                   "b: scalar (letter convention)")
 
 
 def test_derive_denominator_layout_unicode(capsys):
     code, out, _ = run(capsys, "derive", "||X - U V||_F^2", "--wrt", "V", "--layout", "denominator",
                        "--format", "unicode")
-    assert code == 0 and out.strip() == "-2 Uᵀ (X - U V)"
+    assert code == 0 and out.splitlines()[0] == "-2 Uᵀ (X - U V)" and out.splitlines()[1].startswith("where X: ")
 
 
 def test_derive_latex(capsys):
     code, out, _ = run(capsys, "derive", "x' A x", "--wrt", "x", "--format", "latex")
-    assert code == 0 and "\\mathbf{A}^{\\top}" in out
+    assert code == 0 and "\\mathbf{A}^{\\top}" in out.splitlines()[0]
+    assert out.splitlines()[1].startswith("\\text{where } \\mathbf{x} \\in \\mathbb{R}^{n}")
 
 
 def test_derive_hessian(capsys):
     code, out, _ = run(capsys, "derive", "x' A x", "--wrt", "x", "--order", "2")
-    assert code == 0 and out.strip() == "A + A'"
+    assert code == 0 and out.splitlines() == ["A + A'", WHERE_XA]
 
 
 def test_derive_several_variables_one_line_each(capsys):
     code, out, _ = run(capsys, "derive", "w·x + b", "--wrt", "w", "--wrt", "b")
-    assert code == 0 and out.splitlines() == ["d/dw: x'", "d/db: 1"]
+    assert code == 0 and out.splitlines()[:2] == ["d/dw: x'", "d/db: 1"] and out.splitlines()[2].startswith("where")
 
 
 def test_derive_wrt_optional_with_one_variable(capsys):
     code, out, _ = run(capsys, "derive", "sum(exp(x))")
-    assert code == 0 and out.strip() == "exp(x)'"
+    assert code == 0 and out.splitlines() == ["exp(x)'", "where x: vector(n) (letter convention)"]
 
 
 def test_let_declarations(capsys):
     code, out, _ = run(capsys, "derive", "x' S x", "--wrt", "x", "--let", "S: symmetric(n)",
                        "--let", "x: vector(n)", "--layout", "denominator")
-    assert code == 0 and out.strip() == "2 S x"
+    assert code == 0 and out.splitlines() == ["2 S x", "where x: vector(n) (declared), S: symmetric(n) (declared)"]
     code, out, _ = run(capsys, "derive", "a·x", "--wrt", "a", "--let", "a, x: vector(3)", "--format", "json")
     obj = json.loads(out)  # a declaration beats the convention that a is a scalar
-    assert code == 0 and obj["declarations"] == {"a": "vector(3)", "x": "vector(3)"} and obj["shape"] == ["1", "3"]
+    assert code == 0 and obj["declarations"] == {"a": "vector(3)", "x": "vector(3)"}
+    assert obj["derivatives"][0]["shape"] == ["1", "3"]
 
 
 def test_let_twice_with_different_kinds(capsys):
@@ -79,11 +87,15 @@ def test_json(capsys):
     code, out, _ = run(capsys, "derive", "x' A x", "--wrt", "x", "--let", "A: matrix(n,n)", "--format", "json")
     obj = json.loads(out)
     assert code == 0
-    assert obj["input"] == "x' A x" and obj["wrt"] == "x" and obj["layout"] == "numerator" and obj["order"] == 1
-    assert obj["derivative"] == "x' (A + A')" and obj["unicode"] == "xᵀ (A + Aᵀ)"
+    # issue 17: one schema whatever the number of --wrt: "wrt" and "derivatives" are lists
+    assert obj["input"] == "x' A x" and obj["wrt"] == ["x"] and obj["layout"] == "numerator" and obj["order"] == 1
+    (d,) = obj["derivatives"]
+    assert d["wrt"] == ["x"] and d["derivative"] == "x' (A + A')" and d["unicode"] == "xᵀ (A + Aᵀ)"
     assert obj["declarations"] == {"x": "vector(n)", "A": "matrix(n, n)"}
-    assert obj["shape"] == ["1", "n"] and "\\top" in obj["latex"]
-    assert "check" not in obj
+    assert d["shape"] == ["1", "n"] and "\\top" in d["latex"]
+    assert "check" not in d
+    assert [(a["name"], a["kind"], a["source"]) for a in obj["assumptions"]] == [
+        ("x", "vector", "convention"), ("A", "matrix", "declaration")]
 
 
 def test_json_several_variables(capsys):
@@ -122,13 +134,13 @@ def test_sympy_format(capsys):
 def test_stdin(capsys, monkeypatch):
     monkeypatch.setattr(sys, "stdin", io.StringIO("x' A x\n"))
     code, out, _ = run(capsys, "derive", "-", "--wrt", "x")
-    assert code == 0 and out.strip() == "x' (A + A')"
+    assert code == 0 and out.splitlines() == ["x' (A + A')", WHERE_XA]
 
 
 def test_steps(capsys):
     pytest.importorskip("matcalc.diff.steps")
     code, out, _ = run(capsys, "derive", "max(0, w·x + b)", "--wrt", "w", "--steps")
-    assert code == 0 and "Chain rule" in out and out.rstrip().endswith("step(dot(w, x) + b) x'")
+    assert code == 0 and "Chain rule" in out and out.splitlines()[-2] == "step(dot(w, x) + b) x'"
 
 
 def test_check_flag(capsys):
@@ -136,7 +148,7 @@ def test_check_flag(capsys):
     code, out, _ = run(capsys, "derive", "x' A x", "--wrt", "x", "--check")
     assert code == 0 and "check: OK" in out
     code, out, _ = run(capsys, "derive", "tanh(W x)", "--wrt", "x", "--format", "json", "--check")
-    check = json.loads(out)["check"]
+    check = json.loads(out)["derivatives"][0]["check"]
     assert code == 0 and check["ok"] is True and check["method"] in ("exact", "numeric")
     assert "max_error" in check
 
@@ -157,7 +169,7 @@ def test_parse(capsys):
     assert code == 0
     lines = out.splitlines()
     assert lines[0] == "dot(w, x) + b" and "shape: scalar" in lines[1]
-    assert "  w: vector(3)" in lines and "  b: scalar" in lines
+    assert "  w: vector(3) (declared)" in lines and "  b: scalar (letter convention)" in lines
 
 
 def test_parse_json(capsys):
@@ -199,7 +211,7 @@ def test_tensor_derivative_forms(capsys):
     code, out, _ = run(capsys, "derive", "tanh(W x)", "--wrt", "W")
     assert code == 0 and "d(tanh(W x)) = " in out and "δ_ik x_l" in out
     code, out, _ = run(capsys, "derive", "A X B", "--wrt", "X", "--format", "json")
-    data = json.loads(out)
+    data = json.loads(out)["derivatives"][0]
     assert data["kind"] == "tensor(n, p, m, k)" and data["kronecker"] == "kron(B', A)"
     assert data["index"] == "∂(A X B)_ij/∂X_kl = A_ik B_lj"
 
@@ -244,12 +256,13 @@ def _python_m(*args, stdin: str | None = None):
 
 def test_subprocess_derive():
     p = _python_m("derive", "x' A x", "--wrt", "x", "--let", "A: matrix(n,n)")
-    assert p.returncode == 0 and p.stdout == "x' (A + A')\n" and p.stderr == ""
+    assert p.returncode == 0 and p.stdout == "x' (A + A')\n" + WHERE_XA.replace("(letter convention)\n", "") \
+        .replace("A: matrix(n, n) (letter convention)", "A: matrix(n, n) (declared)") + "\n" and p.stderr == ""
 
 
 def test_subprocess_stdin_and_format():
     p = _python_m("derive", "-", "--wrt", "W", "--format", "unicode", stdin="sum(tanh(W x))\n")
-    assert p.returncode == 0 and p.stdout.strip() == "x (1 - tanh(W x)⊙²)ᵀ"
+    assert p.returncode == 0 and p.stdout.splitlines()[0] == "x (1 - tanh(W x)⊙²)ᵀ"
 
 
 def test_subprocess_bad_input_no_traceback():

@@ -341,7 +341,7 @@ INVALID = [
     ('x where x: vector(n) y', {}, MatcalcSyntaxError, 21, ()),
     ('a ^^ b', {}, MatcalcSyntaxError, 3, ()),
     ('x .. y', {}, MatcalcSyntaxError, 2, ()),
-    ('x @ y', {}, MatcalcSyntaxError, 2, ()),
+    ('x @ y', {}, ShapeError, 2, ("two column vectors",)),  # '@' is NumPy's matrix product (issue 17)
     ('x # y', {}, MatcalcSyntaxError, 2, ()),
     ('x where 3: scalar', {}, MatcalcSyntaxError, 8, ()),
     # --- shapes

@@ -54,6 +54,7 @@ CASES = [
     ("x .* y", {}, "normal"),
     ("x ./ z + a ./ z", {}, "pos"),
     ("dot(x, y)", {}, "normal"),
+    ("sin(pi x) + π", {}, "normal"),  # the constant π (issue 17)
     ("a ^ 3 + c ^ 0.5", {}, "pos"),
     ("A ^ 2", {}, "normal"),
     ("A ^ -2", {}, "spd"),

@@ -232,6 +232,9 @@ class CodePrinter(Printer):
     def _print_Number(self, n):
         return self.number(n.value)
 
+    def _print_Pi(self, n):
+        return "3.141592653589793", ATOM
+
     def _print_Identity(self, n):
         return self.constant("eye", self.dim(n.size)), ATOM
 

@@ -111,7 +111,7 @@ class TorchPrinter(CodePrinter):
 
     def ew_arg(self, node: Node) -> str:
         code = self.code(node)
-        if isinstance(node, N.Number) and node not in self.names:  # torch functions need tensors
+        if isinstance(node, N.Number | N.Pi) and node not in self.names:  # torch functions need tensors
             return f"torch.tensor({code}, dtype=dtype)"
         return code
 

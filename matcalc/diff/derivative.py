@@ -30,26 +30,21 @@ from .rules import differential
 LAYOUTS = ("numerator", "denominator")
 
 
-def sizes_from(function: Node, values: dict) -> dict[str, int]:
+def sizes_from(function: Node, values: dict, sizes=None, variable=None) -> dict[str, int]:
     """Dimension sizes read off the values of the function's variables (a closed form such as ``I``
-    may mention a dimension that none of its own symbols carries)."""
-    import numpy as np
+    may mention a dimension that none of its own symbols carries); a value of the wrong shape raises
+    :class:`~matcalc.ArgumentShapeError` naming the argument, the expected and the actual shape."""
+    from ..numeric import user_sizes
 
-    from ..shapes import Dim
+    symbols = list(symbols_of(function))
+    if variable is not None and variable not in symbols:
+        symbols.append(variable)
+    return user_sizes(symbols, values, sizes)
 
-    sizes: dict[str, int] = {}
-    for s in symbols_of(function):
-        if s.name not in values or s.shape == ():
-            continue
-        try:
-            shape = np.shape(values[s.name])
-        except (ValueError, TypeError):  # ragged: the evaluator says what is wrong with it
-            continue
-        dims = s.shape if len(shape) == 2 else (s.shape[0],) if s.shape[1] == 1 else (s.shape[1],)
-        for d, size in zip(dims, shape, strict=False):
-            if isinstance(d, Dim):
-                sizes.setdefault(d.name, int(size))
-    return sizes
+
+def _values(values, named: dict) -> dict:
+    """Values given as a mapping, as keywords, or both (``evaluate({"x": x}, A=A)``)."""
+    return {**(values or {}), **named}
 
 
 def _prefer_positive(expr: Node) -> Node:
@@ -119,7 +114,9 @@ def _kind(n: Node) -> str:
     return "matrix"
 
 
-def _find_variable(expr: Node, name, source: str | None) -> N.Symbol:
+def _find_variable(expr: Node, name, source: str | None, assumed=None) -> N.Symbol:
+    """The symbol ``name`` of ``expr``; a declared name that does not occur is a symbol of its declared
+    shape (its derivative is zero, as in SymPy and the texts), an undeclared one an error (likely a typo)."""
     if isinstance(name, N.Symbol):
         return name
     if not isinstance(name, str):
@@ -127,8 +124,14 @@ def _find_variable(expr: Node, name, source: str | None) -> N.Symbol:
     for s in symbols_of(expr):
         if s.name == name:
             return s
+    if assumed is not None and name in assumed:
+        a = assumed[name]
+        return N.Symbol(name, a.shape, a.kind == "symmetric")
     names = ", ".join(s.name for s in symbols_of(expr)) or "no variables"
-    raise UnknownNameError(f"{name!r} does not occur in the expression (it has {names})", None, source)
+    merged = [n.message for n in getattr(assumed, "notes", ()) if " is read as one name" in n.message
+              and name in n.message.split(" is read as one name")[0]]  # `Wx + b` with wrt x
+    raise UnknownNameError(f"{name!r} does not occur in the expression (it has {names}); declare it to get "
+                           "a zero derivative" + (f"; note: {merged[0]}" if merged else ""), None, source)
 
 
 class Derivative:
@@ -141,13 +144,17 @@ class Derivative:
     """
 
     def __init__(self, function: Node, variable: N.Symbol, expr: Node, layout: str, order: int = 1,
-                 named: bool = True):
+                 named: bool = True, assumptions=None):
+        from ..assumed import recall
+
         self.function = function
         self.variable = variable
         self.expr = expr
         self.layout = layout
         self.order = order
         self.named = named
+        #: what was assumed about each name (kind, shape, and whether declared, from usage or convention)
+        self.assumptions = assumptions if assumptions is not None else recall(function, symbols_of(function))
 
     @property
     def shape(self) -> tuple:
@@ -175,11 +182,13 @@ class Derivative:
 
         return explain(self)
 
-    def evaluate(self, /, **values):
-        """The value at concrete ``values`` (scalars as floats, vectors 1-D, matrices 2-D arrays)."""
+    def evaluate(self, values=None, /, sizes=None, **named):
+        """The value at concrete values (scalars as floats, vectors 1-D, matrices 2-D arrays), given as a
+        mapping, as keywords, or both, exactly as for :func:`matcalc.evaluate`."""
         from ..numeric import evaluate
 
-        return evaluate(self.expr, values, sizes=sizes_from(self.function, values))
+        values = _values(values, named)
+        return evaluate(self.expr, values, sizes=sizes_from(self.function, values, sizes, self.variable))
 
     # --- verification (matcalc.verify) and code generation (matcalc.codegen) ---------------------
     def check(self, sizes=None, points: int = 3, **options):
@@ -222,19 +231,26 @@ class Derivative:
         with guarded("the SymPy conversion"):
             return to_explicit(self.expr, sizes)
 
+    # --- printing: text(), unicode() and latex() give the formula alone, in the input language, the
+    # texts' notation and LaTeX (``.steps`` has the same three); str() and the notebook display add the
+    # ``where`` line of :attr:`assumptions`. The three name a result's repeated parts (``… where s = …``)
+    # unless ``named=False``; str() prints the whole formula, which parses back.
     def __str__(self) -> str:
-        return to_text(self.expr)
+        where = str(self.assumptions)
+        return self.text(named=False) + (f"\n{where}" if where else "")
 
     def __repr__(self) -> str:
         what = "d²" if self.order == 2 else "d"
+        where = str(self.assumptions)
         return (f"<Derivative {what}({to_text(self.function)})/{what}{self.variable.name}"
-                f"{'²' if self.order == 2 else ''} = {to_text(self.expr)} [{self.layout}]>")
+                f"{'²' if self.order == 2 else ''} = {to_text(self.expr)} [{self.layout}]"
+                f"{'; ' + where if where else ''}>")
 
     def _named(self, named: bool | None) -> bool:
         return self.named if named is None else named
 
     def text(self, named: bool | None = None) -> str:
-        """The input language, with the repeated parts named (for reading: ``str()`` parses back)."""
+        """The input language, the repeated parts named unless ``named=False`` (``str()`` parses back)."""
         return to_text(self.expr, named=self._named(named))
 
     def unicode(self, named: bool | None = None) -> str:
@@ -244,12 +260,14 @@ class Derivative:
         return to_latex(self.expr, named=self._named(named))
 
     def _repr_latex_(self) -> str:
-        from ..printing.latex import latex_name
+        from ..printing.latex import latex_name, where_latex
 
         var = latex_name(self.variable.name, self.variable.shape)
         top = "\\partial^2" if self.order == 2 else "\\partial"
         bottom = f"\\partial {var}^2" if self.order == 2 else f"\\partial {var}"
-        return f"$\\frac{{{top}}}{{{bottom}}}\\left({to_latex(self.function)}\\right) = {self.latex()}$"
+        where = where_latex(self.assumptions)
+        where = "\\quad " + where if where else ""
+        return f"$\\frac{{{top}}}{{{bottom}}}\\left({to_latex(self.function)}\\right) = {self.latex()}{where}$"
 
     def __eq__(self, other) -> bool:
         return isinstance(other, Derivative) and (self.function, self.variable, self.expr, self.layout) == (
@@ -262,11 +280,19 @@ class Derivative:
 class DerivativeList(list):
     """One :class:`Derivative` per variable of ``wrt=[...]``."""
 
-    def evaluate(self, /, **values) -> list:
-        return [d.evaluate(**values) for d in self]
+    def evaluate(self, values=None, /, sizes=None, **named) -> list:
+        return [d.evaluate(_values(values, named), sizes=sizes) for d in self]
+
+    def text(self, named: bool | None = None) -> str:
+        return "[" + ", ".join(d.text(named) for d in self) + "]"
 
     def __str__(self) -> str:
-        return "[" + ", ".join(str(d) for d in self) + "]"
+        where = str(self[0].assumptions) if self else ""
+        return self.text(named=False) + (f"\n{where}" if where else "")
+
+    @property
+    def assumptions(self):
+        return self[0].assumptions if self else None
 
     @property
     def jacobian(self) -> Node:
@@ -284,19 +310,23 @@ class DerivativeList(list):
                 return N.MatrixLit(rows)
         raise NoMatrixFormError("the partials have no side-by-side matrix form")
 
-    def evaluate_jacobian(self, /, **values):
+    def evaluate_jacobian(self, values=None, /, sizes=None, **named):
         from ..numeric import evaluate
 
-        return evaluate(self.jacobian, values, sizes=sizes_from(self[0].function, values))
+        values = _values(values, named)
+        return evaluate(self.jacobian, values, sizes=sizes_from(self[0].function, values, sizes))
 
 
-def _tensor(F: Node, X: N.Symbol, layout: str, order: int = 1):
+def _tensor(F: Node, X: N.Symbol, layout: str, order: int = 1, assumed=None):
     from .tensor import TensorDerivative
 
     dF = differential(F, X)
     if dF is None:
         dF = S.zero_like(F.shape)
-    return TensorDerivative(F, X, S.simplify(dF), layout, order)
+    t = TensorDerivative(F, X, S.simplify(dF), layout, order)
+    if assumed is not None:
+        t.assumptions = assumed
+    return t
 
 
 def _is_tensor(F: Node, X: N.Symbol) -> bool:
@@ -331,7 +361,8 @@ def _second(F: Node, X: N.Symbol) -> Node:
 
 
 @budgeted("the derivation")
-def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, named: bool = True, **declarations):
+def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, named: bool = True, warn: bool = True,
+           **declarations):
     """The derivative of ``expr`` with respect to ``wrt``, in closed form.
 
     ``expr`` is a string of the matcalc language or a parsed node; ``wrt`` a variable name or a list of
@@ -339,9 +370,14 @@ def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, named: boo
     (Jacobian layout, as in Parr and Howard) or ``"denominator"`` (gradients shaped like the variable).
     ``order=2`` gives the Hessian. ``named=False`` prints results whole, without naming their repeated
     parts (``… where s = …``). Declarations are as for :func:`matcalc.parse`.
+
+    Every result lists what was assumed about each name (``.assumptions``, and the ``where`` line of its
+    ``str()``); readings users rarely intend issue a :class:`matcalc.AssumptionWarning`, which
+    ``warn=False`` silences.
     """
+    from ..assumed import emit, recall, remember
     from ..parser import deep_recursion
-    from ..typecheck import typecheck
+    from ..typecheck import analyse
 
     if layout not in LAYOUTS:
         raise DeclarationError(f"layout must be 'numerator' or 'denominator', not {layout!r}")
@@ -351,9 +387,12 @@ def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, named: boo
     if isinstance(expr, Node):
         if declarations:
             raise DeclarationError("declarations go with a string expression, not with a parsed one")
-        node = expr
+        node, assumed = expr, recall(expr, symbols_of(expr))
     elif isinstance(expr, str):
-        node = typecheck(expr, **declarations)
+        node, assumed = analyse(expr, declarations)
+        remember(node, assumed)
+        if warn:
+            emit(assumed.notes)
     else:
         raise DeclarationError(f"expr must be a string or a parsed expression, not {type(expr).__name__}")
     if wrt is None:
@@ -366,12 +405,13 @@ def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, named: boo
     with deep_recursion():
         if isinstance(wrt, Sequence) and not isinstance(wrt, str):
             if order == 2:
-                out = _hessian_blocks(node, wrt, layout, source)
+                out = _hessian_blocks(node, wrt, layout, source, assumed)
                 for row in out:
                     _set_named(row, named)
                 return out
-            return _set_named(DerivativeList(_derive_one(node, w, layout, order, source) for w in wrt), named)
-        return _set_named([_derive_one(node, wrt, layout, order, source)], named)[0]
+            return _set_named(DerivativeList(_derive_one(node, w, layout, order, source, assumed) for w in wrt),
+                              named)
+        return _set_named([_derive_one(node, wrt, layout, order, source, assumed)], named)[0]
 
 
 def _set_named(derivatives: list, named: bool) -> list:
@@ -380,42 +420,42 @@ def _set_named(derivatives: list, named: bool) -> list:
     return derivatives
 
 
-def _hessian_blocks(node: Node, wrt, layout: str, source) -> DerivativeList:
+def _hessian_blocks(node: Node, wrt, layout: str, source, assumed) -> DerivativeList:
     """Mixed second derivatives: block (i, j) is ∂/∂vⱼ of the gradient with respect to vᵢ."""
     if node.shape != ():
         raise NoMatrixFormError("second derivatives need a scalar function")
-    variables = [_find_variable(node, w, source) for w in wrt]
+    variables = [_find_variable(node, w, source, assumed) for w in wrt]
     rows = DerivativeList()
     for vi in variables:
         g = gradient(node, vi)
         row = DerivativeList()
         for vj in variables:
             if _is_tensor(g, vj):
-                block = _tensor(g, vj, layout, order=2)
+                block = _tensor(g, vj, layout, 2, assumed)
             else:
-                block = Derivative(node, vj, S.simplify(jacobian(g, vj)), layout, order=2)
+                block = Derivative(node, vj, S.simplify(jacobian(g, vj)), layout, 2, assumed)
             block.variables = (vi, vj)
             row.append(block)
         rows.append(row)
     return rows
 
 
-def _derive_one(node: Node, wrt, layout: str, order: int, source) -> Derivative:
-    X = _find_variable(node, wrt, source)
+def _derive_one(node: Node, wrt, layout: str, order: int, source, assumed) -> Derivative:
+    X = _find_variable(node, wrt, source, assumed)
     try:
         if order == 1 and _is_tensor(node, X):
-            return _tensor(node, X, layout)
+            return _tensor(node, X, layout, 1, assumed)
         if order == 2 and node.shape == () and is_matrix(X.shape):
-            return _tensor(gradient(node, X), X, layout, order=2)
+            return _tensor(gradient(node, X), X, layout, 2, assumed)
         if order == 1:
             expr = _first(node, X, layout)
         else:
             expr = S.simplify(_second(node, X))
     except MatcalcError as exc:
         raise exc.located(None, source) from None
-    return Derivative(node, X, expr, layout, order)
+    return Derivative(node, X, expr, layout, order, assumed)
 
 
-def hessian(expr, wrt=None, **declarations) -> Derivative:
+def hessian(expr, wrt=None, warn: bool = True, **declarations) -> Derivative:
     """The Hessian (second derivative) of a scalar expression: ``derive(expr, wrt, order=2)``."""
-    return derive(expr, wrt, order=2, **declarations)
+    return derive(expr, wrt, order=2, warn=warn, **declarations)

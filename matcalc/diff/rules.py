@@ -113,7 +113,7 @@ class Differentiator:
     def _constant(self, n):
         return None
 
-    d_Number = d_Identity = d_Ones = d_Zeros = d_Numel = d_Differential = _constant
+    d_Number = d_Pi = d_Identity = d_Ones = d_Zeros = d_Numel = d_Differential = _constant
 
     def d_Fill(self, n):
         dc = self.d(n.value)

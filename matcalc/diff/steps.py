@@ -75,12 +75,42 @@ class Steps:
             lines.append(f"  {s.text}" + (f"    [{s.rule}]" if s.rule else ""))
         return "\n".join(lines)
 
+    # One convention with Derivative: str() is plain text, unicode() the texts' notation (the same here),
+    # latex() LaTeX; calling the steps returns them, so ``d.steps`` and ``d.steps()`` both work.
+    def __call__(self) -> Steps:
+        return self
+
+    def unicode(self) -> str:
+        return str(self)
+
+    def latex(self) -> str:
+        """The derivation as a LaTeX ``aligned`` block: the section headings as text, each step as math."""
+        headers = {"define": "Introduce intermediate variables:", "partial": "Partial derivatives:",
+                   "chain": "Chain rule:", "result": "Simplified:"}
+        lines = [f"&\\text{{{_tex_text(self.title)}}}"]
+        section = None
+        for s in self.items:
+            if s.kind != section:
+                section = s.kind
+                lines.append(f"&\\textbf{{{headers.get(section, section)}}}")
+            body = s.latex or f"\\text{{{_tex_text(s.text)}}}"
+            lines.append(f"&\\quad {body}" + (f" && \\text{{[{_tex_text(s.rule)}]}}" if s.rule else ""))
+        return "\\begin{aligned}\n" + " \\\\\n".join(lines) + "\n\\end{aligned}"
+
     def _repr_markdown_(self) -> str:
         out = [f"**{self.title}**", ""]
         for s in self.items:
             body = f"${s.latex}$" if s.latex else f"`{s.text}`"
             out.append(f"- {body}" + (f" — *{s.rule}*" if s.rule else ""))
         return "\n".join(out)
+
+
+def _tex_text(text: str) -> str:
+    """Plain text for ``\\text{...}``: LaTeX's special characters escaped."""
+    for ch, esc in (("\\", "\\textbackslash{}"), ("{", "\\{"), ("}", "\\}"), ("_", "\\_"), ("^", "\\^{}"),
+                    ("&", "\\&"), ("%", "\\%"), ("$", "\\$"), ("#", "\\#")):
+        text = text.replace(ch, esc)
+    return text
 
 
 def _fresh(taken: set[str], stem: str) -> str:

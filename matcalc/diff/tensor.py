@@ -263,12 +263,13 @@ class TensorDerivative(Derivative):
     def linear_map(self) -> str:
         return f"d({to_unicode(self.function)}) = {to_unicode(self.differential)}"
 
-    def evaluate(self, /, **values) -> np.ndarray:
+    def evaluate(self, values=None, /, sizes=None, **named) -> np.ndarray:
         """The ndarray ``T`` with ``T[out..., var...] = ∂F[out...]/∂X[var...]``."""
         from ..numeric import _real_array, evaluate, lookup_value
         from .derivative import sizes_from
 
-        sizes = sizes_from(self.function, values)
+        values = {**(values or {}), **named}
+        sizes = sizes_from(self.function, values, sizes, self.variable)
         x = _real_array(lookup_value(values, self.variable), self.variable.name)
         dX = N.Differential(self.variable)
         slices = []
@@ -283,7 +284,7 @@ class TensorDerivative(Derivative):
         T = np.stack(slices, axis=-1).reshape(out_shape + x.shape)
         return T
 
-    def __str__(self) -> str:
+    def text(self, named: bool | None = None) -> str:
         lines = [f"d({to_text(self.function)}) = {to_text(self.differential)}"]
         if self.kronecker is not None:
             lines.append(f"vec form: {to_text(self.kronecker)}")
@@ -294,7 +295,7 @@ class TensorDerivative(Derivative):
     def __repr__(self) -> str:
         return f"<TensorDerivative {self.linear_map}>"
 
-    def unicode(self) -> str:
+    def unicode(self, named: bool | None = None) -> str:
         lines = [self.linear_map]
         if self.kronecker is not None:
             lines.append(f"∂vec/∂vec = {to_unicode(self.kronecker)}")
@@ -302,7 +303,7 @@ class TensorDerivative(Derivative):
             lines.append(self.index)
         return "\n".join(lines)
 
-    def latex(self) -> str:
+    def latex(self, named: bool | None = None) -> str:
         from ..printing import to_latex
 
         return f"d{to_latex(self.variable)} \\mapsto {to_latex(self.differential)}"
@@ -314,10 +315,14 @@ class TensorDerivative(Derivative):
         if self.kronecker is not None:
             vec = "\\frac{\\partial\\, \\mathrm{vec}}{\\partial\\, \\mathrm{vec}}"
             head += f",\\quad {vec} = {to_latex(self.kronecker)}"
-        return f"${head}$"
+        from ..printing.latex import where_latex
+
+        where = where_latex(self.assumptions)
+        return f"${head},\\quad {where}$" if where else f"${head}$"
 
     def _repr_markdown_(self) -> str:
-        return "\n\n".join(f"`{line}`" for line in self.unicode().splitlines())
+        lines = [*self.unicode().splitlines(), str(self.assumptions)]
+        return "\n\n".join(f"`{line}`" for line in lines if line)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, TensorDerivative) and (self.function, self.variable, self.differential) == (

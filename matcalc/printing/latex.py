@@ -42,6 +42,11 @@ def latex_name(name: str, shape) -> str:
     return body + (f"_{{{subscript}}}" if subscript else "")
 
 
+def where_latex(assumptions) -> str:
+    """The ``where`` line of a :class:`matcalc.assumed.Assumptions` in LaTeX (empty when nothing was assumed)."""
+    return assumptions.latex(latex_name) if assumptions is not None else ""
+
+
 class LatexPrinter(Printer):
     """LaTeX for ``Derivative._repr_latex_`` and ``--format latex``."""
 
@@ -60,6 +65,9 @@ class LatexPrinter(Printer):
             sign = "-" if v < 0 else ""
             return f"{sign}\\frac{{{abs(v.numerator)}}}{{{v.denominator}}}", (NEG if v < 0 else ATOM)
         return fraction_text(v)
+
+    def _print_Pi(self, n):
+        return "\\pi", ATOM
 
     def _print_Identity(self, n):
         return "I", ATOM

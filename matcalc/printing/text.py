@@ -33,6 +33,9 @@ class TextPrinter(Printer):
     def _print_Number(self, n):
         return fraction_text(n.value)
 
+    def _print_Pi(self, n):
+        return "pi", ATOM
+
     def _print_Identity(self, n):
         if self.explicit_sizes and isinstance(n.size, int | Dim):
             return f"eye({n.size})", ATOM

@@ -13,6 +13,9 @@ class UnicodePrinter(TextPrinter):
     """Math notation for reading; not meant to be parsed back (use the text printer for that)."""
 
     transpose_mark = "ᵀ"
+
+    def _print_Pi(self, n):
+        return "π", ATOM
     hadamard_op = " ⊙ "
     elemdiv_op = " ⊘ "
 

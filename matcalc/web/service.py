@@ -247,10 +247,12 @@ def derive(req: Request) -> dict[str, Any]:
         "variables": variables,
         "function": {"text": matcalc.to_text(node), "unicode": matcalc.to_unicode(node),
                      "latex": matcalc.to_latex(node)},
-        "result": {"text": str(d), "unicode": d.unicode(), "latex": d.latex(), "display_latex": _display_latex(d),
+        "result": {"text": d.text(named=False), "unicode": d.unicode(), "latex": d.latex(),
+                   "display_latex": _display_latex(d),
                    "equation_latex": _equation_latex(d),
                    "shape": shape, "kind": f"tensor({', '.join(shape)})" if tensor else _describe(d.shape)},
         "tensor": tensor, "notes": list(d.notes),
+        "where": str(d.assumptions), "assumptions": d.assumptions.as_list(),
     }
     if req.steps:
         out["steps"] = [{"kind": s.kind, "text": s.text, "latex": s.latex, "rule": s.rule} for s in d.steps]
