@@ -12,6 +12,7 @@ from .errors import (
     CheckError,
     DeclarationError,
     DerivativeError,
+    DivisionByZeroError,
     MatcalcError,
     MatcalcSyntaxError,
     NestingError,
@@ -31,6 +32,7 @@ __all__ = [
     "Node", "Dim", "to_text", "to_unicode", "to_latex",
     "MatcalcError", "MatcalcSyntaxError", "ShapeError", "UnknownNameError", "UnknownFunctionError",
     "DeclarationError", "NestingError", "DerivativeError", "NoMatrixFormError", "CheckError",
+    "DivisionByZeroError",
 ]
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "DerivativeError",
     "NoMatrixFormError",
     "CheckError",
+    "DivisionByZeroError",
 ]
 
 
@@ -99,3 +100,7 @@ class NoMatrixFormError(DerivativeError):
 
 class CheckError(MatcalcError):
     """A verification request that cannot be carried out (e.g. sizes that do not fit the shapes)."""
+
+
+class DivisionByZeroError(MatcalcError):
+    """A division by a literal zero (``1/0``, ``a ./ 0``, ``0^-1``): refused, never folded away."""

@@ -20,7 +20,7 @@ import difflib
 from dataclasses import dataclass
 
 from . import nodes as N
-from .errors import DeclarationError, MatcalcError, ShapeError, UnknownFunctionError
+from .errors import DeclarationError, DivisionByZeroError, MatcalcError, ShapeError, UnknownFunctionError
 from .parser import Raw, deep_recursion, number_value, parse_kind, parse_raw
 from .shapes import Dim
 
@@ -460,9 +460,11 @@ class _Checker:
             return shape
         if k == "elemdiv":
             a, b = r.items
+            self.refuse_zero_divisor(b, r.op)
             return self.broadcast(self.check(a), self.check(b), a, b, "divide element-wise", r.op)
         if k == "div":
             a, b = r.items
+            self.refuse_zero_divisor(b, r.op)
             sa, sb = self.check(a), self.check(b)
             if sb != ():
                 raise self.shape_error(
@@ -477,6 +479,9 @@ class _Checker:
             return ()
         if k in ("power", "elempower"):
             base, exp = r.items
+            value = self.constant(exp)
+            if value is not None and value < 0:
+                self.refuse_zero_divisor(base, r.op)
             sb, se = self.check(base), self.check(exp)
             if se != ():
                 raise self.shape_error(f"the exponent {self.text(exp)} must be a scalar, "
@@ -524,6 +529,14 @@ class _Checker:
         if k == "call":
             return self.check_call(r)
         raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)  # pragma: no cover
+
+    def refuse_zero_divisor(self, divisor: Raw, pos: int) -> None:
+        """A literal zero divisor (``1/0``, ``(a/0)^2``, ``0/0``, ``x ./ 0``, ``0^-1``) has no value: it is
+        refused here, with a caret at the division, rather than folded into a constant the derivative drops."""
+        if self.constant(divisor) == 0:
+            what = "" if divisor.kind == "num" else f" ({self.text(divisor)} is 0)"
+            raise DivisionByZeroError(f"division by zero{what}: a literal zero divisor has no value", pos,
+                                      self.source)
 
     def constant(self, r: Raw):
         """The value of a constant numeric expression, or None."""
