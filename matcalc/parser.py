@@ -11,6 +11,7 @@ one that imports lark.
 from __future__ import annotations
 
 import sys
+import threading
 from contextlib import contextmanager
 from fractions import Fraction
 from functools import cache
@@ -30,15 +31,31 @@ MAX_LENGTH = 1_000_000
 
 @contextmanager
 def deep_recursion(limit: int = 40_000):
-    """Raise Python's recursion limit for the duration of one matcalc call on a deep expression."""
-    old = sys.getrecursionlimit()
-    if old < limit:
-        sys.setrecursionlimit(limit)
+    """Raise Python's recursion limit for the duration of one matcalc call on a deep expression.
+
+    The limit is process-wide, so the calls in progress are counted (under a lock) across threads: the
+    limit is raised by the first to enter and restored only when the last one leaves; one thread's
+    finishing call never lowers it under another that still needs it.
+    """
+    global _DEEP_USERS, _DEEP_SAVED
+    with _DEEP_LOCK:
+        if _DEEP_USERS == 0:
+            _DEEP_SAVED = sys.getrecursionlimit()
+        _DEEP_USERS += 1
+        if sys.getrecursionlimit() < limit:
+            sys.setrecursionlimit(limit)
     try:
         yield
     finally:
-        if old < limit:
-            sys.setrecursionlimit(old)
+        with _DEEP_LOCK:
+            _DEEP_USERS -= 1
+            if _DEEP_USERS == 0 and _DEEP_SAVED is not None and _DEEP_SAVED < sys.getrecursionlimit():
+                sys.setrecursionlimit(_DEEP_SAVED)
+
+
+_DEEP_LOCK = threading.Lock()
+_DEEP_USERS = 0  # deep_recursion() calls in progress, in all threads
+_DEEP_SAVED: int | None = None  # the limit before the first of them raised it
 
 
 class Raw:
@@ -249,6 +266,9 @@ def _grammar_text() -> str:
     return checkout.read_text(encoding="utf-8")
 
 
+_PARSE_LOCK = threading.Lock()
+
+
 @cache
 def _parser(start: str) -> Lark:
     return Lark(
@@ -360,7 +380,9 @@ def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
     if not text.strip():
         raise error_cls(f"{what} is empty", 0, text)
     try:
-        return _parser(start).parse(_mark_norm_openers(text))
+        parser = _parser(start)
+        with _PARSE_LOCK:  # one lark parser (and its transformer) serves every thread: one parse at a time
+            return parser.parse(_mark_norm_openers(text))
     except UnexpectedInput as exc:
         err = _syntax_error(exc, text, what)
         err.message = err.message.replace(_OPEN_BAR, "|")

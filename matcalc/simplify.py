@@ -22,6 +22,7 @@ All constructors memoise through the hash-consed nodes, so shared subexpressions
 
 from __future__ import annotations
 
+import threading
 from fractions import Fraction
 
 from . import nodes as N
@@ -110,20 +111,25 @@ def _broadcast_shape(terms) -> tuple:
 
 
 def add(*terms: Node) -> Node:
-    global _EXPANDING
     out = _add(*terms)
-    if _EXPANDING or not isinstance(out, N.Add) or not any(_expandable(t) for t in out.args):
+    if _STATE.expanding or not isinstance(out, N.Add) or not any(_expandable(t) for t in out.args):
         return out
     # expand element-wise products of sums when that cancels terms: y ⊙ (1 - σ) - (1 - y) ⊙ σ -> y - σ
-    _EXPANDING = True
+    _STATE.expanding = True
     try:
         expanded = _add(*[e for t in out.args for e in _expand(t)])
     finally:
-        _EXPANDING = False
+        _STATE.expanding = False
     return expanded if N.count_nodes(expanded) < N.count_nodes(out) else out
 
 
-_EXPANDING = False
+class _State(threading.local):
+    """Per-thread flags: one thread's expansion must not switch another's off (results would differ)."""
+
+    expanding = False
+
+
+_STATE = _State()
 
 
 def _negative_scaled(t: Node) -> bool:
