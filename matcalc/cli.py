@@ -129,18 +129,26 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     result = derive(source, wrt=wrt if wrt is None or len(wrt) > 1 else wrt[0], layout=args.layout,
                     order=args.order, **decls)
     derivs = list(result) if isinstance(result, list) else [result]
+    if derivs and isinstance(derivs[0], list):  # second derivatives by blocks, row by row
+        derivs = [block for row in derivs for block in row]
     several = len(derivs) > 1
     fmt = args.format
     reports = [d.check() for d in derivs] if args.check else [None] * len(derivs)
     failed = any(r is not None and not r.ok for r in reports)
 
     def label(d) -> str:
-        return f"d/d{d.variable.name}: " if several else ""
+        if not several:
+            return ""
+        if getattr(d, "first", None) is not None:
+            return f"d²/d{d.first.name}d{d.variable.name}: "
+        return f"d²/d{d.variable.name}²: " if d.order == 2 else f"d/d{d.variable.name}: "
 
     if fmt == "json":
         def entry(d, report) -> dict[str, Any]:
             e: dict[str, Any] = {"wrt": d.variable.name, "derivative": str(d), "unicode": d.unicode(),
                                  "latex": d.latex(), "shape": [str(s) for s in d.shape]}
+            if getattr(d, "first", None) is not None:  # a mixed block ∂²f/∂first∂wrt
+                e["first"] = d.first.name
             if hasattr(d, "differential"):  # a 3- or 4-way tensor: its forms, and its axes
                 e["kind"] = f"tensor({', '.join(str(s) for s in d.shape)})"
                 e["linear_map"] = d.linear_map

@@ -212,12 +212,17 @@ def _flat_kinks(e):
     return e.replace(is_kink, lambda a: sympy.Integer(0))
 
 
-def _truth(F: N.Node, X: N.Symbol, layout: str, order: int, f, xv):
+def _truth(F: N.Node, X: N.Symbol, layout: str, order: int, f, xv, first=None):
     """SymPy's derivative of the explicit ``f`` (F written out) by the explicit variable ``xv``, in the
-    layout of matcalc's closed form, as a sympy Matrix (1 x 1 for a scalar)."""
+    layout of matcalc's closed form, as a sympy Matrix (1 x 1 for a scalar). ``first`` (explicit) is the
+    other variable of a mixed second derivative ∂²f/∂first∂X: the Jacobian, with respect to X, of the
+    gradient with respect to ``first`` (len(first) x len(X) in numerator layout, its transpose in denominator)."""
     import sympy
 
     fm = _as_matrix(f)
+    if first is not None:
+        mixed = fm.jacobian(list(_as_matrix(first))).T.jacobian(list(_as_matrix(xv)))
+        return (mixed if layout == "numerator" else mixed.T).applyfunc(_flat_kinks)
     if order == 2:
         if F.shape != ():
             raise NoMatrixFormError("a second derivative of a non-scalar has no matrix form")
@@ -395,17 +400,31 @@ def _numbers(value, like):
     return sympy.Matrix(arr.shape[0], arr.shape[1], [sympy.Float(float(x), 17) for x in arr.ravel()])
 
 
-def _only_symbolic(symbols: dict, name: str, values: dict | None = None) -> dict:
-    """The symbol table with every variable but ``name`` made a number: its value at a sample point, or
-    zero (enough to learn shapes). SymPy then differentiates far smaller explicit entries."""
+def _only_symbolic(symbols: dict, name, values: dict | None = None) -> dict:
+    """The symbol table with every variable but ``name`` (a name, or a set of names) made a number: its
+    value at a sample point, or zero (enough to learn shapes). SymPy then differentiates far smaller
+    explicit entries."""
     import sympy
+
+    keep = {name} if isinstance(name, str) else set(name)
 
     def number(k, v):
         if values is not None:
             return _numbers(values[k], v)
         return sympy.zeros(*_as_matrix(v).shape) if _is_sym_matrix(v) else sympy.Integer(0)
 
-    return {k: (v if k == name else number(k, v)) for k, v in symbols.items()}
+    return {k: (v if k in keep else number(k, v)) for k, v in symbols.items()}
+
+
+def _first(deriv):
+    """The first variable of a mixed second derivative ∂²f/∂u∂v (a Hessian block), else None."""
+    return getattr(deriv, "first", None)
+
+
+def _kept(deriv) -> set:
+    """The names that stay symbols when SymPy differentiates at a sample point."""
+    first = _first(deriv)
+    return {deriv.variable.name} | ({first.name} if first is not None else set())
 
 
 def _internal(value, rows: int, cols: int) -> np.ndarray:
@@ -448,7 +467,7 @@ class _Job:
         if self.exact:
             f = to_explicit(F, sizes, symbols)
             self.emit("stage", "differentiating with SymPy")
-            truth = _truth(F, X, d.layout, d.order, f, symbols[X.name])
+            truth = _truth(F, X, d.layout, d.order, f, symbols[X.name], self._first_explicit(symbols))
         else:
             # numeric only: at each point the other variables enter SymPy as numbers, so it differentiates
             # a far smaller expression (only the variable's entries are symbols); see _truth_at
@@ -612,13 +631,14 @@ class _Job:
 
         d = self.d
         name = d.variable.name
-        table = _only_symbolic(symbols, name, values)
+        table = _only_symbolic(symbols, _kept(d), values)
         truth = _truth(d.function, d.variable, d.layout, d.order, to_explicit(d.function, self.sizes, table),
-                       symbols[name])
+                       symbols[name], self._first_explicit(symbols))
         C = _as_matrix(to_explicit(d.expr, self.sizes, table))
         if _symmetric_variable(d):
             C = _symmetric_fold(C)
-        kind, _ = _compare_precisely(truth[k], C[k], [_exact_point({name: symbols[name]}, values)])
+        kept = {k: symbols[k] for k in _kept(d)}
+        kind, _ = _compare_precisely(truth[k], C[k], [_exact_point(kept, values)])
         return kind == "equal"
 
     def _truth_shape(self, truth, symbols) -> tuple[int, int]:
@@ -634,6 +654,9 @@ class _Job:
         nf = shape_f[0] * shape_f[1]
         nx = xv.shape[0] * xv.shape[1]
         scalar_f, scalar_x = d.function.shape == (), d.variable.shape == ()
+        if _first(d) is not None:
+            nu = _as_matrix(symbols[_first(d).name]).shape[0]
+            return (nu, nx) if d.layout == "numerator" else (nx, nu)
         if d.order == 2:
             return (nx, nx) if not scalar_x else (1, 1)
         if scalar_x:
@@ -651,9 +674,15 @@ class _Job:
 
         d = self.d
         name = d.variable.name
-        f = to_explicit(d.function, self.sizes, _only_symbolic(symbols, name, values))
-        truth = _truth(d.function, d.variable, d.layout, d.order, f, symbols[name])
-        return np.asarray(numeric_value(truth, {name: symbols[name]}, {name: values[name]}), dtype=np.float64)
+        kept = _kept(d)
+        f = to_explicit(d.function, self.sizes, _only_symbolic(symbols, kept, values))
+        truth = _truth(d.function, d.variable, d.layout, d.order, f, symbols[name], self._first_explicit(symbols))
+        return np.asarray(numeric_value(truth, {k: symbols[k] for k in kept}, {k: values[k] for k in kept}),
+                          dtype=np.float64)
+
+    def _first_explicit(self, symbols):
+        first = _first(self.d)
+        return None if first is None else symbols[first.name]
 
     def run_tensor(self) -> None:
         """A 3- or 4-way derivative: ``T[out..., var...] = dF[out...]/dX[var...]``, compared numerically
@@ -828,14 +857,16 @@ def _describe(deriv) -> str:
     from .printing import to_text
 
     what = "d²" if deriv.order == 2 else "d"
-    sq = "²" if deriv.order == 2 else ""
+    wrt = f"{what}{deriv.variable.name}{'²' if deriv.order == 2 else ''}"
+    if _first(deriv) is not None:  # a mixed block ∂²f/∂u∂v
+        wrt = f"d{_first(deriv).name}d{deriv.variable.name}"
     text = to_text(deriv.function)
     if len(text) > 60:
         text = text[:57] + "..."
     closed = to_text(deriv.differential) if _is_tensor(deriv) else to_text(deriv.expr)
     if len(closed) > 60:
         closed = closed[:57] + "..."
-    return f"{what}({text})/{what}{deriv.variable.name}{sq} = {closed} [{deriv.layout}]"
+    return f"{what}({text})/{wrt} = {closed} [{deriv.layout}]"
 
 
 # --- running with a deadline ---------------------------------------------------------------------------------

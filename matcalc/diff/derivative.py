@@ -134,12 +134,26 @@ class Derivative:
     in the input language; ``evaluate(**values)`` computes it with NumPy.
     """
 
-    def __init__(self, function: Node, variable: N.Symbol, expr: Node, layout: str, order: int = 1):
+    def __init__(self, function: Node, variable: N.Symbol, expr: Node, layout: str, order: int = 1,
+                 first: N.Symbol | None = None):
         self.function = function
         self.variable = variable
         self.expr = expr
         self.layout = layout
         self.order = order
+        #: A mixed second derivative ∂²f/∂first∂variable (a block of ``hessian(f, [u, v])``): the Jacobian,
+        #: with respect to ``variable``, of the gradient with respect to ``first``; else None.
+        self.first = first
+
+    @property
+    def label(self) -> str:
+        """``∂f/∂x``, ``∂²f/∂x²`` or, for a mixed block, ``∂²f/∂x∂y``."""
+        f = to_unicode(self.function)
+        if self.first is not None:
+            return f"∂²({f})/∂{self.first.name}∂{self.variable.name}"
+        if self.order == 2:
+            return f"∂²({f})/∂{self.variable.name}²"
+        return f"∂({f})/∂{self.variable.name}"
 
     @property
     def shape(self) -> tuple:
@@ -213,8 +227,9 @@ class Derivative:
 
     def __repr__(self) -> str:
         what = "d²" if self.order == 2 else "d"
-        return (f"<Derivative {what}({to_text(self.function)})/{what}{self.variable.name}"
-                f"{'²' if self.order == 2 else ''} = {to_text(self.expr)} [{self.layout}]>")
+        wrt = (f"d{self.first.name}d{self.variable.name}" if self.first is not None
+               else f"d{self.variable.name}{'²' if self.order == 2 else ''}")
+        return f"<Derivative {what}({to_text(self.function)})/{wrt} = {to_text(self.expr)} [{self.layout}]>"
 
     def unicode(self) -> str:
         return to_unicode(self.expr)
@@ -228,6 +243,8 @@ class Derivative:
         var = latex_name(self.variable.name, self.variable.shape)
         top = "\\partial^2" if self.order == 2 else "\\partial"
         bottom = f"\\partial {var}^2" if self.order == 2 else f"\\partial {var}"
+        if self.first is not None:
+            bottom = f"\\partial {latex_name(self.first.name, self.first.shape)}\\, \\partial {var}"
         return f"$\\frac{{{top}}}{{{bottom}}}\\left({to_latex(self.function)}\\right) = {to_latex(self.expr)}$"
 
     def __eq__(self, other) -> bool:
@@ -349,7 +366,9 @@ def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, **declarat
 
 
 def _hessian_blocks(node: Node, wrt, layout: str, source) -> DerivativeList:
-    """Mixed second derivatives: block (i, j) is ∂/∂vⱼ of the gradient with respect to vᵢ."""
+    """Second derivatives by blocks: block (i, j) is ∂²f/∂vᵢ∂vⱼ, the Jacobian with respect to vⱼ of the
+    gradient with respect to vᵢ: len(vᵢ) x len(vⱼ) in numerator layout (entry (a, b) is ∂²f/∂vᵢ_a∂vⱼ_b), its
+    transpose in denominator layout. A diagonal block is the Hessian with respect to that variable."""
     if node.shape != ():
         raise NoMatrixFormError("second derivatives need a scalar function")
     variables = [_find_variable(node, w, source) for w in wrt]
@@ -360,8 +379,12 @@ def _hessian_blocks(node: Node, wrt, layout: str, source) -> DerivativeList:
         for vj in variables:
             if _is_tensor(g, vj):
                 block = _tensor(g, vj, layout, order=2)
-            else:
+            elif vi is vj:
                 block = Derivative(node, vj, S.simplify(jacobian(g, vj)), layout, order=2)
+            else:
+                J = S.simplify(jacobian(g, vj))
+                block = Derivative(node, vj, J if layout == "numerator" else S.transpose(J), layout, order=2,
+                                   first=vi)
             block.variables = (vi, vj)
             row.append(block)
         rows.append(row)
