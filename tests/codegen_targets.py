@@ -25,7 +25,8 @@ def run_code(d, target: str, values: dict, jit: bool = True) -> np.ndarray:
     import torch
 
     tensors = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in values.items()}
-    return np.asarray(namespace["f"](**tensors).numpy(), dtype=np.float64)
+    out = namespace["f"](**tensors)
+    return np.asarray(out.numpy() if torch.is_tensor(out) else out, dtype=np.float64)
 
 
 def differences(got, want, rtol: float = 1e-7, floor: float = 1e-9) -> list[tuple]:
