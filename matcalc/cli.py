@@ -119,6 +119,21 @@ def _comment(text: str) -> str:
 
 
 # --- commands ---------------------------------------------------------------------------------------------
+def _flat(result) -> list:
+    """The derivatives of a result: one, a list, or (second derivatives by blocks) a list of rows."""
+    derivs = list(result) if isinstance(result, list) else [result]
+    if derivs and isinstance(derivs[0], list):
+        derivs = [block for row in derivs for block in row]
+    return derivs
+
+
+def _label(d) -> str:
+    """``d/dx: ``, ``d²/dx²: `` or, for a mixed block, ``d²/dxdy: ``."""
+    if getattr(d, "first", None) is not None:
+        return f"d²/d{d.first.name}d{d.variable.name}: "
+    return f"d²/d{d.variable.name}²: " if d.order == 2 else f"d/d{d.variable.name}: "
+
+
 def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     from .diff import derive
     from .printing import declarations_of, to_text, to_unicode
@@ -128,20 +143,14 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
     wrt = args.wrt
     result = derive(source, wrt=wrt if wrt is None or len(wrt) > 1 else wrt[0], layout=args.layout,
                     order=args.order, **decls)
-    derivs = list(result) if isinstance(result, list) else [result]
-    if derivs and isinstance(derivs[0], list):  # second derivatives by blocks, row by row
-        derivs = [block for row in derivs for block in row]
+    derivs = _flat(result)
     several = len(derivs) > 1
     fmt = args.format
     reports = [d.check() for d in derivs] if args.check else [None] * len(derivs)
     failed = any(r is not None and not r.ok for r in reports)
 
     def label(d) -> str:
-        if not several:
-            return ""
-        if getattr(d, "first", None) is not None:
-            return f"d²/d{d.first.name}d{d.variable.name}: "
-        return f"d²/d{d.variable.name}²: " if d.order == 2 else f"d/d{d.variable.name}: "
+        return _label(d) if several else ""
 
     if fmt == "json":
         def entry(d, report) -> dict[str, Any]:

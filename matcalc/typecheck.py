@@ -403,6 +403,10 @@ class _Checker:
         return shape
 
     def check(self, r: Raw):
+        if r.kind in ("div", "elemdiv"):
+            self.refuse_zero_divisor(r.items[1], r.op)
+        elif r.kind in ("power", "elempower"):
+            self.refuse_zero_divisor(r.items[0], r.op, negative_power=r.items[1])
         shape = self._check(r)
         shape = self.normalise(shape)
         self.shapes[id(r)] = shape
@@ -460,11 +464,9 @@ class _Checker:
             return shape
         if k == "elemdiv":
             a, b = r.items
-            self.refuse_zero_divisor(b, r.op)
             return self.broadcast(self.check(a), self.check(b), a, b, "divide element-wise", r.op)
         if k == "div":
             a, b = r.items
-            self.refuse_zero_divisor(b, r.op)
             sa, sb = self.check(a), self.check(b)
             if sb != ():
                 raise self.shape_error(
@@ -479,9 +481,6 @@ class _Checker:
             return ()
         if k in ("power", "elempower"):
             base, exp = r.items
-            value = self.constant(exp)
-            if value is not None and value < 0:
-                self.refuse_zero_divisor(base, r.op)
             sb, se = self.check(base), self.check(exp)
             if se != ():
                 raise self.shape_error(f"the exponent {self.text(exp)} must be a scalar, "
@@ -530,9 +529,12 @@ class _Checker:
             return self.check_call(r)
         raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)  # pragma: no cover
 
-    def refuse_zero_divisor(self, divisor: Raw, pos: int) -> None:
+    def refuse_zero_divisor(self, divisor: Raw, pos: int, negative_power: Raw | None = None) -> None:
         """A literal zero divisor (``1/0``, ``(a/0)^2``, ``0/0``, ``x ./ 0``, ``0^-1``) has no value: it is
-        refused here, with a caret at the division, rather than folded into a constant the derivative drops."""
+        refused here, with a caret at the division, rather than folded into a constant the derivative drops.
+        With ``negative_power`` (an exponent), ``divisor`` is a base, refused when the exponent is negative."""
+        if negative_power is not None and not ((self.constant(negative_power) or 0) < 0):
+            return
         if self.constant(divisor) == 0:
             what = "" if divisor.kind == "num" else f" ({self.text(divisor)} is 0)"
             raise DivisionByZeroError(f"division by zero{what}: a literal zero divisor has no value", pos,
