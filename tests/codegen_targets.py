@@ -6,12 +6,17 @@ from __future__ import annotations
 import numpy as np
 
 from matcalc.codegen import compile_numpy, generate
+from matcalc.nodes import symbols_of
 
 TARGETS = ("numpy", "jax", "torch")
 
 
 def run_code(d, target: str, values: dict, jit: bool = True) -> np.ndarray:
-    """The value the generated ``target`` code returns at ``values``, as a float64 ndarray."""
+    """The value the generated ``target`` code returns at ``values``, as a float64 ndarray. Only the
+    function's parameters are passed (a Hessian with respect to a matrix is the tensor of the gradient,
+    whose function may have lost a variable of the expression, e.g. an added constant)."""
+    names = {s.name for s in symbols_of(d.function)} | {s.name for s in symbols_of(d.expr)}
+    values = {k: v for k, v in values.items() if k in names}
     if target == "numpy":
         return np.asarray(compile_numpy(d)(**values), dtype=np.float64)
     namespace: dict = {}
