@@ -161,7 +161,7 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
             if hasattr(d, "differential"):  # a 3- or 4-way tensor: its forms, and its axes
                 e["kind"] = f"tensor({', '.join(str(s) for s in d.shape)})"
                 e["linear_map"] = d.linear_map
-                e["kronecker"] = None if d.kronecker is None else to_text(d.kronecker)
+                e["kronecker"] = None if d.kronecker is None else d.vec_form(to_text)
                 e["index"] = d.index
             else:
                 e["kind"] = describe(d.shape)

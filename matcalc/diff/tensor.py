@@ -307,7 +307,8 @@ class TensorDerivative(Derivative):
         return (f" Nₙ, with Nₙ = (I + Kₙₙ)/2 the symmetriser of vec({name}) (Kₙₙ vec(d{name}) = "
                 f"vec(d{name}ᵀ))")
 
-    def _vec_form(self, printer) -> str:
+    def vec_form(self, printer=to_text) -> str:
+        """The printed vec form: ``∂vec(F)/∂vec(X)``, times the symmetriser for a symmetric ``X``."""
         text = printer(self.kronecker)
         if self.symmetrised and isinstance(self.kronecker, N.Add):
             text = f"({text})"
@@ -316,7 +317,7 @@ class TensorDerivative(Derivative):
     def __str__(self) -> str:
         lines = [f"d({to_text(self.function)}) = {to_text(self.differential)}"]
         if self.kronecker is not None:
-            lines.append(f"vec form: {self._vec_form(to_text)}")
+            lines.append(f"vec form: {self.vec_form(to_text)}")
         if self.index is not None:
             lines.append(self.index)
         return "\n".join(lines)
@@ -327,7 +328,7 @@ class TensorDerivative(Derivative):
     def unicode(self) -> str:
         lines = [self.linear_map]
         if self.kronecker is not None:
-            lines.append(f"∂vec/∂vec = {self._vec_form(to_unicode)}")
+            lines.append(f"∂vec/∂vec = {self.vec_form(to_unicode)}")
         if self.index is not None:
             lines.append(self.index)
         return "\n".join(lines)
