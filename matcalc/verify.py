@@ -56,8 +56,8 @@ POLE_DISTANCE = 1e-2
 TOLERANCE = 1e-7
 ABS_FLOOR = 1e-9
 #: The exact phase evaluates the difference truth - closed of an entry at the sample points with this
-#: many significant digits (exact rational inputs, SymPy's evalf): a value beyond NONZERO * max(1, |truth|)
-#: proves the entry differs, whatever simplify() says or fails to say.
+#: many certified significant digits (exact rational inputs, SymPy's evalf(strict=True)): a value beyond
+#: NONZERO * max(1, |truth|) proves the entry differs, whatever simplify() says or fails to say.
 DIGITS = 50
 NONZERO = 1e-30
 
@@ -792,13 +792,18 @@ def _exact_point(symbols: dict, values: dict) -> dict:
     return subs
 
 
-def _precise(e, subs) -> float | None:
-    """``e`` at a point with DIGITS significant digits (None when it has no finite real value there)."""
+def _precise(e, subs, strict: bool = False) -> float | None:
+    """``e`` at a point with DIGITS significant digits (None when it has no finite real value there).
+    ``strict``: the digits are certified (SymPy's ``evalf(strict=True)``); a value SymPy cannot tell from 0
+    at its highest working precision is 0."""
     import sympy
+    from sympy.core.evalf import PrecisionExhausted
 
     try:
-        v = sympy.sympify(e).xreplace(subs).evalf(DIGITS, maxn=4 * DIGITS)
+        v = sympy.sympify(e).xreplace(subs).evalf(DIGITS, maxn=8 * DIGITS, strict=strict)
         out = complex(v)
+    except PrecisionExhausted:
+        return 0.0
     except (TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError):
         return None
     if not (math.isfinite(out.real) and math.isfinite(out.imag)) or abs(out.imag) > abs(out.real) * 1e-20 + 1e-40:
@@ -815,7 +820,7 @@ def _compare_precisely(truth_e, closed_e, points: list[dict]) -> tuple[str, Any]
         return "equal", None
     kind = "unknown"
     for p, subs in enumerate(points):
-        d = _precise(diff, subs)
+        d = _precise(diff, subs, strict=True)
         t = _precise(truth_e, subs)
         if d is None or t is None:
             continue
