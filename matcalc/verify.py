@@ -449,6 +449,8 @@ class _Job:
 
     def report(self, **kw) -> CheckReport:
         kw.setdefault("sizes", dict(self.sizes))
+        if self.code_note and kw.get("ok"):  # say when the code could not be compared
+            kw["note"] = "; ".join(n for n in (kw.get("note", ""), self.code_note) if n)
         return CheckReport(**kw)
 
     def run(self) -> None:
