@@ -11,6 +11,7 @@ dispatch on the node class (one method per node type, like SymPy's printers).
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from fractions import Fraction
@@ -41,6 +42,17 @@ _TABLE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 #: Guards the insertion into ``_TABLE``: without it two threads building the same node could each make
 #: one, and identity (equality) would fail between them. Lookups of existing nodes take no lock.
 _TABLE_LOCK = threading.RLock()
+
+
+def _fresh_lock_in_child() -> None:
+    """A forked child (``check()`` forks its worker) has one thread: a lock another thread of the parent
+    held at the fork would never be released there, so the child starts with a new one."""
+    global _TABLE_LOCK
+    _TABLE_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 
 class Node:

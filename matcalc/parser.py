@@ -10,6 +10,7 @@ one that imports lark.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from contextlib import contextmanager
@@ -56,6 +57,18 @@ def deep_recursion(limit: int = 40_000):
 _DEEP_LOCK = threading.Lock()
 _DEEP_USERS = 0  # deep_recursion() calls in progress, in all threads
 _DEEP_SAVED: int | None = None  # the limit before the first of them raised it
+
+
+def _fresh_locks_in_child() -> None:
+    """A forked child (``check()`` forks its worker) has one thread: locks other threads of the parent held
+    at the fork would never be released there, and their deep_recursion() calls do not exist there."""
+    global _DEEP_LOCK, _PARSE_LOCK, _DEEP_USERS, _DEEP_SAVED
+    _DEEP_LOCK, _PARSE_LOCK = threading.Lock(), threading.Lock()
+    _DEEP_USERS, _DEEP_SAVED = 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 class Raw:

@@ -18,6 +18,8 @@ import sys
 import threading
 import time
 
+import pytest
+
 import matcalc
 
 FULL = os.environ.get("MATCALC_THREADS_FULL") == "1"
@@ -145,3 +147,37 @@ def test_interning_under_concurrent_construction_gives_one_object():
         sys.setswitchinterval(old)
     for i in range(300):
         assert len({id(b[i]) for b in built}) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_locks_held_by_another_thread_at_a_fork_are_free_in_the_child():
+    """check() forks its worker: a lock another thread held at that moment must not block the child."""
+    from matcalc import nodes, parser
+
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        with nodes._TABLE_LOCK, parser._DEEP_LOCK, parser._PARSE_LOCK:
+            held.set()
+            release.wait(60)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    held.wait(10)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: every lock must be free, and derivation must work
+            code = 1
+            try:
+                locks = (nodes._TABLE_LOCK, parser._DEEP_LOCK, parser._PARSE_LOCK)
+                if all(lock.acquire(timeout=5) for lock in locks):
+                    for lock in locks:
+                        lock.release()
+                    code = 0 if str(matcalc.derive("x' B x + sum(B)", "x")) == "x' (B + B')" else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        release.set()
+        t.join()
+    assert os.waitstatus_to_exitcode(status) == 0
