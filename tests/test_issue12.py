@@ -206,3 +206,22 @@ def test_mixed_blocks_of_a_scalar_and_a_vector():
     for row in h:
         for block in row:
             assert block.check().ok
+
+
+def test_a_sum_whose_matrix_terms_cancel_keeps_its_shape():
+    """Found by the long code-generation run (seed 43): substituting a symmetric S for A in
+    diag(((A + sqrt(a^2 + 1)) + norm(x)^2) - A) simplified the sum to the scalar sqrt(a^2 + 1) + norm(x)^2,
+    and diag() of it raised a ShapeError. The broadcast scalar terms keep the matrix shape."""
+    from matcalc import simplify as S
+    from matcalc.diff.linear import substitute
+
+    e = matcalc.parse("diag(((A + sqrt(a^2 + 1)) + norm(x)^2) - A)")
+    A = next(s for s in N.symbols_of(e) if s.name == "A")
+    sym = N.Symbol("S", A.shape, True)
+    out = substitute(e, {A: sym})
+    assert out.shape == e.shape
+    values = {"a": 0.3, "x": np.array([0.1, -0.2, 0.4]), "S": np.eye(3)}
+    sizes = {e.shape[0].name: 3}
+    np.testing.assert_allclose(matcalc.evaluate(out, values, sizes=sizes), np.full(3, np.sqrt(1.09) + 0.21))
+    two = S.add(N.Symbol("B", A.shape), N.Symbol("b", ()), N.Symbol("c", ()), N.Neg(N.Symbol("B", A.shape)))
+    assert two.shape == A.shape
