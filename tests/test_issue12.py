@@ -225,3 +225,12 @@ def test_a_sum_whose_matrix_terms_cancel_keeps_its_shape():
     np.testing.assert_allclose(matcalc.evaluate(out, values, sizes=sizes), np.full(3, np.sqrt(1.09) + 0.21))
     two = S.add(N.Symbol("B", A.shape), N.Symbol("b", ()), N.Symbol("c", ()), N.Neg(N.Symbol("B", A.shape)))
     assert two.shape == A.shape
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_a_vector_sum_whose_vector_terms_cancel_derives(order):
+    """Found by the long code-generation run (seed 44): x - ((x - x) + (x + a)) + ... cancels to the scalar
+    -a - ..., broadcast over n; derive() raised a ShapeError (dot of a scalar and a vector)."""
+    u = "x - (((x - x) + (x + a)) + norm(x.^2 + 1))"
+    d = derive(f"dot({u}, {u})", "x", order=order)
+    assert d.check(exact=False).ok
