@@ -32,6 +32,9 @@ CODE_CASES = [
     ("S A S", "S", {"S": "symmetric(n)"}, 1, None),
     ("inv(S) x", "S", {"S": "symmetric(n)"}, 1, None),
     ("x' S S x", "S", {"S": "symmetric(n)"}, 2, None),
+    # found by the long run (seeds 45, 46): torch.logsumexp(u ** 0.5.reshape(-1)) reshaped the exponent
+    ("logsumexp(logsumexp((y.^2 + 1).^0.5) sqrt(exp(y + x.^3)))", "x", {}, 1, None),
+    ("logsumexp(x.^2) + logsumexp(x + y)", "x", {}, 2, None),
 ]
 
 
