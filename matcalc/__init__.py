@@ -16,6 +16,7 @@ from .errors import (
     CheckError,
     DeclarationError,
     DerivativeError,
+    DivisionByZeroError,
     MatcalcError,
     MatcalcSyntaxError,
     NestingError,
@@ -37,6 +38,7 @@ __all__ = [
     "DeclarationError", "NestingError", "DerivativeError", "NoMatrixFormError", "CheckError",
     "BudgetError", "limits", "set_limits",
     "ArgumentShapeError", "AssumptionWarning", "assumptions",
+    "DivisionByZeroError",
 ]
 
 

@@ -230,7 +230,7 @@ def _json_entry(names: list[str], d, report, steps: bool) -> dict[str, Any]:
     if hasattr(d, "differential"):  # a 3- or 4-way tensor: its forms, and its axes
         e["kind"] = f"tensor({', '.join(str(s) for s in d.shape)})"
         e["linear_map"] = d.linear_map
-        e["kronecker"] = None if d.kronecker is None else to_text(d.kronecker)
+        e["kronecker"] = None if d.kronecker is None else d.vec_form(to_text)
         e["index"] = d.index
     else:
         e["kind"] = describe(d.shape)

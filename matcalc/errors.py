@@ -20,6 +20,7 @@ __all__ = [
     "CheckError",
     "ArgumentShapeError",
     "AssumptionWarning",
+    "DivisionByZeroError",
 ]
 
 
@@ -143,3 +144,5 @@ class AssumptionWarning(UserWarning):
 
     def __str__(self) -> str:
         return str(MatcalcError(self.message, self.position, self.source))
+class DivisionByZeroError(MatcalcError):
+    """A division by a literal zero (``1/0``, ``a ./ 0``, ``0^-1``): refused, never folded away."""

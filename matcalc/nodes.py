@@ -11,6 +11,8 @@ dispatch on the node class (one method per node type, like SymPy's printers).
 
 from __future__ import annotations
 
+import os
+import threading
 import weakref
 from fractions import Fraction
 
@@ -38,6 +40,20 @@ ELEMENTWISE = (
 )
 
 _TABLE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+#: Guards the insertion into ``_TABLE``: without it two threads building the same node could each make
+#: one, and identity (equality) would fail between them. Lookups of existing nodes take no lock.
+_TABLE_LOCK = threading.RLock()
+
+
+def _fresh_lock_in_child() -> None:
+    """A forked child (``check()`` forks its worker) has one thread: a lock another thread of the parent
+    held at the fork would never be released there, so the child starts with a new one."""
+    global _TABLE_LOCK
+    _TABLE_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_lock_in_child)
 
 
 class Node:
@@ -52,12 +68,16 @@ class Node:
         checkpoint()
         key = (cls, args)
         node = _TABLE.get(key)
-        if node is None:
-            shape = cls._check(*args)
-            node = object.__new__(cls)
-            object.__setattr__(node, "args", args)
-            object.__setattr__(node, "shape", shape)
-            _TABLE[key] = node
+        if node is not None:
+            return node
+        shape = cls._check(*args)  # outside the lock: it may raise, and it may build other nodes
+        with _TABLE_LOCK:
+            node = _TABLE.get(key)  # another thread may have built it meanwhile: that one is the node
+            if node is None:
+                node = object.__new__(cls)
+                object.__setattr__(node, "args", args)
+                object.__setattr__(node, "shape", shape)
+                _TABLE[key] = node
         return node
 
     def __setattr__(self, key, value):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from contextlib import contextmanager
 from fractions import Fraction
 from functools import cache
@@ -33,15 +34,43 @@ MAX_LENGTH = 1_000_000
 
 @contextmanager
 def deep_recursion(limit: int = 40_000):
-    """Raise Python's recursion limit for the duration of one matcalc call on a deep expression."""
-    old = sys.getrecursionlimit()
-    if old < limit:
-        sys.setrecursionlimit(limit)
+    """Raise Python's recursion limit for the duration of one matcalc call on a deep expression.
+
+    The limit is process-wide, so the calls in progress are counted (under a lock) across threads: the
+    limit is raised by the first to enter and restored only when the last one leaves; one thread's
+    finishing call never lowers it under another that still needs it.
+    """
+    global _DEEP_USERS, _DEEP_SAVED
+    with _DEEP_LOCK:
+        if _DEEP_USERS == 0:
+            _DEEP_SAVED = sys.getrecursionlimit()
+        _DEEP_USERS += 1
+        if sys.getrecursionlimit() < limit:
+            sys.setrecursionlimit(limit)
     try:
         yield
     finally:
-        if old < limit:
-            sys.setrecursionlimit(old)
+        with _DEEP_LOCK:
+            _DEEP_USERS -= 1
+            if _DEEP_USERS == 0 and _DEEP_SAVED is not None and _DEEP_SAVED < sys.getrecursionlimit():
+                sys.setrecursionlimit(_DEEP_SAVED)
+
+
+_DEEP_LOCK = threading.Lock()
+_DEEP_USERS = 0  # deep_recursion() calls in progress, in all threads
+_DEEP_SAVED: int | None = None  # the limit before the first of them raised it
+
+
+def _fresh_locks_in_child() -> None:
+    """A forked child (``check()`` forks its worker) has one thread: locks other threads of the parent held
+    at the fork would never be released there, and their deep_recursion() calls do not exist there."""
+    global _DEEP_LOCK, _PARSE_LOCK, _DEEP_USERS, _DEEP_SAVED
+    _DEEP_LOCK, _PARSE_LOCK = threading.Lock(), threading.Lock()
+    _DEEP_USERS, _DEEP_SAVED = 0, None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_locks_in_child)
 
 
 class Raw:
@@ -289,6 +318,9 @@ def _cache_file(grammar: str, start: str) -> str | bool:
     return os.path.join(base, f"parser-{start}-{digest}.lark")
 
 
+_PARSE_LOCK = threading.Lock()
+
+
 @cache
 def _parser(start: str) -> Lark:
     from .budget import paused
@@ -501,7 +533,8 @@ def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
             from .lalr import Fallback
 
             try:
-                return tables.parse(marked)
+                with _PARSE_LOCK:  # one table parser (and its builder) serves every thread: one parse at a time
+                    return tables.parse(marked)
             except Fallback:  # a syntax error: lark parses again and reports it
                 pass
         return _lark_parse(start, marked, text, what, error_cls)
@@ -514,8 +547,10 @@ def _parse(text: str, start: str, what: str, error_cls=MatcalcSyntaxError):
 def _lark_parse(start: str, marked: str, text: str, what: str, error_cls):
     from lark.exceptions import UnexpectedInput
 
+    parser = _parser(start)
     try:
-        return _parser(start).parse(marked)
+        with _PARSE_LOCK:  # one lark parser (and its transformer) serves every thread: one parse at a time
+            return parser.parse(marked)
     except UnexpectedInput as exc:
         err = _syntax_error(exc, text, what)
         err.message = err.message.replace(_OPEN_BAR, "|").replace(_OPEN_DBAR, "‖")

@@ -191,6 +191,8 @@ def add(*terms: Node) -> Node:
             if not isinstance(t, N.Neg):
                 out.insert(0, out.pop(i))
                 break
+    if shape != () and all(t.shape == () for t in out):  # the non-scalar terms cancelled: keep the shape
+        return mul(N.Add(*out), N.Ones(shape))
     return N.Add(*out)
 
 

@@ -18,7 +18,14 @@ from __future__ import annotations
 
 from . import nodes as N
 from .assumed import Assumption, Assumptions, split_name
-from .errors import AssumptionWarning, DeclarationError, MatcalcError, ShapeError, UnknownFunctionError
+from .errors import (
+    AssumptionWarning,
+    DeclarationError,
+    DivisionByZeroError,
+    MatcalcError,
+    ShapeError,
+    UnknownFunctionError,
+)
 from .names import MAX_SIZE, check_name, check_size
 from .parser import Raw, deep_recursion, number_value, parse_kind, parse_raw
 from .shapes import Dim
@@ -549,6 +556,10 @@ class _Checker:
         return shape
 
     def check(self, r: Raw):
+        if r.kind in ("div", "elemdiv"):
+            self.refuse_zero_divisor(r.items[1], r.op)
+        elif r.kind in ("power", "elempower"):
+            self.refuse_zero_divisor(r.items[0], r.op, negative_power=r.items[1])
         shape = self._check(r)
         shape = self.normalise(shape)
         self.shapes[id(r)] = shape
@@ -672,6 +683,17 @@ class _Checker:
         if k == "call":
             return self.check_call(r)
         raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)  # pragma: no cover
+
+    def refuse_zero_divisor(self, divisor: Raw, pos: int, negative_power: Raw | None = None) -> None:
+        """A literal zero divisor (``1/0``, ``(a/0)^2``, ``0/0``, ``x ./ 0``, ``0^-1``) has no value: it is
+        refused here, with a caret at the division, rather than folded into a constant the derivative drops.
+        With ``negative_power`` (an exponent), ``divisor`` is a base, refused when the exponent is negative."""
+        if negative_power is not None and not ((self.constant(negative_power) or 0) < 0):
+            return
+        if self.constant(divisor) == 0:
+            what = "" if divisor.kind == "num" else f" ({self.text(divisor)} is 0)"
+            raise DivisionByZeroError(f"division by zero{what}: a literal zero divisor has no value", pos,
+                                      self.source)
 
     def constant(self, r: Raw):
         """The value of a constant numeric expression, or None."""

@@ -50,8 +50,16 @@ __all__ = ["CheckReport", "ClaimReport", "check_derivative", "check_claim", "che
 KINK_DISTANCE = 1e-6
 #: Denominators, log/sqrt arguments and negative-power bases must be at least this far from 0.
 POLE_DISTANCE = 1e-2
-#: A numeric entry passes when |closed - truth| <= TOLERANCE * max(1, |truth|, scale of the entry).
-TOLERANCE = 1e-6
+#: A numeric entry passes when |closed - truth| <= TOLERANCE * |truth| + ABS_FLOOR: each entry against its
+#: own magnitude (a wrong small entry next to large ones is caught), with a small absolute floor for
+#: entries that are 0 or nearly (float64 rounding of a cancelling sum).
+TOLERANCE = 1e-7
+ABS_FLOOR = 1e-9
+#: The exact phase evaluates the difference truth - closed of an entry at the sample points with this
+#: many certified significant digits (exact rational inputs, SymPy's evalf(strict=True)): a value beyond
+#: NONZERO * max(1, |truth|) proves the entry differs, whatever simplify() says or fails to say.
+DIGITS = 50
+NONZERO = 1e-30
 
 _KINKS = {"relu", "abs", "sign", "step"}
 _POSITIVE = {"log", "sqrt"}
@@ -68,6 +76,17 @@ def _fmt_value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     return str(v)
+
+
+def _fmt_pair(expected, got) -> tuple[str, str]:
+    """Two numbers with just enough digits to show that they differ (at most 17)."""
+    if not (isinstance(expected, float) and isinstance(got, float)):
+        return _fmt_value(expected), _fmt_value(got)
+    for digits in range(6, 18):
+        a, b = f"{expected:.{digits}g}", f"{got:.{digits}g}"
+        if a != b:
+            break
+    return a, b
 
 
 @dataclass
@@ -112,9 +131,11 @@ class CheckReport:
         elif self.method == "error":
             out = f"ERROR {head}the check could not be carried out at {sizes}"
         else:
-            out = f"WRONG {head}differs from SymPy at {sizes}"
+            against = "evaluate()" if self.method == "code" else "SymPy"
+            out = f"WRONG {head}differs from {against} at {sizes}"
             if self.entry is not None:
-                out += f"\n  entry {self.entry}: expected {_fmt_value(self.expected)}, got {_fmt_value(self.got)}"
+                e, g = _fmt_pair(self.expected, self.got)
+                out += f"\n  entry {self.entry}: expected {e}, got {g}"
             if self.max_error is not None:
                 out += f" (error {self.max_error:.3g})"
             if self.point:
@@ -191,12 +212,17 @@ def _flat_kinks(e):
     return e.replace(is_kink, lambda a: sympy.Integer(0))
 
 
-def _truth(F: N.Node, X: N.Symbol, layout: str, order: int, f, xv):
+def _truth(F: N.Node, X: N.Symbol, layout: str, order: int, f, xv, first=None):
     """SymPy's derivative of the explicit ``f`` (F written out) by the explicit variable ``xv``, in the
-    layout of matcalc's closed form, as a sympy Matrix (1 x 1 for a scalar)."""
+    layout of matcalc's closed form, as a sympy Matrix (1 x 1 for a scalar). ``first`` (explicit) is the
+    other variable of a mixed second derivative ∂²f/∂first∂X: the Jacobian, with respect to X, of the
+    gradient with respect to ``first`` (len(first) x len(X) in numerator layout, its transpose in denominator)."""
     import sympy
 
     fm = _as_matrix(f)
+    if first is not None:
+        mixed = fm.jacobian(list(_as_matrix(first))).T.jacobian(list(_as_matrix(xv)))
+        return (mixed if layout == "numerator" else mixed.T).applyfunc(_flat_kinks)
     if order == 2:
         if F.shape != ():
             raise NoMatrixFormError("a second derivative of a non-scalar has no matrix form")
@@ -374,17 +400,31 @@ def _numbers(value, like):
     return sympy.Matrix(arr.shape[0], arr.shape[1], [sympy.Float(float(x), 17) for x in arr.ravel()])
 
 
-def _only_symbolic(symbols: dict, name: str, values: dict | None = None) -> dict:
-    """The symbol table with every variable but ``name`` made a number: its value at a sample point, or
-    zero (enough to learn shapes). SymPy then differentiates far smaller explicit entries."""
+def _only_symbolic(symbols: dict, name, values: dict | None = None) -> dict:
+    """The symbol table with every variable but ``name`` (a name, or a set of names) made a number: its
+    value at a sample point, or zero (enough to learn shapes). SymPy then differentiates far smaller
+    explicit entries."""
     import sympy
+
+    keep = {name} if isinstance(name, str) else set(name)
 
     def number(k, v):
         if values is not None:
             return _numbers(values[k], v)
         return sympy.zeros(*_as_matrix(v).shape) if _is_sym_matrix(v) else sympy.Integer(0)
 
-    return {k: (v if k == name else number(k, v)) for k, v in symbols.items()}
+    return {k: (v if k in keep else number(k, v)) for k, v in symbols.items()}
+
+
+def _first(deriv):
+    """The first variable of a mixed second derivative ∂²f/∂u∂v (a Hessian block), else None."""
+    return getattr(deriv, "first", None)
+
+
+def _kept(deriv) -> set:
+    """The names that stay symbols when SymPy differentiates at a sample point."""
+    first = _first(deriv)
+    return {deriv.variable.name} | ({first.name} if first is not None else set())
 
 
 def _internal(value, rows: int, cols: int) -> np.ndarray:
@@ -404,14 +444,17 @@ class _Job:
         self.seed = seed
         self.exact = exact
         self.emit = emit
+        self.compared = ""
+        self.code_note = ""
 
     def report(self, **kw) -> CheckReport:
         kw.setdefault("sizes", dict(self.sizes))
+        if self.code_note and kw.get("ok"):  # say when the code could not be compared
+            kw["note"] = "; ".join(n for n in (kw.get("note", ""), self.code_note) if n)
         return CheckReport(**kw)
 
     def run(self) -> None:
-        from .numeric import evaluate
-        from .sympy_backend import numeric_value, symbol_matrices, to_explicit
+        from .sympy_backend import symbol_matrices, to_explicit
 
         d, sizes = self.d, self.sizes
         if _is_tensor(d):
@@ -419,14 +462,14 @@ class _Job:
             return
         F, X, closed = d.function, d.variable, d.expr
         sym = _symmetric_variable(d)
-        compared = ("symmetric variable: SymPy's derivative by the shared entry compared with C_ij + C_ji "
-                    "off the diagonal" if sym else "")
+        self.compared = ("symmetric variable: SymPy's derivative by the shared entry compared with C_ij + C_ji "
+                         "off the diagonal" if sym else "")
         self.emit("stage", "building the explicit SymPy function")
         symbols = symbol_matrices(F, sizes)
         if self.exact:
             f = to_explicit(F, sizes, symbols)
             self.emit("stage", "differentiating with SymPy")
-            truth = _truth(F, X, d.layout, d.order, f, symbols[X.name])
+            truth = _truth(F, X, d.layout, d.order, f, symbols[X.name], self._first_explicit(symbols))
         else:
             # numeric only: at each point the other variables enter SymPy as numbers, so it differentiates
             # a far smaller expression (only the variable's entries are symbols); see _truth_at
@@ -439,29 +482,43 @@ class _Job:
         cshape2 = (1, 1) if cshape == () else cshape
         if cshape2 != (rows, cols):
             self.emit("report", self.report(
-                ok=False, method="shape", compared=compared,
+                ok=False, method="shape", compared=self.compared,
                 note=f"the closed form is {cshape2[0]} x {cshape2[1]} here but the derivative in "
                      f"{d.layout} layout is {rows} x {cols}"))
             return
+        numeric, used = self.numeric_phase(truth, symbols, rows, cols)
+        if numeric is None:
+            return
+        code = self.code_phase(used)
+        if code is not None:
+            self.emit("report", code)
+            return
+        self.emit("numeric", numeric)
+        if not self.exact:
+            self.emit("report", numeric)
+            return
+        self.emit("report", self.exact_phase(truth, symbols, numeric, used))
 
-        # --- numeric ---------------------------------------------------------------------------------------
+    def numeric_phase(self, truth, symbols, rows: int, cols: int):
+        """Compare at ``points`` random points, entry by entry; returns the report and the points used
+        (None and [] after reporting that no point was usable)."""
+        from .numeric import evaluate
+        from .sympy_backend import numeric_value
+
+        d, sizes, closed = self.d, self.sizes, self.d.expr
         self.emit("stage", "choosing sample points")
-        syms = N.symbols_of(F)
-        guards = _guards([F, closed])
+        syms = N.symbols_of(d.function)
+        guards = _guards([d.function, closed])
         regimes = _regimes(guards[4])
-        shift = "square" in guards[4]
         rng = np.random.default_rng(self.seed)
-        worst = 0.0
-        failure = None
-        checked = 0
-        attempts = 0
-        while checked < self.points and attempts < 60 * max(1, self.points):
+        worst, failure, used, attempts = 0.0, None, [], 0
+        while len(used) < self.points and attempts < 60 * max(1, self.points):
             regime = regimes[(attempts // 15) % len(regimes)]
             attempts += 1
-            values = _sample(syms, sizes, rng, regime, shift)
-            if not _usable(values, sizes, [F, closed], guards):
+            values = _sample(syms, sizes, rng, regime, "square" in guards[4])
+            if not _usable(values, sizes, [d.function, closed], guards):
                 continue
-            self.emit("stage", f"evaluating at point {checked + 1}")
+            self.emit("stage", f"evaluating at point {len(used) + 1}")
             try:
                 with np.errstate(all="ignore"):
                     if truth is None:
@@ -473,57 +530,121 @@ class _Job:
             if not np.all(np.isfinite(exp_v)):
                 continue
             got_v = _internal(evaluate(closed, values, sizes), rows, cols)
-            if sym:
+            if _symmetric_variable(d):
                 got_v = _symmetric_fold(got_v)
-            scale = max(1.0, float(np.max(np.abs(exp_v))))
-            err = np.abs(got_v - exp_v) / np.maximum(scale, np.abs(exp_v))
-            checked += 1
-            k = np.unravel_index(int(np.argmax(err)), err.shape)
-            worst = max(worst, float(err[k]))
-            if not err[k] <= TOLERANCE:  # also catches nan
-                failure = (k, values, float(exp_v[k]), float(got_v[k]), float(err[k]))
+            err = _entry_errors(got_v, exp_v)
+            used.append(values)
+            k = _worst(err)
+            worst = max(worst, float(err[k]) * TOLERANCE)
+            if not err[k] <= 1.0 and not (truth is None and self._rounding_at(values, symbols, k)):
+                failure = (k, values, float(exp_v[k]), float(got_v[k]), float(err[k]) * TOLERANCE)
                 break
-        if checked == 0:
+        if not used:
             self.emit("report", self.report(
-                ok=False, method="error", compared=compared,
+                ok=False, method="error", compared=self.compared,
                 note=f"no usable sample point found in {attempts} tries (every point was singular, "
                      "non-finite or at a kink); pass other sizes"))
-            return
+            return None, []
         if failure is None:
-            numeric = self.report(ok=True, method="numeric", max_error=worst, points_checked=checked,
-                                  compared=compared)
-        else:
-            k, values, e, g, err = failure
-            numeric = self.report(ok=False, method="numeric", max_error=err, points_checked=checked,
-                                  entry=_user_entry(k, closed.shape), point=values, expected=e, got=g,
-                                  compared=compared)
-        self.emit("numeric", numeric)
-        if not self.exact:
-            self.emit("report", numeric)
-            return
+            return self.report(ok=True, method="numeric", max_error=worst, points_checked=len(used),
+                               compared=self.compared), used
+        k, values, e, g, err = failure
+        return self.report(ok=False, method="numeric", max_error=err, points_checked=len(used),
+                           entry=_user_entry(k, closed.shape), point=values, expected=e, got=g,
+                           compared=self.compared), used
 
-        # --- exact -----------------------------------------------------------------------------------------
-        self.emit("stage", "simplifying the difference")
-        C = _as_matrix(to_explicit(closed, sizes, symbols))
-        if sym:
+    def exact_phase(self, truth, symbols, numeric: CheckReport, used: list) -> CheckReport:
+        """SymPy's exact comparison, entry by entry; when it finishes its verdict is final (see
+        docs/verification.md): an entry whose difference is non-zero at a sample point, evaluated with
+        DIGITS digits from exact inputs, rejects the derivative; one that simplifies to 0 is proven."""
+        from .sympy_backend import to_explicit
+
+        self.emit("stage", "comparing exactly")
+        closed = self.d.expr
+        C = _as_matrix(to_explicit(closed, self.sizes, symbols))
+        if _symmetric_variable(self.d):
             C = _symmetric_fold(C)
-        order = [failure[0]] if failure else []
-        order += [(i, j) for i in range(rows) for j in range(cols) if not failure or (i, j) != failure[0]]
-        for i, j in order:
-            diff = truth[i, j] - C[i, j]
-            if not _is_zero(diff):
-                if failure is None:
-                    numeric.note = "SymPy could not simplify every entry of the difference to 0"
-                    self.emit("report", numeric)
-                    return
-                numeric.note = "the difference at this entry does not simplify to 0 either"
-                self.emit("report", numeric)
-                return
-        note = "" if failure is None else (f"the numeric mismatch at entry {numeric.entry} was rounding: "
-                                           "the difference simplifies to 0")
-        self.emit("report", self.report(ok=True, method="exact", max_error=0.0 if failure else worst,
-                                        points_checked=checked, compared=compared, note=note))
+        rows, cols = truth.shape
+        first = [] if numeric.ok else [_internal_index(numeric.entry, rows, cols)]
+        points = [_exact_point(symbols, v) for v in used]
+        unproven = []
+        for i, j in first + [(i, j) for i in range(rows) for j in range(cols) if (i, j) not in first]:
+            kind, info = _compare_precisely(truth[i, j], C[i, j], points)
+            if kind == "differs":
+                if not numeric.ok and (i, j) == first[0]:  # the numeric failure, confirmed exactly
+                    numeric.note = "SymPy's exact difference at this entry is not 0 either"
+                    return numeric
+                p, t, c = info
+                return self.report(
+                    ok=False, method="exact", points_checked=len(used), entry=_user_entry((i, j), closed.shape),
+                    point=used[p], expected=t, got=c, max_error=abs(t - c) / max(1.0, abs(t)),
+                    compared=self.compared,
+                    note=f"SymPy's exact difference at this entry is not 0 (it is {t - c:.3g} at this point, "
+                         f"evaluated to {DIGITS} digits)")
+            if not _is_zero(truth[i, j] - C[i, j]):
+                unproven.append(((i, j), kind))
+        if not unproven:
+            note = "" if numeric.ok else (f"the numeric mismatch at entry {numeric.entry} was rounding: "
+                                          "the difference simplifies to 0")
+            return self.report(ok=True, method="exact", max_error=0.0 if not numeric.ok else numeric.max_error,
+                               points_checked=len(used), compared=self.compared, note=note)
+        if all(kind == "equal" for _, kind in unproven):
+            numeric.ok, numeric.entry, numeric.point, numeric.expected, numeric.got = True, None, None, None, None
+            numeric.note = (f"SymPy could not simplify {len(unproven)} entr{'y' if len(unproven) == 1 else 'ies'} "
+                            f"of the difference to 0, but {'they agree' if len(unproven) > 1 else 'it agrees'} "
+                            f"to {DIGITS} digits at every sample point")
+            return numeric
+        numeric.note = ("SymPy could not simplify every entry of the difference to 0, nor evaluate it at the "
+                        "sample points; the numeric verdict stands")
+        return numeric
 
+    def code_phase(self, used: list) -> CheckReport | None:
+        """The generated NumPy code against ``evaluate()`` at the sample points, entry by entry: a defect of
+        code generation cannot pass a check. None when they agree (or no code can be generated)."""
+        from .codegen.printer import CodegenError
+
+        d = self.d
+        self.emit("stage", "running the generated NumPy code")
+        try:
+            code = d.compile()
+        except CodegenError as exc:
+            self.code_note = f"no NumPy code to compare ({exc.message})"
+            return None
+        for values in used:
+            with np.errstate(all="ignore"):
+                want = np.asarray(d.evaluate(**values), dtype=np.float64)
+                got = np.asarray(code(**values), dtype=np.float64)
+            if got.shape != want.shape:
+                return self.report(ok=False, method="code", points_checked=len(used), point=values,
+                                   compared=self.compared,
+                                   note=f"the generated NumPy code returns shape {got.shape}, evaluate() "
+                                        f"{want.shape}")
+            err = _entry_errors(got, want)
+            k = _worst(err) if err.size else ()
+            if err.size and not err[k] <= 1.0:
+                return self.report(ok=False, method="code", points_checked=len(used), point=values,
+                                   entry=k, expected=float(want[k]), got=float(got[k]),
+                                   max_error=float(err[k]) * TOLERANCE, compared=self.compared,
+                                   note="the generated NumPy code differs from evaluate() (expected is "
+                                        "evaluate()'s value, got the code's)")
+        return None
+
+    def _rounding_at(self, values, symbols, k) -> bool:
+        """Numeric-only checks: is a numeric mismatch at entry ``k`` rounding? The entry's difference is
+        evaluated with DIGITS digits (the other variables as the sample's numbers)."""
+        from .sympy_backend import to_explicit
+
+        d = self.d
+        name = d.variable.name
+        table = _only_symbolic(symbols, _kept(d), values)
+        truth = _truth(d.function, d.variable, d.layout, d.order, to_explicit(d.function, self.sizes, table),
+                       symbols[name], self._first_explicit(symbols))
+        C = _as_matrix(to_explicit(d.expr, self.sizes, table))
+        if _symmetric_variable(d):
+            C = _symmetric_fold(C)
+        kept = {k: symbols[k] for k in _kept(d)}
+        kind, _ = _compare_precisely(truth[k], C[k], [_exact_point(kept, values)])
+        return kind == "equal"
 
     def _truth_shape(self, truth, symbols) -> tuple[int, int]:
         """The concrete shape of the derivative in the closed form's layout."""
@@ -538,6 +659,9 @@ class _Job:
         nf = shape_f[0] * shape_f[1]
         nx = xv.shape[0] * xv.shape[1]
         scalar_f, scalar_x = d.function.shape == (), d.variable.shape == ()
+        if _first(d) is not None:
+            nu = _as_matrix(symbols[_first(d).name]).shape[0]
+            return (nu, nx) if d.layout == "numerator" else (nx, nu)
         if d.order == 2:
             return (nx, nx) if not scalar_x else (1, 1)
         if scalar_x:
@@ -555,9 +679,15 @@ class _Job:
 
         d = self.d
         name = d.variable.name
-        f = to_explicit(d.function, self.sizes, _only_symbolic(symbols, name, values))
-        truth = _truth(d.function, d.variable, d.layout, d.order, f, symbols[name])
-        return np.asarray(numeric_value(truth, {name: symbols[name]}, {name: values[name]}), dtype=np.float64)
+        kept = _kept(d)
+        f = to_explicit(d.function, self.sizes, _only_symbolic(symbols, kept, values))
+        truth = _truth(d.function, d.variable, d.layout, d.order, f, symbols[name], self._first_explicit(symbols))
+        return np.asarray(numeric_value(truth, {k: symbols[k] for k in kept}, {k: values[k] for k in kept}),
+                          dtype=np.float64)
+
+    def _first_explicit(self, symbols):
+        first = _first(self.d)
+        return None if first is None else symbols[first.name]
 
     def run_tensor(self) -> None:
         """A 3- or 4-way derivative: ``T[out..., var...] = dF[out...]/dX[var...]``, compared numerically
@@ -589,7 +719,7 @@ class _Job:
         guards = _guards([F])
         regimes = _regimes(guards[4])
         rng = np.random.default_rng(self.seed)
-        worst, failure, checked, attempts = 0.0, None, 0, 0
+        worst, failure, checked, attempts, used = 0.0, None, 0, 0, []
         while checked < self.points and attempts < 60 * self.points:
             regime = regimes[(attempts // 15) % len(regimes)]
             attempts += 1
@@ -609,17 +739,21 @@ class _Job:
             if X.symmetric:
                 got_v = got_v + np.swapaxes(got_v, -1, -2) - np.einsum("...kk->...k", got_v)[..., None] * np.eye(
                     var_axes[0])
-            scale = max(1.0, float(np.max(np.abs(exp_v))))
-            err = np.abs(got_v - exp_v) / np.maximum(scale, np.abs(exp_v))
+            err = _entry_errors(got_v, exp_v)
             checked += 1
-            k = np.unravel_index(int(np.argmax(err)), err.shape)
-            worst = max(worst, float(err[k]))
-            if not err[k] <= TOLERANCE:
-                failure = (tuple(int(i) for i in k), values, float(exp_v[k]), float(got_v[k]), float(err[k]))
+            used.append(values)
+            k = _worst(err)
+            worst = max(worst, float(err[k]) * TOLERANCE)
+            if not err[k] <= 1.0:
+                failure = (k, values, float(exp_v[k]), float(got_v[k]), float(err[k]) * TOLERANCE)
                 break
+        self.compared = compared
+        code = self.code_phase(used) if checked else None
         if checked == 0:
             self.emit("report", self.report(ok=False, method="error", compared=compared,
                                             note=f"no usable sample point found in {attempts} tries"))
+        elif code is not None:
+            self.emit("report", code)
         elif failure is None:
             self.emit("report", self.report(ok=True, method="numeric", max_error=worst, points_checked=checked,
                                             compared=compared))
@@ -627,6 +761,85 @@ class _Job:
             k, values, e, g, err = failure
             self.emit("report", self.report(ok=False, method="numeric", max_error=err, points_checked=checked,
                                             entry=k, point=values, expected=e, got=g, compared=compared))
+
+
+def _entry_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Each entry's error in units of its own allowance ``TOLERANCE |truth| + ABS_FLOOR``: <= 1 passes."""
+    return np.abs(got - expected) / (TOLERANCE * np.abs(expected) + ABS_FLOOR)
+
+
+def _worst(err: np.ndarray) -> tuple:
+    """The index of the worst entry (a nan, if any, is the worst)."""
+    bad = np.isnan(err)
+    if bad.any():
+        return tuple(int(i) for i in np.argwhere(bad)[0])
+    return tuple(int(i) for i in np.unravel_index(int(np.argmax(err)), err.shape))
+
+
+def _exact_point(symbols: dict, values: dict) -> dict:
+    """SymPy substitutions putting the sample point's values, as exact rationals, for the entry symbols."""
+    import sympy
+
+    subs: dict = {}
+    for name, like in symbols.items():
+        if name not in values:
+            continue
+        if _is_sym_matrix(like):
+            arr = np.asarray(values[name], dtype=np.float64).reshape(like.shape)
+            for sym, v in zip(like, arr.ravel(), strict=True):
+                if isinstance(sym, sympy.Symbol):
+                    subs.setdefault(sym, sympy.Rational(float(v)))
+        elif isinstance(like, sympy.Symbol):
+            subs[like] = sympy.Rational(float(values[name]))
+    return subs
+
+
+def _precise(e, subs, strict: bool = False) -> float | None:
+    """``e`` at a point with DIGITS significant digits (None when it has no finite real value there).
+    ``strict``: the digits are certified (SymPy's ``evalf(strict=True)``); a value SymPy cannot tell from 0
+    at its highest working precision is 0."""
+    import sympy
+    from sympy.core.evalf import PrecisionExhausted
+
+    try:
+        v = sympy.sympify(e).xreplace(subs).evalf(DIGITS, maxn=8 * DIGITS, strict=strict)
+        out = complex(v)
+    except PrecisionExhausted:
+        return 0.0
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError, AttributeError):
+        return None
+    if not (math.isfinite(out.real) and math.isfinite(out.imag)) or abs(out.imag) > abs(out.real) * 1e-20 + 1e-40:
+        return None
+    return out.real
+
+
+def _compare_precisely(truth_e, closed_e, points: list[dict]) -> tuple[str, Any]:
+    """One entry at the sample points (exact substitutions), with DIGITS digits: ``("differs", (index of
+    the point, truth, closed))`` where the difference is beyond NONZERO * max(1, |truth|); else ``("equal",
+    None)`` when it was evaluated at some point, ``("unknown", None)`` when no point gave a finite value."""
+    diff = truth_e - closed_e
+    if diff == 0:
+        return "equal", None
+    kind = "unknown"
+    for p, subs in enumerate(points):
+        d = _precise(diff, subs, strict=True)
+        t = _precise(truth_e, subs)
+        if d is None or t is None:
+            continue
+        if abs(d) > NONZERO * max(1.0, abs(t)):
+            c = _precise(closed_e, subs)
+            return "differs", (p, t, t - d if c is None else c)
+        kind = "equal"
+    return kind, None
+
+
+def _internal_index(entry: tuple, rows: int, cols: int) -> tuple[int, int]:
+    """The (row, column) of the internal rows x cols matrix for a user entry (inverse of _user_entry)."""
+    if len(entry) == 2:
+        return entry
+    if not entry:
+        return (0, 0)
+    return (entry[0], 0) if cols == 1 else (0, entry[0])
 
 
 def _is_tensor(d) -> bool:
@@ -654,14 +867,16 @@ def _describe(deriv) -> str:
     from .printing import to_text
 
     what = "d²" if deriv.order == 2 else "d"
-    sq = "²" if deriv.order == 2 else ""
+    wrt = f"{what}{deriv.variable.name}{'²' if deriv.order == 2 else ''}"
+    if _first(deriv) is not None:  # a mixed block ∂²f/∂u∂v
+        wrt = f"d{_first(deriv).name}d{deriv.variable.name}"
     text = to_text(deriv.function)
     if len(text) > 60:
         text = text[:57] + "..."
     closed = to_text(deriv.differential) if _is_tensor(deriv) else to_text(deriv.expr)
     if len(closed) > 60:
         closed = closed[:57] + "..."
-    return f"{what}({text})/{what}{deriv.variable.name}{sq} = {closed} [{deriv.layout}]"
+    return f"{what}({text})/{wrt} = {closed} [{deriv.layout}]"
 
 
 # --- running with a deadline ---------------------------------------------------------------------------------
@@ -910,6 +1125,8 @@ def check_claim(expr, wrt, claim, layout: str = "numerator", sizes: Mapping | No
     where = ""
     if report.point is not None:
         where = " at " + ", ".join(f"{k} = {_fmt_value(v)}" for k, v in report.point.items())
+    right, gives = _fmt_pair(report.expected, report.got)
+    how = " (SymPy's exact difference is not 0)" if report.method == "exact" else ""
     return ClaimReport(ok=False, message=(
-        f"wrong: the claim {text} differs at entry {report.entry}{where}: it gives {_fmt_value(report.got)}, "
-        f"the right value is {_fmt_value(report.expected)}; {answer}"), **base)
+        f"wrong: the claim {text} differs at entry {report.entry}{where}{how}: it gives {gives}, "
+        f"the right value is {right}; {answer}"), **base)

@@ -21,7 +21,7 @@ import os
 from fractions import Fraction
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import matcalc
@@ -193,10 +193,28 @@ def _square_special(sub):
 trees = st.sampled_from(SHAPES).flatmap(lambda s: expr(s, 4))
 
 
+def _constant(n):
+    if isinstance(n, Number):
+        return n.value
+    if isinstance(n, Neg) and isinstance(n.args[0], Number):
+        return -n.args[0].value
+    return None
+
+
+def _zero_divisor(n) -> bool:
+    if isinstance(n, Div | ElemDiv):
+        return _constant(n.args[1]) == 0
+    if isinstance(n, Power | ElemPower):
+        return _constant(n.args[0]) == 0 and (_constant(n.args[1]) or 0) < 0
+    return False
+
+
 @settings(max_examples=ROUNDTRIP_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.filter_too_much])
 @given(trees)
 def test_print_then_parse_is_identity(e):
+    # a literal zero divisor (x / 0, 0^-1) is refused by the parser since issue #12: no text to go back to
+    assume(not any(_zero_divisor(n) for n in matcalc.nodes.walk(e)))
     text = str(e)
     back = matcalc.parse(text)
     assert back is e, f"{text!r} parsed back as {back!r}"

@@ -199,6 +199,10 @@ class _Builder:
         results = [self._result(r) for r in self.roots]
         if hasattr(self.d, "kronecker"):  # a tensor: the vec-by-vec matrix, reshaped column-major
             results[-1] = self._tensor_result(results[-1])
+            if getattr(self.d, "symmetrised", False):  # the symmetric convention, as evaluate() has it
+                tensor = self.namer.fresh("tensor")
+                out.append(f"{tensor} = {results[-1]}")
+                results[-1] = self._symmetrise(tensor)
         if self.value_and_grad:
             out += [f"value = {results[0]}", f"grad = {results[1]}", "return value, grad"]
         else:
@@ -220,6 +224,14 @@ class _Builder:
             return f"({code}).T.reshape{rev_axes}.permute({rev})"
         lib = "np" if self.target == "numpy" else "jnp"
         return f"{lib}.reshape({code}, {axes}, order='F')"
+
+    def _symmetrise(self, tensor: str) -> str:
+        """Entry (k, l) of a derivative with respect to a symmetric matrix is the derivative along
+        ``(E_kl + E_lk)/2``: the mean of the unconstrained entries (k, l) and (l, k), the last two axes."""
+        if self.target == "torch":
+            return f"0.5 * ({tensor} + {tensor}.transpose(-1, -2))"
+        lib = "np" if self.target == "numpy" else "jnp"
+        return f"0.5 * ({tensor} + {lib}.swapaxes({tensor}, -1, -2))"
 
     def source(self) -> str:
         args = ", ".join(self.names[s] for s in self.params)

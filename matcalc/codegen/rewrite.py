@@ -107,14 +107,14 @@ def _transpose_of(f: Node) -> Node:
 def _factors(node: Node, scalars: list[Node], factors: list[Node]) -> None:
     """Scalar and matrix factors of ``node``, products opened, negations as ``-1``, identities dropped and
     neighbouring diagonal matrices merged (``diag(a) diag(b) = diag(a ⊙ b)``)."""
-    if isinstance(node, N.Neg):
+    if node.shape == ():
+        scalars.append(node)  # a scalar-valued product (``xᵀ x``) is one scalar, never opened into vectors
+    elif isinstance(node, N.Neg):
         scalars.append(N.Number(-1))
         _factors(node.args[0], scalars, factors)
     elif isinstance(node, N.MatMul):
         for f in node.args:
             _factors(f, scalars, factors)
-    elif node.shape == ():
-        scalars.append(node)
     elif isinstance(node, N.Identity):
         pass
     elif factors and isinstance(node, N.DiagMat) and isinstance(factors[-1], N.DiagMat):

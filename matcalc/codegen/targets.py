@@ -142,7 +142,7 @@ class TorchPrinter(CodePrinter):
         return "torch.stack([" + ", ".join(self.array_of(r) for r in rows) + "])"
 
     def logsumexp(self, x: str) -> str:
-        return f"torch.logsumexp({x}.reshape(-1), 0)"
+        return f"torch.logsumexp(({x}).reshape(-1), 0)"  # (x): x may be an operator expression
 
     def softmax(self, x: str) -> str:
         return f"torch.softmax({x}, 0)"

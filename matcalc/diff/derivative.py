@@ -144,7 +144,7 @@ class Derivative:
     """
 
     def __init__(self, function: Node, variable: N.Symbol, expr: Node, layout: str, order: int = 1,
-                 named: bool = True, assumptions=None):
+                 assumptions=None, named: bool = True, first: N.Symbol | None = None):
         from ..assumed import recall
 
         self.function = function
@@ -155,6 +155,19 @@ class Derivative:
         self.named = named
         #: what was assumed about each name (kind, shape, and whether declared, from usage or convention)
         self.assumptions = assumptions if assumptions is not None else recall(function, symbols_of(function))
+        #: A mixed second derivative ∂²f/∂first∂variable (a block of ``hessian(f, [u, v])``): the Jacobian,
+        #: with respect to ``variable``, of the gradient with respect to ``first``; else None.
+        self.first = first
+
+    @property
+    def label(self) -> str:
+        """``∂f/∂x``, ``∂²f/∂x²`` or, for a mixed block, ``∂²f/∂x∂y``."""
+        f = to_unicode(self.function)
+        if self.first is not None:
+            return f"∂²({f})/∂{self.first.name}∂{self.variable.name}"
+        if self.order == 2:
+            return f"∂²({f})/∂{self.variable.name}²"
+        return f"∂({f})/∂{self.variable.name}"
 
     @property
     def shape(self) -> tuple:
@@ -242,8 +255,9 @@ class Derivative:
     def __repr__(self) -> str:
         what = "d²" if self.order == 2 else "d"
         where = str(self.assumptions)
-        return (f"<Derivative {what}({to_text(self.function)})/{what}{self.variable.name}"
-                f"{'²' if self.order == 2 else ''} = {to_text(self.expr)} [{self.layout}]"
+        wrt = (f"d{self.first.name}d{self.variable.name}" if self.first is not None
+               else f"d{self.variable.name}{'²' if self.order == 2 else ''}")
+        return (f"<Derivative {what}({to_text(self.function)})/{wrt} = {to_text(self.expr)} [{self.layout}]"
                 f"{'; ' + where if where else ''}>")
 
     def _named(self, named: bool | None) -> bool:
@@ -265,6 +279,8 @@ class Derivative:
         var = latex_name(self.variable.name, self.variable.shape)
         top = "\\partial^2" if self.order == 2 else "\\partial"
         bottom = f"\\partial {var}^2" if self.order == 2 else f"\\partial {var}"
+        if self.first is not None:
+            bottom = f"\\partial {latex_name(self.first.name, self.first.shape)}\\, \\partial {var}"
         where = where_latex(self.assumptions)
         where = "\\quad " + where if where else ""
         return f"$\\frac{{{top}}}{{{bottom}}}\\left({to_latex(self.function)}\\right) = {self.latex()}{where}$"
@@ -421,7 +437,9 @@ def _set_named(derivatives: list, named: bool) -> list:
 
 
 def _hessian_blocks(node: Node, wrt, layout: str, source, assumed) -> DerivativeList:
-    """Mixed second derivatives: block (i, j) is ∂/∂vⱼ of the gradient with respect to vᵢ."""
+    """Second derivatives by blocks: block (i, j) is ∂²f/∂vᵢ∂vⱼ, the Jacobian with respect to vⱼ of the
+    gradient with respect to vᵢ: len(vᵢ) x len(vⱼ) in numerator layout (entry (a, b) is ∂²f/∂vᵢ_a∂vⱼ_b), its
+    transpose in denominator layout. A diagonal block is the Hessian with respect to that variable."""
     if node.shape != ():
         raise NoMatrixFormError("second derivatives need a scalar function")
     variables = [_find_variable(node, w, source, assumed) for w in wrt]
@@ -432,8 +450,12 @@ def _hessian_blocks(node: Node, wrt, layout: str, source, assumed) -> Derivative
         for vj in variables:
             if _is_tensor(g, vj):
                 block = _tensor(g, vj, layout, 2, assumed)
-            else:
+            elif vi is vj:
                 block = Derivative(node, vj, S.simplify(jacobian(g, vj)), layout, 2, assumed)
+            else:
+                J = S.simplify(jacobian(g, vj))
+                block = Derivative(node, vj, J if layout == "numerator" else S.transpose(J), layout, 2, assumed,
+                                   first=vi)
             block.variables = (vi, vj)
             row.append(block)
         rows.append(row)

@@ -236,6 +236,15 @@ def index_form(F: Node, X: N.Symbol, dF: Node) -> str:
     return f"∂{lhs_out}/∂{X.name}_{''.join(var_idx)} = {text}"
 
 
+def _symmetrised(dF: Node, X: N.Symbol) -> Node:
+    """``dF`` with ``dX`` replaced by ``(dX + dXᵀ)/2``: the map whose entries follow the symmetric convention
+    (entry (k, l) is the derivative along ``(E_kl + E_lk)/2``), for a symmetric matrix ``X``."""
+    from .linear import substitute
+
+    dX = N.Differential(X)
+    return S.simplify(substitute(dF, {dX: S.div(S.add(dX, S.transpose(dX)), N.Number(2))}))
+
+
 # --- the derivative --------------------------------------------------------------------------------------------
 class TensorDerivative(Derivative):
     """A 3- or 4-way derivative, given as a linear map, a Kronecker form and an index form.
@@ -248,8 +257,12 @@ class TensorDerivative(Derivative):
                  order: int = 1):
         self.differential = differential
         self.kronecker = kronecker_form(differential, N.Differential(variable))
+        #: A symmetric matrix variable: entry (k, l) is the derivative along (E_kl + E_lk)/2 (the documented
+        #: convention), in evaluate(), in the printed forms and in generated code alike.
+        self.symmetrised = variable.symmetric and len(_axes(variable.shape)) == 2
         try:
-            self.index = index_form(function, variable, differential)
+            self.index = index_form(function, variable, _symmetrised(differential, variable)
+                                    if self.symmetrised else differential)
         except NoMatrixFormError:
             self.index = None
         super().__init__(function, variable, self.kronecker, layout, order)
@@ -284,10 +297,28 @@ class TensorDerivative(Derivative):
         T = np.stack(slices, axis=-1).reshape(out_shape + x.shape)
         return T
 
+    def _symmetriser(self, text: bool) -> str:
+        """The factor that applies the symmetric convention to a vec form (empty when there is none)."""
+        if not self.symmetrised:
+            return ""
+        n, name = self.variable.shape[0], self.variable.name
+        if text:
+            return (f" N, with N = (I + K)/2 the symmetriser of vec({name}) (K vec(d{name}) = vec(d{name}'), "
+                    f"K the {n}² x {n}² commutation matrix)")
+        return (f" Nₙ, with Nₙ = (I + Kₙₙ)/2 the symmetriser of vec({name}) (Kₙₙ vec(d{name}) = "
+                f"vec(d{name}ᵀ))")
+
+    def vec_form(self, printer=to_text) -> str:
+        """The printed vec form: ``∂vec(F)/∂vec(X)``, times the symmetriser for a symmetric ``X``."""
+        text = printer(self.kronecker)
+        if self.symmetrised and isinstance(self.kronecker, N.Add):
+            text = f"({text})"
+        return text + self._symmetriser(printer is to_text)
+
     def text(self, named: bool | None = None) -> str:
         lines = [f"d({to_text(self.function)}) = {to_text(self.differential)}"]
         if self.kronecker is not None:
-            lines.append(f"vec form: {to_text(self.kronecker)}")
+            lines.append(f"vec form: {self.vec_form(to_text)}")
         if self.index is not None:
             lines.append(self.index)
         return "\n".join(lines)
@@ -298,7 +329,7 @@ class TensorDerivative(Derivative):
     def unicode(self, named: bool | None = None) -> str:
         lines = [self.linear_map]
         if self.kronecker is not None:
-            lines.append(f"∂vec/∂vec = {to_unicode(self.kronecker)}")
+            lines.append(f"∂vec/∂vec = {self.vec_form(to_unicode)}")
         if self.index is not None:
             lines.append(self.index)
         return "\n".join(lines)
