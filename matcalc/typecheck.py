@@ -27,7 +27,8 @@ from .errors import (
     UnknownFunctionError,
 )
 from .names import MAX_SIZE, check_name, check_size
-from .parser import Raw, deep_recursion, number_value, parse_kind, parse_raw
+from .parser import Raw, number_value, parse_kind, parse_raw
+from .recursion import deep_recursion
 from .shapes import Dim
 
 SCALAR, VECTOR, MATRIX, SYMMETRIC = "scalar", "vector", "matrix", "symmetric"

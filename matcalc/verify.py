@@ -886,7 +886,7 @@ def _child(conn, job_args):
 
     try:
         from .budget import cap_worker_memory, die_with_parent, unbudgeted
-        from .parser import deep_recursion
+        from .recursion import deep_recursion
 
         die_with_parent()
         cap_worker_memory()
@@ -939,7 +939,7 @@ def _run_thread(job_args, deadline):
     def target():
         try:
             from .budget import unbudgeted
-            from .parser import deep_recursion
+            from .recursion import deep_recursion
 
             with deep_recursion(), unbudgeted():
                 _Job(*job_args, lambda k, p: q.put((k, p))).run()
@@ -1011,7 +1011,7 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
         out: list = []
         try:
             from .budget import unbudgeted
-            from .parser import deep_recursion
+            from .recursion import deep_recursion
 
             with deep_recursion(), unbudgeted():
                 _Job(*job_args, lambda k, p: out.append((k, p))).run()

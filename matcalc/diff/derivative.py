@@ -392,7 +392,7 @@ def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, named: boo
     ``warn=False`` silences.
     """
     from ..assumed import emit, recall, remember
-    from ..parser import deep_recursion
+    from ..recursion import deep_recursion
     from ..typecheck import analyse
 
     if layout not in LAYOUTS:

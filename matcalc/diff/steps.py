@@ -21,7 +21,7 @@ from ..budget import budgeted
 from ..errors import MatcalcError
 from ..nodes import Node, symbols_of
 from ..printing import to_latex, to_unicode
-from .linear import _dependents
+from .linear import dependents
 
 RULES = {
     "Add": "sum rule", "Neg": "negation", "MatMul": "product rule (matrix product)", "Div": "quotient rule",
@@ -129,7 +129,7 @@ def explain(derivative) -> Steps:
     from .rules import differential
 
     F, X = derivative.function, derivative.variable
-    order, deps = _dependents(F, X)
+    order, deps = dependents(F, X)
     taken = {s.name for s in symbols_of(F)}
     names: dict[Node, N.Symbol] = {X: X}
     locals_: list[tuple[N.Symbol, Node, Node]] = []

@@ -25,7 +25,7 @@ from ..nodes import Node
 from ..printing import to_text, to_unicode
 from ..shapes import is_column, is_row
 from .derivative import Derivative
-from .linear import _dependents
+from .linear import dependents
 
 
 def _axes(shape) -> tuple:
@@ -78,7 +78,7 @@ def _side(factor: Node, size) -> Node:
 
 def kronecker_form(dF: Node, dX: Node) -> Node | None:
     """``∂vec(F)/∂vec(X)`` as a sum of Kronecker products ``Rᵀ ⊗ L``, or None when there is none."""
-    _, deps = _dependents(dF, dX)
+    _, deps = dependents(dF, dX)
     try:
         terms = _kron_terms(dF, dX, deps)
     except NoMatrixFormError:
@@ -219,7 +219,7 @@ def index_form(F: Node, X: N.Symbol, dF: Node) -> str:
     out_idx = ("i", "j")[: len(_axes(F.shape))]
     var_idx = ("k", "l")[: len(_axes(X.shape))]
     dX = N.Differential(X)
-    _, deps = _dependents(dF, dX)
+    _, deps = dependents(dF, dX)
     builder = _Index(dX, var_idx, deps)
     row, col = (out_idx + ("", ""))[:2]
     if is_row(F.shape):
