@@ -44,7 +44,7 @@ from . import nodes as N
 from .errors import CheckError, MatcalcError, NoMatrixFormError
 from .shapes import Dim, is_column, is_matrix, is_row, is_vector
 
-__all__ = ["CheckReport", "ClaimReport", "check_derivative", "check_claim", "check_sizes"]
+__all__ = ["CheckReport", "ClaimReport", "check_derivative", "judge_claim", "check_sizes"]
 
 #: Arguments closer than this to a kink (relu, abs, sign, step, norm1) are rejected as sample points.
 KINK_DISTANCE = 1e-6
@@ -601,12 +601,13 @@ class _Job:
     def code_phase(self, used: list) -> CheckReport | None:
         """The generated NumPy code against ``evaluate()`` at the sample points, entry by entry: a defect of
         code generation cannot pass a check. None when they agree (or no code can be generated)."""
+        from .codegen import compile_numpy
         from .codegen.printer import CodegenError
 
         d = self.d
         self.emit("stage", "running the generated NumPy code")
         try:
-            code = d.compile()
+            code = compile_numpy(d)
         except CodegenError as exc:
             self.code_note = f"no NumPy code to compare ({exc.message})"
             return None
@@ -843,7 +844,9 @@ def _internal_index(entry: tuple, rows: int, cols: int) -> tuple[int, int]:
 
 
 def _is_tensor(d) -> bool:
-    return hasattr(d, "differential") and hasattr(d, "kronecker")
+    from .diff.tensor import TensorDerivative
+
+    return isinstance(d, TensorDerivative)
 
 
 def _is_zero(e) -> bool:
@@ -969,7 +972,7 @@ def _can_fork() -> bool:
     return not mp.current_process().daemon
 
 
-def _check_budget(time_budget) -> None:
+def check_budget(time_budget) -> None:
     """``time_budget`` is None or a finite number of seconds >= 0 (``inf`` would overflow the deadline)."""
     import math
 
@@ -994,7 +997,7 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
     :class:`~matcalc.errors.CheckError` only for bad arguments (unknown dimension names in ``sizes``).
     """
     start = time.monotonic()
-    _check_budget(time_budget)
+    check_budget(time_budget)
     if isinstance(points, bool) or not isinstance(points, int):
         raise CheckError(f"points must be a positive integer, not {points!r}")
     if points < 1:
@@ -1063,37 +1066,25 @@ def _declaration(s: N.Symbol) -> str:
     return f"matrix({dim(s.shape[0])}, {dim(s.shape[1])})"
 
 
-def check_claim(expr, wrt, claim, layout: str = "numerator", sizes: Mapping | None = None, points: int = 3,
-                time_budget: float | None = 10.0, seed: int = 0, **decls) -> ClaimReport:
-    """Is ``claim`` the derivative of ``expr`` with respect to ``wrt`` (in ``layout``)?
-
-    ``expr`` is parsed and derived with the declarations ``decls``; ``claim`` is parsed with the kinds of
-    ``expr``'s variables (its symbols are those of ``expr``) and compared with SymPy's derivative as in
-    :func:`check_derivative`. A claim of the wrong shape, or one that does not parse, is reported as a
-    wrong claim with the reason; a wrong claim says at which entry and point it differs and gives the
-    right answer. ``check_claim("x' A x", "x", "2 A x", layout="denominator")`` is wrong;
-    with ``A="symmetric(n)"`` it is right.
-    """
-    _check_budget(time_budget)
-    from .diff import Derivative, derive
+def judge_claim(correct, claim, layout: str = "numerator", sizes: Mapping | None = None, points: int = 3,
+                time_budget: float | None = 10.0, seed: int = 0) -> ClaimReport:
+    """Is ``claim`` (a string or a node) the derivative ``correct`` (a Derivative)? The second half of
+    :func:`matcalc.check_claim`, which parses and derives: ``claim`` is parsed with the kinds of the
+    function's variables and compared with SymPy's derivative as in :func:`check_derivative`."""
+    from .diff.derivative import Derivative
     from .printing import to_text
     from .shapes import describe
-    from .typecheck import typecheck
 
-    if isinstance(expr, N.Node):
-        node = expr
-        correct = derive(node, wrt, layout=layout)
-    else:
-        node = typecheck(expr, **decls)
-        correct = derive(node, wrt, layout=layout)
     if isinstance(correct, list):
         raise CheckError("check_claim checks one derivative at a time: give wrt as a single name")
     answer = f"the derivative is {correct} ({describe(correct.shape)}, {layout} layout)"
-    symbols = {s.name: s for s in N.symbols_of(node)}
+    symbols = {s.name: s for s in N.symbols_of(correct.function)}
     if isinstance(claim, N.Node):
         claimed = claim
     else:
         try:
+            from .typecheck import typecheck
+
             claimed = typecheck(str(claim), **{name: _declaration(s) for name, s in symbols.items()})
         except MatcalcError as exc:
             return ClaimReport(ok=False, correct=correct,
@@ -1113,10 +1104,15 @@ def check_claim(expr, wrt, claim, layout: str = "numerator", sizes: Mapping | No
     report = check_derivative(trial, sizes=sizes, points=points, time_budget=time_budget, seed=seed)
     base = dict(correct=correct, check=report, entry=report.entry, point=report.point,
                 expected=report.expected, got=report.got)
+    return _judged(report, text, answer, base)
+
+
+def _judged(report: CheckReport, text: str, answer: str, base: dict) -> ClaimReport:
+    """The report on a claim of the right shape, from the check of it as a derivative."""
     if report.ok:
         how = "exactly" if report.method == "exact" else f"numerically at {report.points_checked} points"
         return ClaimReport(ok=True, message=f"right: the claim {text} agrees with SymPy {how} "
-                                            f"(matcalc gives {correct})", **base)
+                                            f"(matcalc gives {base['correct']})", **base)
     if report.method == "shape":
         return ClaimReport(ok=False, message=f"wrong shape: the claim {text}: {report.note}; {answer}", **base)
     if report.method in ("timeout", "error"):

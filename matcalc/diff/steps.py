@@ -127,6 +127,7 @@ def explain(derivative) -> Steps:
     """The steps of ``derivative`` (a :class:`~matcalc.diff.derivative.Derivative`)."""
     from .derivative import jacobian
     from .rules import differential
+    from .tensor import TensorDerivative
 
     F, X = derivative.function, derivative.variable
     order, deps = dependents(F, X)
@@ -174,12 +175,13 @@ def explain(derivative) -> Steps:
     lhs, _, rhs = chain.partition(" = ")
     if chain and lhs != rhs:
         steps.items.append(Step("chain", chain))
-    if derivative.layout == "denominator" and not hasattr(derivative, "linear_map"):
+    tensor = isinstance(derivative, TensorDerivative)
+    if derivative.layout == "denominator" and not tensor:
         steps.items.append(Step("result", "the partials above are Jacobians (numerator layout); the "
                                           "denominator-layout result is their transpose"))
-    if getattr(derivative, "linear_map", None) is not None and derivative.expr is None:
+    if tensor and derivative.linear_map is not None and derivative.expr is None:
         steps.items.append(Step("result", derivative.linear_map))
-    elif hasattr(derivative, "linear_map"):
+    elif tensor:
         steps.items.append(Step("result", derivative.linear_map))
         steps.items.append(Step("result", f"∂vec/∂vec = {to_unicode(derivative.expr)}"))
     else:
