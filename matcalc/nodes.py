@@ -101,22 +101,24 @@ class Node:
         return type(self)(*children)
 
     def __str__(self) -> str:
-        from .printing import to_text
-
-        return to_text(self, declarations=True)
+        return PRINTERS["text"](self, declarations=True)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self}>"
 
     # --- rich display ----------------------------------------------------------------------------
     def _repr_latex_(self) -> str:
-        from .printing import to_latex
-
-        return f"${to_latex(self)}$"
+        return f"${PRINTERS['latex'](self)}$"
 
     @property
     def is_scalar(self) -> bool:
         return self.shape == ()
+
+
+#: The printers behind ``str(node)`` and the notebook display, ``"text"`` and ``"latex"``: set by
+#: :mod:`matcalc.printing` when it loads (``import matcalc`` loads it). It imports this module, so this
+#: module names them here instead of importing them: the import graph stays acyclic.
+PRINTERS: dict = {}
 
 
 def _fail(message: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..budget import budgeted, check_output, current_limits
 from ..errors import MatcalcError
-from ..nodes import Node, Symbol, symbols_of
+from ..nodes import PRINTERS, Node, Symbol, symbols_of
 from .latex import LatexPrinter
 from .names import print_named
 from .text import TextPrinter
@@ -151,3 +151,6 @@ def to_latex(node: Node, named: bool = False) -> str:
             return _bounded(print_named(node, make, "latex", " \\quad\\text{where } ",
                                         _printer(UnicodePrinter, node)))
         return _bounded(make({}).doprint(node))
+
+
+PRINTERS.update(text=to_text, latex=to_latex)  # str(node) and the notebook display (see nodes.PRINTERS)
