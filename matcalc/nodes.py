@@ -708,7 +708,3 @@ def dims_in(node: Node) -> list[Dim]:
 def count_nodes(node: Node) -> int:
     """The size of an expression, counting shared subexpressions once."""
     return sum(1 for _ in walk(node))
-
-
-def is_scalar_node(node: Node) -> bool:
-    return is_scalar(node.shape)
