@@ -26,7 +26,6 @@ from .shapes import (
     dim_product,
     is_column,
     is_matrix,
-    is_scalar,
     is_square,
     is_vector,
     transpose_shape,

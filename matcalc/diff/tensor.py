@@ -16,8 +16,6 @@ does not depend on either printed form.
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import nodes as N
 from .. import simplify as S
 from ..errors import NoMatrixFormError
@@ -276,8 +274,10 @@ class TensorDerivative(Derivative):
     def linear_map(self) -> str:
         return f"d({to_unicode(self.function)}) = {to_unicode(self.differential)}"
 
-    def evaluate(self, values=None, /, sizes=None, **named) -> np.ndarray:
+    def evaluate(self, values=None, /, sizes=None, **named):
         """The ndarray ``T`` with ``T[out..., var...] = ∂F[out...]/∂X[var...]``."""
+        import numpy as np  # only here: deriving (the command line) does not import NumPy
+
         from ..numeric import _real_array, evaluate, lookup_value
         from .derivative import sizes_from
 
