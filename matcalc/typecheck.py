@@ -332,19 +332,8 @@ class _Checker:
                 if k == "transpose":
                     vector_forcing = True
             elif k == "call":
-                fname, args = r.items
-                stack.extend(reversed(args))
-                if fname in _VECTOR_FORCING:
-                    vector_forcing = True
-                if fname in _MATRIX_ARG and args:
-                    self.force_bare(args[0], MATRIX, f"the argument of {fname}()")
-                if fname in ("dot", "outer"):  # outer(a, b) takes two vectors, like dot(a, b)
-                    for a in args:
-                        self.force_bare(a, VECTOR, f"an argument of {fname}()")
-                if fname == "softmax" and args:
-                    self.force_bare(args[0], VECTOR, "the argument of softmax()")
-                if fname in ("vector", "matrix") and args:
-                    self.demand_scalar(args[0], why=f"the fill value of {fname}()")
+                stack.extend(reversed(r.items[1]))
+                vector_forcing = self.collect_call(r) or vector_forcing
             elif k == "norm":
                 stack.append(r.items[0])
                 vector_forcing = True
@@ -579,6 +568,21 @@ class _Checker:
                 f"cannot {op} {self.text(ra)} ({_describe(a, self.u)}) and {self.text(rb)} "
                 f"({_describe(b, self.u)}): their shapes differ", pos)
         return a
+
+    def collect_call(self, r: Raw) -> bool:
+        """What a call tells about the kinds of its bare-name arguments; True if it makes the expression
+        vector-forcing (see ``_VECTOR_FORCING``)."""
+        fname, args = r.items
+        if fname in _MATRIX_ARG and args:
+            self.force_bare(args[0], MATRIX, f"the argument of {fname}()")
+        if fname in ("dot", "outer"):  # outer(a, b) takes two vectors, like dot(a, b)
+            for a in args:
+                self.force_bare(a, VECTOR, f"an argument of {fname}()")
+        if fname == "softmax" and args:
+            self.force_bare(args[0], VECTOR, "the argument of softmax()")
+        if fname in ("vector", "matrix") and args:
+            self.demand_scalar(args[0], why=f"the fill value of {fname}()")
+        return fname in _VECTOR_FORCING
 
     def _check(self, r: Raw):
         """The shape of ``r`` (dimensions are unifier variables): one ``_shape_<kind>`` method per kind of

@@ -736,10 +736,7 @@ class _Job:
                 continue
             if not np.all(np.isfinite(exp_v)):
                 continue
-            got_v = np.asarray(d.evaluate(**values), dtype=np.float64).reshape(shape)
-            if X.symmetric:
-                got_v = got_v + np.swapaxes(got_v, -1, -2) - np.einsum("...kk->...k", got_v)[..., None] * np.eye(
-                    var_axes[0])
+            got_v = _tensor_value(d, values, shape, var_axes)
             err = _entry_errors(got_v, exp_v)
             checked += 1
             used.append(values)
@@ -749,19 +746,32 @@ class _Job:
                 failure = (k, values, float(exp_v[k]), float(got_v[k]), float(err[k]) * TOLERANCE)
                 break
         self.compared = compared
+        self.emit("report", self.tensor_report(used, checked, attempts, worst, failure))
+
+    def tensor_report(self, used: list, checked: int, attempts: int, worst: float, failure) -> CheckReport:
+        """The report of :meth:`run_tensor`: its numeric comparison, then the generated code's."""
+        compared = self.compared
         code = self.code_phase(used) if checked else None
         if checked == 0:
-            self.emit("report", self.report(ok=False, method="error", compared=compared,
-                                            note=f"no usable sample point found in {attempts} tries"))
-        elif code is not None:
-            self.emit("report", code)
-        elif failure is None:
-            self.emit("report", self.report(ok=True, method="numeric", max_error=worst, points_checked=checked,
-                                            compared=compared))
-        else:
-            k, values, e, g, err = failure
-            self.emit("report", self.report(ok=False, method="numeric", max_error=err, points_checked=checked,
-                                            entry=k, point=values, expected=e, got=g, compared=compared))
+            return self.report(ok=False, method="error", compared=compared,
+                               note=f"no usable sample point found in {attempts} tries")
+        if code is not None:
+            return code
+        if failure is None:
+            return self.report(ok=True, method="numeric", max_error=worst, points_checked=checked,
+                               compared=compared)
+        k, values, e, g, err = failure
+        return self.report(ok=False, method="numeric", max_error=err, points_checked=checked,
+                           entry=k, point=values, expected=e, got=g, compared=compared)
+
+
+def _tensor_value(d, values: dict, shape: tuple, var_axes: tuple) -> np.ndarray:
+    """matcalc's tensor at ``values``, shaped as SymPy's; for a symmetric variable, by a shared entry:
+    ``T_kl + T_lk`` off the diagonal (the symmetric convention halves each of the pair)."""
+    got = np.asarray(d.evaluate(**values), dtype=np.float64).reshape(shape)
+    if d.variable.symmetric:
+        got = got + np.swapaxes(got, -1, -2) - np.einsum("...kk->...k", got)[..., None] * np.eye(var_axes[0])
+    return got
 
 
 def _entry_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -1025,6 +1035,15 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
         deadline = start + (1e9 if time_budget is None else max(float(time_budget), 0.0))
         forked = _can_fork() if isolate is None else isolate
         messages = (_run_forked if forked else _run_thread)(job_args, deadline)
+    final = _verdict(messages, concrete, time_budget)
+    final.elapsed = time.monotonic() - start
+    final.what = what
+    return final
+
+
+def _verdict(messages, concrete: dict, time_budget: float | None) -> CheckReport:
+    """The report from the job's messages (stage, numeric verdict, final report, error, deadline): at the
+    deadline, the numeric verdict if there is one, else a timeout naming the stage it stopped in."""
     numeric = None
     stage = "starting"
     final = None
@@ -1047,8 +1066,6 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
                                     note=f"stopped after {time_budget:g} s while {stage}")
     if final is None:
         final = numeric or CheckReport(ok=False, method="error", sizes=concrete, note="the check gave no verdict")
-    final.elapsed = time.monotonic() - start
-    final.what = what
     return final
 
 
