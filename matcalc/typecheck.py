@@ -266,6 +266,13 @@ def _describe(shape, u: _Unifier) -> str:
 
 
 # --- the checker --------------------------------------------------------------------------------------
+#: Raw operators that build one node class from their built operands: one operand, a list of
+#: (term, position) pairs, two operands.
+_UNARY = {"neg": N.Neg, "transpose": N.Transpose}
+_NARY = {"mul": N.MatMul, "hadamard": N.Hadamard}
+_BINARY = {"elemdiv": N.ElemDiv, "dot": N.Dot}
+
+
 class _Checker:
     def __init__(self, source: str, decls: dict[str, Declaration]):
         self.source = source
@@ -308,44 +315,52 @@ class _Checker:
                     self.first_pos[r.items] = r.start
                     self.order.append(r.items)
                 continue
-            if k == "num":
-                continue
-            if k in ("add",):
-                stack.extend(reversed([t for _, t, _ in r.items]))
-            elif k in ("mul", "hadamard"):
-                stack.extend(reversed([t for t, _ in r.items]))
-            elif k in ("elemdiv", "div", "power", "elempower"):
-                stack.extend(reversed(r.items))
-                if k == "div":
-                    self.demand_scalar(r.items[1], why="the divisor of /")
-                elif k in ("power", "elempower"):
-                    self.demand_scalar(r.items[1], why="an exponent")
-                    if k == "power":
-                        self.demand_scalar(r.items[0], only_vector_convention=True, why=_POWER_BASE)
-            elif k == "dot":
-                stack.extend(reversed(r.items))
-                vector_forcing = True
-                for side in r.items:
-                    self.force_bare(side, VECTOR, "an operand of ·")
-            elif k in ("neg", "transpose"):
-                stack.append(r.items)
-                if k == "transpose":
-                    vector_forcing = True
-            elif k == "call":
-                stack.extend(reversed(r.items[1]))
-                vector_forcing = self.collect_call(r) or vector_forcing
-            elif k == "norm":
-                stack.append(r.items[0])
-                vector_forcing = True
-            elif k == "literal":
-                for row in r.items:
-                    for e in row:
-                        stack.append(e)
-                        self.demand_scalar(e, why="an entry of [...]")
+            vector_forcing = self.collect_operator(r, stack) or vector_forcing
         self.vector_forcing = vector_forcing
         self.decide_kinds()
         self.note_collected()
         self.early = len(self.notes)  # notes that need only the kinds: shown with a shape error too
+
+    def collect_operator(self, r: Raw, stack: list) -> bool:
+        """Push the operands of ``r`` on ``stack`` and note what the operator tells about the kinds of its
+        bare-name operands; True if it makes the expression vector-forcing."""
+        k = r.kind
+        forcing = False
+        if k == "num":
+            pass
+        elif k in ("add",):
+            stack.extend(reversed([t for _, t, _ in r.items]))
+        elif k in ("mul", "hadamard"):
+            stack.extend(reversed([t for t, _ in r.items]))
+        elif k in ("elemdiv", "div", "power", "elempower"):
+            stack.extend(reversed(r.items))
+            if k == "div":
+                self.demand_scalar(r.items[1], why="the divisor of /")
+            elif k in ("power", "elempower"):
+                self.demand_scalar(r.items[1], why="an exponent")
+                if k == "power":
+                    self.demand_scalar(r.items[0], only_vector_convention=True, why=_POWER_BASE)
+        elif k == "dot":
+            stack.extend(reversed(r.items))
+            forcing = True
+            for side in r.items:
+                self.force_bare(side, VECTOR, "an operand of ·")
+        elif k in ("neg", "transpose"):
+            stack.append(r.items)
+            if k == "transpose":
+                forcing = True
+        elif k == "call":
+            stack.extend(reversed(r.items[1]))
+            forcing = self.collect_call(r)
+        elif k == "norm":
+            stack.append(r.items[0])
+            forcing = True
+        elif k == "literal":
+            for row in r.items:
+                for e in row:
+                    stack.append(e)
+                    self.demand_scalar(e, why="an entry of [...]")
+        return forcing
 
     def decide_kinds(self):
         """Each name's kind, and where it came from: a declaration, then usage, then the convention."""
@@ -980,63 +995,70 @@ class _Checker:
         return node
 
     def _build(self, r: Raw) -> N.Node:
-        k = r.kind
-        b = self.build
-        if k == "num":
-            return N.Number(r.items)
-        if k == "name":
-            name = r.items
-            if id(r) in self.identities:
-                return self.identity(self.identities[id(r)])
-            if name in CONSTANTS and name not in self.decls:
-                return N.Pi()
-            shape = self.resolve_shape(self.symbol_shapes[name])
-            decl = self.decls.get(name)
-            return N.Symbol(name, shape, bool(decl and decl.kind == SYMMETRIC))
-        if k == "add":
-            terms = []
-            for sign, t, _ in r.items:
-                node = b(t)
-                terms.append(node if sign > 0 else N.Neg(node))
-            return N.Add(*terms)
-        if k == "neg":
-            return N.Neg(b(r.items))
-        if k == "mul":
-            return N.MatMul(*[b(t) for t, _ in r.items])
-        if k == "hadamard":
-            return N.Hadamard(*[b(t) for t, _ in r.items])
-        if k == "elemdiv":
-            return N.ElemDiv(b(r.items[0]), b(r.items[1]))
-        if k == "div":
-            x, s = b(r.items[0]), b(r.items[1])
-            if isinstance(x, N.Number) and isinstance(s, N.Number) and s.value != 0:
-                return N.Number(x.value / s.value)
-            return N.Div(x, s)
-        if k == "dot":
-            return N.Dot(b(r.items[0]), b(r.items[1]))
-        if k == "power":
-            base, exp = b(r.items[0]), b(r.items[1])
-            if base.shape != () and isinstance(exp, N.Number) and exp.value == -1:
-                return N.Inv(base)
+        """The typed node of ``r``: the operators of one node class each by table, the others by their
+        ``_build_<kind>`` method."""
+        k, b = r.kind, self.build
+        if k in _UNARY:
+            return _UNARY[k](b(r.items))
+        if k in _NARY:
+            return _NARY[k](*[b(t) for t, _ in r.items])
+        if k in _BINARY:
+            return _BINARY[k](b(r.items[0]), b(r.items[1]))
+        method = getattr(self, "_build_" + k, None)
+        if method is None:  # pragma: no cover
+            raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)
+        return method(r)
+
+    def _build_num(self, r: Raw) -> N.Node:
+        return N.Number(r.items)
+
+    def _build_name(self, r: Raw) -> N.Node:
+        name = r.items
+        if id(r) in self.identities:
+            return self.identity(self.identities[id(r)])
+        if name in CONSTANTS and name not in self.decls:
+            return N.Pi()
+        shape = self.resolve_shape(self.symbol_shapes[name])
+        decl = self.decls.get(name)
+        return N.Symbol(name, shape, bool(decl and decl.kind == SYMMETRIC))
+
+    def _build_add(self, r: Raw) -> N.Node:
+        terms = []
+        for sign, t, _ in r.items:
+            node = self.build(t)
+            terms.append(node if sign > 0 else N.Neg(node))
+        return N.Add(*terms)
+
+    def _build_div(self, r: Raw) -> N.Node:
+        x, s = self.build(r.items[0]), self.build(r.items[1])
+        if isinstance(x, N.Number) and isinstance(s, N.Number) and s.value != 0:
+            return N.Number(x.value / s.value)
+        return N.Div(x, s)
+
+    def _build_power(self, r: Raw) -> N.Node:
+        base, exp = self.build(r.items[0]), self.build(r.items[1])
+        if base.shape != () and isinstance(exp, N.Number) and exp.value == -1:
+            return N.Inv(base)
+        return N.Power(base, exp)
+
+    def _build_elempower(self, r: Raw) -> N.Node:
+        base, exp = self.build(r.items[0]), self.build(r.items[1])
+        if base.shape == exp.shape == () and self.source.startswith("**", r.op):  # NumPy's ** of a scalar is a ^ p
             return N.Power(base, exp)
-        if k == "elempower":
-            base, exp = b(r.items[0]), b(r.items[1])
-            if base.shape == exp.shape == () and self.source.startswith("**", r.op):  # NumPy's ** of a scalar is a ^ p
-                return N.Power(base, exp)
-            return N.ElemPower(base, exp)
-        if k == "transpose":
-            return N.Transpose(b(r.items))
-        if k == "norm":
-            inner, sub = r.items
-            return N.Norm(b(inner), 1 if sub == "_1" else 2)
-        if k == "literal":
-            rows = [[b(e) for e in row] for row in r.items]
-            if len(rows) == 1:
-                return rows[0][0] if len(rows[0]) == 1 else N.VectorLit(*rows[0])
-            return N.MatrixLit(rows)
-        if k == "call":
-            return self.build_call(r)
-        raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)  # pragma: no cover
+        return N.ElemPower(base, exp)
+
+    def _build_norm(self, r: Raw) -> N.Node:
+        inner, sub = r.items
+        return N.Norm(self.build(inner), 1 if sub == "_1" else 2)
+
+    def _build_literal(self, r: Raw) -> N.Node:
+        rows = [[self.build(e) for e in row] for row in r.items]
+        if len(rows) == 1:
+            return rows[0][0] if len(rows[0]) == 1 else N.VectorLit(*rows[0])
+        return N.MatrixLit(rows)
+
+    def _build_call(self, r: Raw) -> N.Node:
+        return self.build_call(r)
 
     def identity(self, var) -> N.Node:
         """``I`` or ``eye(k)``; a 1x1 identity is the scalar 1 (as ``ones(1)`` is), never a 1x1 matrix."""
