@@ -149,7 +149,7 @@ class CheckReport:
 
 @dataclass
 class ClaimReport:
-    """The verdict of :func:`check_claim`: ``ok``, a readable ``message``, the ``correct`` Derivative
+    """The verdict of :func:`matcalc.check_claim`: ``ok``, a readable ``message``, the ``correct`` Derivative
     (None when matcalc has no matrix form for it), and where a wrong claim differs (``entry``, ``point``,
     ``expected`` = the right value, ``got`` = the claim's value). ``check`` is the underlying
     :class:`CheckReport` (None when the claim could not even be compared, e.g. a wrong shape)."""

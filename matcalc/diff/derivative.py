@@ -1,4 +1,7 @@
-"""``derive()``, ``hessian()`` and the :class:`Derivative` they return.
+"""The mathematics of a derivative: gradients, Jacobians, layouts, and the :class:`Derivative` result.
+
+:func:`matcalc.api.derive` and :func:`~matcalc.api.hessian` build the results (as :class:`matcalc.api.Derivative`,
+which adds checking, code generation and the steps on top of this class).
 
 The pipeline for ``derive(F, X)`` is: the differential ``dF`` (:mod:`.rules`), then the matrix form read
 off it (:mod:`.linear`), then the simplifier. Which reading applies depends on the shapes:
