@@ -1248,7 +1248,7 @@ _REBUILD = {
 
 def simplify(node: Node) -> Node:
     """Rebuild ``node`` bottom-up through the smart constructors (memoised over the shared DAG)."""
-    from .parser import deep_recursion
+    from .recursion import deep_recursion
 
     memo: dict[Node, Node] = {}
 

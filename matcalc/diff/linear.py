@@ -25,7 +25,7 @@ from ..shapes import is_column, is_row
 from .rules import ew_mul, inner
 
 
-def _dependents(root: Node, leaf: Node) -> tuple[list[Node], set[Node]]:
+def dependents(root: Node, leaf: Node) -> tuple[list[Node], set[Node]]:
     """Nodes of ``root`` that depend on ``leaf``, children before parents."""
     order: list[Node] = []
     dep: dict[Node, bool] = {}
@@ -159,9 +159,9 @@ class _Pullback:
 
 def pullback(linear: Node, leaf: Node, seed: Node) -> Node:
     """The transpose of the linear map ``leaf -> linear`` applied to ``seed`` (the cotangent of ``linear``)."""
-    from ..parser import deep_recursion
+    from ..recursion import deep_recursion
 
-    order, deps = _dependents(linear, leaf)
+    order, deps = dependents(linear, leaf)
     if leaf not in deps:
         return S.zero_like(leaf.shape)
     cot: dict[Node, list[Node]] = {linear: [seed]}
@@ -336,9 +336,9 @@ class _MatrixTangent:
 
 def forward_jacobian(linear: Node, leaf: Node) -> Node:
     """The Jacobian (numerator layout) of a vector- or scalar-valued linear map of a vector ``leaf``."""
-    from ..parser import deep_recursion
+    from ..recursion import deep_recursion
 
-    order, deps = _dependents(linear, leaf)
+    order, deps = dependents(linear, leaf)
     n = _length(leaf)
     if leaf not in deps:
         return S.zero_like((_length(linear), n))
@@ -354,7 +354,7 @@ def forward_jacobian(linear: Node, leaf: Node) -> Node:
 
 def substitute(expr: Node, mapping: dict[Node, Node]) -> Node:
     """``expr`` with the nodes of ``mapping`` replaced, rebuilt through the simplifier."""
-    from ..parser import deep_recursion
+    from ..recursion import deep_recursion
 
     memo: dict[Node, Node] = dict(mapping)
 
