@@ -22,6 +22,7 @@ from ..errors import DerivativeError, NoMatrixFormError
 from ..nodes import Node
 from ..printing import to_unicode
 from ..shapes import is_column, is_row
+from .contract import Contraction, Dependence, not_found
 from .rules import ew_mul, inner
 
 
@@ -194,21 +195,42 @@ def _length(x: Node):
 class _Forward:
     """Forward rules: the Jacobian ``T`` of a node from those of its children (numerator layout)."""
 
-    def __init__(self, deps: set[Node]):
-        self.deps = deps
+    def __init__(self, leaf: Node, deps: set[Node]):
+        self.leaf = leaf
+        self.deps = Dependence(leaf, deps)
 
     def rule(self, n: Node, t: dict[Node, Node]) -> Node:
         if n.shape != () and not (is_column(n.shape) or is_row(n.shape)):
-            return _MatrixTangent(n)  # only diag() and tr() of it have a matrix-form Jacobian
-        for c in n.children:
-            if isinstance(t.get(c), _MatrixTangent) and not isinstance(n, N.DiagVec | N.Trace):
-                raise NoMatrixFormError(
-                    f"the Jacobian passes through the matrix {to_unicode(c)}; it has no matrix form")
+            return _MatrixTangent(n)  # consumed by the vector or scalar nodes above it (see contract)
+        if any(isinstance(t.get(c), _MatrixTangent) for c in n.children):
+            return self._through_matrix(n, t)
         method = getattr(self, "f_" + type(n).__name__, None)
         if method is None:
-            raise NoMatrixFormError(
-                f"the Jacobian through {type(n).__name__.lower()} ({to_unicode(n)}) has no matrix form")
+            raise not_found(n)
         return method(n, t)
+
+    def _through_matrix(self, n: Node, t: dict[Node, Node]) -> Node:
+        """A vector or scalar made from a matrix that depends on the tangent: diag() and tr() of a sum of
+        ``L diag(v) R`` directly, everything else by the contraction rules of :mod:`.contract`."""
+        if isinstance(n, N.DiagVec | N.Trace):
+            try:
+                return getattr(self, "f_" + type(n).__name__)(n, t)
+            except NoMatrixFormError:
+                pass
+        return Contraction(self.deps, lambda f: self.push(f, t), _length(self.leaf)).reduce(n)
+
+    def push(self, expr: Node, t: dict[Node, Node]) -> Node:
+        """The Jacobian of ``expr``, computing the tangents of its nodes that ``t`` does not have yet."""
+        if expr not in self.deps:
+            return S.zero_like((_length(expr), _length(self.leaf)))
+        order, _ = _dependents(expr, self.leaf)
+        for node in order:
+            if node not in t:
+                t[node] = self.rule(node, t)
+        out = t[expr]
+        if isinstance(out, _MatrixTangent):
+            raise not_found(expr)
+        return out
 
     def _ones_col(self, n):
         return N.Ones((_length(n), 1)) if n.shape != () else S.ONE
@@ -230,12 +252,9 @@ class _Forward:
         right = S.mul(*n.args[i + 1:])
         if f.shape == ():
             return S.mul(_vec(S.mul(left, right)), t[f])
-        if is_column(f.shape):
-            if right.shape != ():
-                raise NoMatrixFormError(f"the Jacobian passes through the outer product {to_unicode(n)}")
-            return S.mul(right, left, t[f])
-        if left.shape != ():
-            raise NoMatrixFormError(f"the Jacobian passes through the outer product {to_unicode(n)}")
+        if is_column(f.shape):  # L p R with R a scalar, or a row after the scalar L p
+            return S.mul(S.transpose(right), left, t[f])
+        # L f R with a row f: f R is a scalar (then L is a scalar or column) or L is a scalar
         return S.mul(left, S.transpose(right), t[f])
 
     def f_Div(self, n, t):
@@ -342,14 +361,10 @@ def forward_jacobian(linear: Node, leaf: Node) -> Node:
     n = _length(leaf)
     if leaf not in deps:
         return S.zero_like((_length(linear), n))
-    rules = _Forward(deps)
+    rules = _Forward(leaf, deps)
     tangents: dict[Node, Node] = {leaf: N.Identity(n)}
     with deep_recursion():
-        for node in order:
-            if node is leaf:
-                continue
-            tangents[node] = rules.rule(node, tangents)
-    return tangents[linear]
+        return rules.push(linear, tangents)
 
 
 def substitute(expr: Node, mapping: dict[Node, Node]) -> Node:
