@@ -152,6 +152,9 @@ class Contraction:
         if f.shape == ():
             rest = S.mul(*(m.args[:i] + m.args[i + 1:]))
             return S.mul(_constant(rest, v, w, tr), self.jac(f))
+        scalars = [g for g in m.args if g.shape == () and g is not f]
+        if scalars:  # constant scalar factors come out: (W ⊙ c M) v = c (W ⊙ M) v
+            return S.mul(*scalars, self.apply(S.mul(*[g for g in m.args if g.shape != ()]), v, w, tr))
         left, right = S.mul(*m.args[:i]), S.mul(*m.args[i + 1:])
         if is_column(f.shape):  # l = L p
             return S.mul(self._rank_one(S.mul(left, f), right, v, w, tr, True), left, self.jac(f))
@@ -208,9 +211,9 @@ class Contraction:
         raise not_found(S.had(w, S.mul(left, f, right)))
 
     def c_Kron(self, m, v, w, tr):
-        if w is not None:
-            raise not_found(S.had(w, m))
         a, b = m.args
+        if w is not None or is_matrix_valued(a if a in self.deps else b):
+            return self._kron_by_blocks(m, v, w, tr)
         if a in self.deps and is_column(a.shape) and b.shape != ():
             if not tr:  # kron(p, B) v = p ⊗ (B v) = (I ⊗ B v) p
                 return S.mul(N.Kron(N.Identity(a.shape[0]), S.mul(b, v)), self.jac(a))
@@ -224,6 +227,39 @@ class Contraction:
             if vm is not None:
                 return S.mul(S.transpose(a), S.transpose(vm), self.jac(b))
         raise not_found(m)
+
+    def _kron_by_blocks(self, m, v, w, tr):
+        """``(kron(P, Q) ⊙ kron(A, F)) kron(α, β) = ((P ⊙ A) α) ⊗ ((Q ⊙ F) β)``, summed over the blocks of
+        ``W`` and ``v``; ``c ⊗ y = (c ⊗ I) y`` and ``y ⊗ c = (I ⊗ c) y`` leave the tangent's factor."""
+        a, b = m.args
+        weights = [(None, None)] if w is None else kron_blocks(w, a.shape, b.shape)
+        ca, cb = (a.shape[0], b.shape[0]) if tr else (a.shape[1], b.shape[1])
+        pieces = kron_blocks(v, (ca, 1), (cb, 1))
+        first = a in self.deps
+        f = a if first else b
+        if weights is None or pieces is None or not is_matrix_valued(f):
+            raise not_found(m if w is None else S.had(w, m))
+        eye = N.Identity(_out_length(f, tr))
+        parts = []
+        for p, q in weights:
+            for alpha, beta in pieces:
+                if first:
+                    parts.append(S.mul(N.Kron(eye, _constant(b, beta, q, tr)), self.apply(a, alpha, p, tr)))
+                else:
+                    parts.append(S.mul(N.Kron(_constant(a, alpha, p, tr), eye), self.apply(b, beta, q, tr)))
+        return S.add(*parts)
+
+    def c_MatrixLit(self, m, v, w, tr):
+        rows, cols = len(m.rows), len(m.rows[0])
+        parts = []
+        for i, row in enumerate(m.rows):
+            for j, e in enumerate(row):
+                if e in self.deps:
+                    out, inner = (j, i) if tr else (i, j)
+                    weight = S.mul(entry(w, i, rows, j, cols), entry(v, inner, cols if not tr else rows)) \
+                        if w is not None else entry(v, inner, cols if not tr else rows)
+                    parts.append(S.mul(unit(cols if tr else rows, out), weight, self.jac(e)))
+        return S.add(*parts)
 
     def reduce(self, n: Node) -> Node:
         """The Jacobian of a vector or scalar node ``n`` that consumes a dependent matrix."""
@@ -259,6 +295,28 @@ def _constant(m: Node, v: Node, w: Node | None, tr: bool) -> Node:
     """``(W ⊙ M) v`` (or transposed) for a constant ``M``."""
     weighted = _weighted(w, m)
     return S.mul(S.transpose(weighted) if tr else weighted, v)
+
+
+def unit(size: int, i: int) -> Node:
+    """The ``i``-th unit vector of length ``size`` as a vector literal."""
+    return N.VectorLit(*[S.ONE if k == i else S.ZERO for k in range(size)])
+
+
+def entry(c: Node, i: int, rows: int, j: int = 0, cols: int = 1) -> Node:
+    """Entry ``(i, j)`` of the cotangent ``c`` of a literal: read off a literal or a constant fill,
+    else ``eᵢᵀ c eⱼ`` with unit vectors."""
+    if isinstance(c, N.VectorLit) and cols == 1:
+        return c.args[i]
+    if isinstance(c, N.MatrixLit):
+        return c.rows[i][j]
+    if isinstance(c, N.Ones):
+        return S.ONE
+    if isinstance(c, N.Fill):
+        return c.value
+    if c.shape == ():
+        return c
+    row = S.transpose(unit(rows, i)) if rows > 1 else S.ONE
+    return S.mul(row, c, unit(cols, j)) if cols > 1 else S.mul(row, c)
 
 
 def _push_transpose(g: Node) -> Node | None:

@@ -22,7 +22,7 @@ from ..errors import DerivativeError, NoMatrixFormError
 from ..nodes import Node
 from ..printing import to_unicode
 from ..shapes import is_column, is_row
-from .contract import Contraction, Dependence, not_found
+from .contract import Contraction, Dependence, entry, kron_blocks, not_found, unit
 from .rules import ew_mul, inner
 
 
@@ -50,6 +50,19 @@ def _dependents(root: Node, leaf: Node) -> tuple[list[Node], set[Node]]:
             if c not in dep:
                 stack.append((c, False))
     return order, {n for n, d in dep.items() if d}
+
+
+def _inner(a: Node, b: Node) -> Node:
+    """⟨a, b⟩, written ‖a‖² when both are the same and tr(a) when b is the identity."""
+    ca, a_core = S.split_coeff(a)
+    cb, b_core = S.split_coeff(b)
+    if a_core is None or b_core is None or a.shape == ():
+        return inner(a, b)
+    if a_core is b_core:
+        return S.scale(ca * cb, S.power(N.Norm(a_core, 2), N.Number(2)))
+    if isinstance(b_core, N.Identity) or isinstance(a_core, N.Identity):
+        return S.scale(ca * cb, S.trace(a_core if isinstance(b_core, N.Identity) else b_core))
+    return inner(a, b)
 
 
 def _one_dependent(n: Node, deps: set[Node]) -> int:
@@ -151,11 +164,27 @@ class _Pullback:
         return [(n.args[0], S.diagmat(c))]
 
     def t_Kron(self, n, c):
+        # c = Σ kron(P, Q) block by block: ⟨c, kron(A, dX)⟩ = Σ ⟨A, P⟩ ⟨Q, dX⟩, and alike for kron(dX, B)
+        i = _one_dependent(n, self.deps)
+        f, other = n.args[i], n.args[1 - i]
+        blocks = kron_blocks(c, n.args[0].shape, n.args[1].shape)
+        if blocks is not None:
+            return [(f, S.add(S.zero_like(f.shape), *[S.mul(_inner(other, pq[1 - i]), pq[i]) for pq in blocks]))]
+        if not (is_column(f.shape) and is_column(other.shape)):
+            raise not_found(n)
         f, k = _kron_as_product(n, self.deps, "gradient")
         return [(f, S.mul(S.transpose(k), c))]
 
     def t_Fill(self, n, c):
         return [(n.value, S.ssum(c))]
+
+    def t_VectorLit(self, n, c):
+        return [(e, entry(c, i, len(n.args))) for i, e in enumerate(n.args) if e in self.deps]
+
+    def t_MatrixLit(self, n, c):
+        rows, cols = len(n.rows), len(n.rows[0])
+        return [(e, entry(c, i, rows, j, cols)) for i, row in enumerate(n.rows) for j, e in enumerate(row)
+                if e in self.deps]
 
 
 def pullback(linear: Node, leaf: Node, seed: Node) -> Node:
@@ -342,8 +371,8 @@ class _Forward:
         entries = [t[e] if e in self.deps else None for e in n.args]
         if all(e is None or e.shape == () for e in entries):
             return N.VectorLit(*[S.ZERO if e is None else e for e in entries])
-        raise NoMatrixFormError("the Jacobian of a vector of expressions with respect to a vector has no "
-                                "matrix form here; differentiate with respect to scalar variables instead")
+        # the rows stacked: J = Σ eᵢ ∂fᵢ/∂x, with eᵢ the i-th unit vector
+        return S.add(*[S.mul(unit(len(entries), i), e) for i, e in enumerate(entries) if e is not None])
 
 
 class _MatrixTangent:
