@@ -208,7 +208,65 @@ class Contraction:
             else:
                 k = _had_with(left, S.mul(w, dv, S.transpose(right)))
             return S.mul(k, self.jac(f.args[0]))
-        raise not_found(S.had(w, S.mul(left, f, right)))
+        if isinstance(f, N.Hadamard):
+            chain = self._hadamard_as_chain(f)
+            if chain is not None:
+                return self.apply(S.mul(left, chain, right), v, w, tr)
+        return self._weights_around(left, f, right, v, w, tr)
+
+    def _hadamard_as_chain(self, f: N.Hadamard) -> Node | None:
+        """``C ⊙ G`` as products and sums, where ``G``'s structure allows: ``C ⊙ (l r) = diag(l) C diag(rᵀ)``,
+        ``C ⊙ diag(p) = diag(diag(C) ⊙ p)``, ``C ⊙ (G₁ + G₂) = C ⊙ G₁ + C ⊙ G₂``, ``C ⊙ s D = s (C ⊙ D)``."""
+        g = next(a for a in f.args if a in self.deps)
+        c = S.had(*[a for a in f.args if a is not g])
+        if g.shape == ():
+            return S.mul(g, c)
+        if isinstance(g, N.Add):  # built as is: the simplifier would factor c back out
+            terms = [S.had(c, t) for t in g.args if t in self.deps]
+            return terms[0] if len(terms) == 1 else N.Add(*terms)
+        if isinstance(g, N.Neg):
+            return S.neg(S.had(c, g.args[0]))
+        if isinstance(g, N.Div):
+            return S.div(S.had(c, g.args[0]), g.args[1])
+        if isinstance(g, N.Transpose):
+            pushed = _push_transpose(g.args[0])
+            return None if pushed is None else S.had(c, pushed)
+        if isinstance(g, N.DiagMat):
+            return S.diagmat(S.had(S.diagvec(c), g.args[0]))
+        if isinstance(g, N.MatMul):
+            scalars = [h for h in g.args if h.shape == ()]
+            chain = [h for h in g.args if h.shape != ()]
+            i = next((k for k, h in enumerate(chain) if h in self.deps), None)
+            if i is None:
+                return S.mul(*scalars, S.had(c, S.mul(*chain)))
+            if is_column(chain[i].shape) or is_row(chain[i].shape):
+                cut = i + 1 if is_column(chain[i].shape) else i
+                col, row = S.mul(*chain[:cut]), S.mul(*chain[cut:])
+                if is_column(col.shape) and is_row(row.shape):
+                    return S.mul(*scalars, S.diagmat(col), c, S.diagmat(S.transpose(row)))
+        return None
+
+    def _weights_around(self, left, f, right, v, w, tr):
+        """``(W ⊙ L F R) v`` for weights that factor: a diagonal ``W`` reads ``diag(L F R)``, which is
+        ``(F ⊙ Rᵀ) 𝟙`` or ``(Lᵀ ⊙ F)ᵀ 𝟙``; a rank-one ``W = a bᵀ`` gives ``a ⊙ (L F R (b ⊙ v))``; an absent
+        ``L`` gives ``(F ⊙ W diag(v) Rᵀ) 𝟙``, an absent ``R`` the transposed counterpart."""
+        m = S.mul(left, f, right)
+        d = _diagonal_of(w)
+        if d is not None:
+            scale = S.diagmat(S.had(d, v))
+            if _is_identity(left):
+                return S.mul(scale, self.apply(f, N.Ones((f.shape[1], 1)), S.transpose(right)))
+            if _is_identity(right):
+                return S.mul(scale, self.apply(f, N.Ones((f.shape[0], 1)), S.transpose(left), True))
+        outer = _as_outer(w)
+        if outer is not None:
+            a, b = outer if not tr else outer[::-1]
+            return S.mul(S.diagmat(a), self.apply(m, S.had(b, v), None, tr))
+        if _is_identity(left) and not tr:
+            return self.apply(f, N.Ones((f.shape[1], 1)), S.mul(w, S.diagmat(v), S.transpose(right)))
+        if _is_identity(right) and tr:
+            return self.apply(f, N.Ones((f.shape[0], 1)), S.mul(S.transpose(left), S.diagmat(v), w), True)
+        raise not_found(S.had(w, m))
 
     def c_Kron(self, m, v, w, tr):
         a, b = m.args
@@ -285,6 +343,31 @@ class Contraction:
         if is_row(left.shape):
             return S.mul(S.transpose(right), self.apply(f, S.transpose(left), None, True))
         raise not_found(n)
+
+
+def _diagonal_of(w: Node) -> Node | None:
+    """``d`` when the weight matrix is ``diag(d)`` (``I``, ``diag(d)``, or ``I ⊙ C``), else None."""
+    if isinstance(w, N.Identity):
+        return N.Ones((w.shape[0], 1))
+    if isinstance(w, N.DiagMat):
+        return w.args[0]
+    if isinstance(w, N.Hadamard) and any(isinstance(f, N.Identity | N.DiagMat) for f in w.args):
+        return S.had(*[_diagonal_of(f) or S.diagvec(f) for f in w.args])
+    return None
+
+
+def _as_outer(w: Node) -> tuple[Node, Node] | None:
+    """``(a, b)`` when the weight matrix is the outer product ``a bᵀ`` (``𝟙`` included), else None."""
+    if isinstance(w, N.Ones):
+        return N.Ones((w.shape[0], 1)), N.Ones((w.shape[1], 1))
+    if isinstance(w, N.MatMul):
+        chain = [f for f in w.args if f.shape != ()]
+        for cut in range(1, len(chain)):
+            col, row = S.mul(*chain[:cut]), S.mul(*chain[cut:])
+            if is_column(col.shape) and is_row(row.shape):
+                scalars = [f for f in w.args if f.shape == ()]
+                return S.mul(*scalars, col), S.transpose(row)
+    return None
 
 
 def _out_length(m: Node, tr: bool):

@@ -374,6 +374,10 @@ class _Forward:
         # the rows stacked: J = Σ eᵢ ∂fᵢ/∂x, with eᵢ the i-th unit vector
         return S.add(*[S.mul(unit(len(entries), i), e) for i, e in enumerate(entries) if e is not None])
 
+    def f_MatrixLit(self, n, t):
+        # a one-column or one-row literal is a vector of expressions
+        return self.f_VectorLit(N.VectorLit(*n.children), t)
+
 
 class _MatrixTangent:
     """The (tensor) tangent of a matrix node: only diag() and tr() may consume it."""
