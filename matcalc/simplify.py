@@ -195,6 +195,8 @@ def _add(*terms: Node) -> Node:
             if not isinstance(t, N.Neg):
                 out.insert(0, out.pop(i))
                 break
+    if shape != () and all(t.shape == () for t in out):  # (0 + a + b) 𝟙 stays a vector when the 0 goes
+        return mul(N.Add(*out), N.Ones(shape))
     return N.Add(*out)
 
 

@@ -135,3 +135,12 @@ def test_refusals_within_two_axes_say_matcalc_could_not_find_the_form():
     with pytest.raises(matcalc.NoMatrixFormError) as err:
         derive("sum(tanh(A diag(x) B) x)", "x", order=2)
     assert "could not find" in str(err.value) and "no matrix form" not in str(err.value)
+
+
+def test_a_broadcast_sum_of_scalars_keeps_its_shape_when_a_zero_vector_drops():
+    # found by the random Jacobian sweep: (C - C) Cᵀ x + (s + a) is the vector (s + a) 𝟙, not a scalar
+    text = ("((x + a x) ./ ((x ./ (y.^2 + 1)).^2 + 1))' (A + (A + a)) .* tan(tanh(diag(x))) "
+            "((C - C) C' x + (a / (a^2 + 1) + a))")
+    d = derive(text, "x")
+    values = _values(d)
+    _close(d.evaluate(**values), first(d.function, d.variable, values))
