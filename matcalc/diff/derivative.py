@@ -296,9 +296,12 @@ def _first(F: Node, X: N.Symbol, layout: str) -> Node:
 
 
 def _second(F: Node, X: N.Symbol) -> Node:
+    if F.shape != () and X.shape == ():  # shaped like F
+        return jacobian(jacobian(F, X), X)
     if F.shape != ():
         raise NoMatrixFormError(
-            f"a second derivative of the non-scalar {to_unicode(F)} is a tensor with no matrix form")
+            f"a second derivative of the non-scalar {to_unicode(F)} with respect to {X.name} has "
+            f"{len(_axes(F)) + 2 * len(_axes(X))} axes: a tensor with no matrix form")
     g = gradient(F, X)
     if X.shape == ():
         return jacobian(g, X)
@@ -375,6 +378,9 @@ def _derive_one(node: Node, wrt, layout: str, order: int, source) -> Derivative:
             return _tensor(node, X, layout)
         if order == 2 and node.shape == () and is_matrix(X.shape):
             return _tensor(gradient(node, X), X, layout, order=2)
+        if order == 2 and node.shape != () and X.shape != () and not _is_tensor(node, X):
+            # the second derivative of a vector in a vector has three axes: the tensor forms of ∂J/∂x
+            return _tensor(jacobian(node, X), X, layout, order=2)
         if order == 1:
             expr = _first(node, X, layout)
         else:

@@ -10,8 +10,10 @@ A differential ``dF`` is a linear map of ``dX``. This module turns it into the m
   chain it (``∂(w ⊙ x)/∂x = diag(w)``, ``∂sum(u)/∂u = 1ᵀ``).
 - :func:`substitute` sets ``dx = 1`` for a scalar variable (the ordinary derivative).
 
-A derivative that has no matrix form along the way (a vector with respect to a matrix, say) raises
-:class:`~matcalc.errors.NoMatrixFormError`; the caller then offers the linear map or an index form.
+Matrices that depend on the tangent inside a forward Jacobian are read through the contraction rules of
+:mod:`.contract`. What no rule covers raises :class:`~matcalc.errors.NoMatrixFormError` saying that
+matcalc could not find the matrix form (the derivative has one: it has at most two axes); derivatives
+with three or four axes never come here (see :mod:`.tensor`).
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def _kron_as_product(n: N.Kron, deps: set[Node], what: str) -> tuple[Node, Node]
     i = _one_dependent(n, deps)
     f, other = n.args[i], n.args[1 - i]
     if not (is_column(f.shape) and is_column(other.shape)):
-        raise NoMatrixFormError(f"the {what} through {to_unicode(n)} has no matrix form")
+        raise not_found(n)
     eye = N.Identity(f.shape[0])
     return f, (N.Kron(other, eye) if i == 1 else N.Kron(eye, other))
 
@@ -93,9 +95,7 @@ class _Pullback:
     def rule(self, n: Node, c: Node) -> list[tuple[Node, Node]]:
         method = getattr(self, "t_" + type(n).__name__, None)
         if method is None:
-            raise NoMatrixFormError(
-                f"the derivative through {type(n).__name__.lower()} ({to_unicode(n)}) has no matrix form "
-                "in this layout")
+            raise not_found(n)
         return method(n, c)
 
     def t_Add(self, n, c):
@@ -338,7 +338,7 @@ class _Forward:
             f = m.args[i]
             if isinstance(f, N.DiagMat):
                 return [(sign, S.mul(*m.args[:i]), f.args[0], S.mul(*m.args[i + 1:]))]
-        raise NoMatrixFormError(f"the Jacobian passes through the matrix {to_unicode(m)}; it has no matrix form")
+        raise not_found(m)
 
     def f_DiagVec(self, n, t):
         # diag(L diag(v) R)_i = Σ_j L_ij v_j R_ji, so the Jacobian is (L ⊙ Rᵀ) ∂v
