@@ -144,3 +144,59 @@ def test_a_broadcast_sum_of_scalars_keeps_its_shape_when_a_zero_vector_drops():
     d = derive(text, "x")
     values = _values(d)
     _close(d.evaluate(**values), first(d.function, d.variable, values))
+
+
+#: Tensors with a transposed differential: the Kronecker form uses the commutation matrix K(m, n).
+TRANSPOSED = [
+    ("X'", {}, "K(n,m)"),
+    ("A X' B", {}, "kron(Bᵀ, A) K(k,m)"),
+    ("X' X", {}, "kron(Xᵀ, I) K(n,m) + kron(I, Xᵀ)"),
+    ("X + X'", {"X": "matrix(n,n)"}, "I + K(n,n)"),
+    ("X' A x", {}, "kron(xᵀ Aᵀ, I) K(n,m)"),
+]
+
+
+@pytest.mark.parametrize("text,decls,kron", TRANSPOSED, ids=[c[0] for c in TRANSPOSED])
+def test_kronecker_form_with_a_transposed_differential(text, decls, kron):
+    from matcalc.numeric import evaluate
+
+    d = derive(text, "X", **decls)
+    assert matcalc.to_unicode(d.kronecker) == kron
+    sizes = {"n": 3, "m": 2, "k": 4, "p": 5}
+    values = random_values(d.function, seed=5, sizes=sizes)
+    T = d.evaluate(**values)
+    K = np.atleast_2d(evaluate(d.kronecker, values, sizes=sizes))
+    np.testing.assert_allclose(K.reshape(T.shape, order="F"), T, rtol=1e-10, atol=1e-12)
+    # and T is the derivative: central differences of F in each entry of X
+    X0 = values["X"]
+    for idx in np.ndindex(X0.shape):
+        e = np.zeros_like(X0)
+        e[idx] = 1e-6
+        diff = (np.asarray(evaluate(d.function, {**values, "X": X0 + e})) -
+                np.asarray(evaluate(d.function, {**values, "X": X0 - e}))) / 2e-6
+        np.testing.assert_allclose(T[(Ellipsis,) + idx], diff, rtol=1e-5, atol=1e-6)
+    # compiled like the other Kronecker forms
+    np.testing.assert_allclose(d.compile()(**values), T, rtol=1e-10, atol=1e-12)
+    for target in ("jax", "torch"):
+        pytest.importorskip(target)
+        namespace: dict = {}
+        exec(compile(getattr(d, f"to_{target}")(), "<generated>", "exec"), namespace)  # matcalc's own code
+        fn = next(v for k, v in namespace.items() if k.startswith("derivative_"))
+        if target == "jax":
+            import jax
+
+            jax.config.update("jax_enable_x64", True)
+        got = np.asarray(fn(**{k: np.asarray(v, dtype=float) for k, v in values.items()}))
+        np.testing.assert_allclose(got, T, rtol=1e-8, atol=1e-10)
+
+
+def test_commutation_matrix_in_every_printer_and_sympy():
+    from matcalc import nodes as N
+    from matcalc.shapes import Dim
+    from matcalc.sympy_backend import to_explicit
+
+    K = N.Commutation(Dim("m"), Dim("n"))
+    assert matcalc.to_text(K) == "commutation(m, n)" and matcalc.to_latex(K) == "K_{m,n}"
+    explicit = np.array(to_explicit(K, {"m": 2, "n": 3}).tolist(), dtype=float)
+    A = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(explicit @ A.reshape(-1, order="F"), A.T.reshape(-1, order="F"))
