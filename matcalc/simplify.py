@@ -195,6 +195,8 @@ def _add(*terms: Node) -> Node:
             if not isinstance(t, N.Neg):
                 out.insert(0, out.pop(i))
                 break
+    if len(out) == 2 and isinstance(out[0], N.Transpose) and out[0].args[0] is out[1]:
+        out.reverse()  # A + Aᵀ, whichever came first
     if shape != () and all(t.shape == () for t in out):  # (0 + a + b) 𝟙 stays a vector when the 0 goes
         return mul(N.Add(*out), N.Ones(shape))
     return N.Add(*out)
@@ -297,6 +299,24 @@ def _factor_common(terms: list[Node]) -> list[Node]:
             new = [t for j, t in enumerate(terms) if j not in members]
             new.insert(members[0], combined)
             return _factor_common([t for t in new if not is_zero(t)])
+    return _factor_scalar(terms, full)
+
+
+def _factor_scalar(terms: list[Node], full) -> list[Node]:
+    """``s A + s Aᵀ -> s (A + Aᵀ)``: a scalar factor common to every non-scalar term of a sum."""
+    chains = [_chain(t) for t in terms]
+    if len(terms) < 2 or any(t.shape != full or full == () for t in terms):
+        return terms
+    common = [f for f in chains[0][1] if f.shape == () and not isinstance(f, N.Number)]
+    for f in common:
+        if all(f in ch for _, ch in chains[1:]):
+            c0 = chains[0][0]
+            rests = []
+            for c, ch in chains:
+                rest = list(ch)
+                rest.remove(f)
+                rests.append(scale(c / c0, mul(*rest)))
+            return [scale(c0, mul(f, add(*rests)))]
     return terms
 
 
@@ -644,6 +664,8 @@ def transpose(x: Node) -> Node:
         return power(transpose(x.args[0]), x.args[1])  # (X²)ᵀ = (Xᵀ)²
     if isinstance(x, N.Add) and is_row(x.shape):  # a sum of rows reads better as a sum of columns
         return add(*[transpose(t) for t in x.args])
+    if isinstance(x, N.Hadamard) and any(_self_transpose(f) for f in x.args):  # (A ⊙ S)ᵀ = Aᵀ ⊙ S
+        return had(*[transpose(f) for f in x.args])
     if _self_transpose(x):
         return x
     if isinstance(x, N.Inv):
