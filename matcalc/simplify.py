@@ -642,6 +642,10 @@ def _self_transpose(x: Node) -> bool:
         return all(transpose(t) in terms for t in x.args)
     if isinstance(x, N.Inv) or (isinstance(x, N.Power) and x.shape != ()):
         return _self_transpose(x.args[0])
+    if isinstance(x, N.Apply | N.ElemPower | N.Neg) and x.shape != ():  # exp(x xᵀ), (x xᵀ)⊙²
+        return _self_transpose(x.args[1] if isinstance(x, N.Apply) else x.args[0])
+    if isinstance(x, N.Hadamard | N.ElemDiv) and x.shape != ():
+        return all(f.shape == () or _self_transpose(f) for f in x.args)
     if isinstance(x, N.MatMul) and x.shape != () and x.shape[0] == x.shape[1]:
         return transpose(x) is x  # Xᵀ C X with C symmetric, Xᵀ X
     return False
