@@ -43,6 +43,11 @@ HESSIANS = [
     ("sum(exp(diag(x) A diag(x)))", "x", {}),
     ("tr((A .* (x x')) (B .* (x x')))", "x", {}),
     ("sum([x' A x, sum(exp(x)), norm(x)^2])", "x", {}),
+    ("sum(((x x') ./ (A.^2 + 1)) B diag(x))", "x", {}),  # element-wise division inside a product
+    ("tr(A ((y x') ./ (B.^2 + 1)) C)", "x", {"C": "matrix(n,n)"}),
+    # found by the random sweep: a rank-one matrix of the tangent divided element-wise, inside a product
+    ("sigmoid((x.^2 + 1).^0.5 + b)' (inv(diag(y) diag(y)' + I) - B') ./ (inv((B + B) (B + B)' + I).^2 + 1) "
+     "diag(B + A) ./ (((y.^2 + 1).^0.5 ./ (x.^2 + 1)).^2 + 1)", "y", {}),
 ]
 
 JACOBIANS = [

@@ -208,17 +208,20 @@ class Contraction:
             else:
                 k = _had_with(left, S.mul(w, dv, S.transpose(right)))
             return S.mul(k, self.jac(f.args[0]))
-        if isinstance(f, N.Hadamard):
+        if isinstance(f, N.Hadamard) or (isinstance(f, N.ElemDiv) and f.args[1] not in self.deps):
             chain = self._hadamard_as_chain(f)
             if chain is not None:
                 return self.apply(S.mul(left, chain, right), v, w, tr)
         return self._weights_around(left, f, right, v, w, tr)
 
-    def _hadamard_as_chain(self, f: N.Hadamard) -> Node | None:
+    def _hadamard_as_chain(self, f: N.Hadamard | N.ElemDiv) -> Node | None:
         """``C ⊙ G`` as products and sums, where ``G``'s structure allows: ``C ⊙ (l r) = diag(l) C diag(rᵀ)``,
         ``C ⊙ diag(p) = diag(diag(C) ⊙ p)``, ``C ⊙ (G₁ + G₂) = C ⊙ G₁ + C ⊙ G₂``, ``C ⊙ s D = s (C ⊙ D)``."""
-        g = next(a for a in f.args if a in self.deps)
-        c = S.had(*[a for a in f.args if a is not g])
+        if isinstance(f, N.ElemDiv):  # a ⊘ B = (1 ⊘ B) ⊙ a
+            g, c = f.args[0], S.ediv(N.Ones(f.shape), f.args[1])
+        else:
+            g = next(a for a in f.args if a in self.deps)
+            c = S.had(*[a for a in f.args if a is not g])
         if g.shape == ():
             return S.mul(g, c)
         if isinstance(g, N.Add):  # built as is: the simplifier would factor c back out
@@ -408,6 +411,8 @@ def _push_transpose(g: Node) -> Node | None:
         return S.add(*[S.transpose(t) for t in g.args])
     if isinstance(g, N.Hadamard):
         return S.had(*[S.transpose(t) for t in g.args])
+    if isinstance(g, N.ElemDiv):
+        return S.ediv(*[S.transpose(t) for t in g.args])
     if isinstance(g, N.MatMul | N.Neg | N.Div | N.Transpose | N.DiagMat):
         return S.transpose(g)
     return None
