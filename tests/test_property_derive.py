@@ -10,8 +10,10 @@ positive forms, and inv / det / logdet see ``M M' + I``.
 
 Each expression is differentiated with respect to its variables (numerator layout, and denominator for
 some) and the result is checked with :func:`matcalc.verify.check_derivative` (numeric method). The only
-acceptable outcomes are a passing check or :class:`~matcalc.NoMatrixFormError` (a tensor-valued
-derivative, e.g. a vector with respect to a matrix); a mismatch fails the test.
+acceptable outcomes are a passing check or :class:`~matcalc.NoMatrixFormError` for a derivative with three
+or more axes; a mismatch fails the test, and so does a refusal of a derivative with at most two axes
+(issue #16: a matrix-shaped derivative always has its matrix form). A third test does the same for
+Jacobians of vectors with respect to vectors.
 
 CI runs 30 fixed (derandomized) examples, so a landing never hangs on a newly drawn case;
 ``MATCALC_LONG=1`` runs 5000 random ones (see docs/verification.md).
