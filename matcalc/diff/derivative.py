@@ -9,7 +9,7 @@ F                      X                   result (numerator layout; denominator
 any                    scalar              dF/dX, shaped like F (``dx = 1``)
 scalar                 vector or matrix    gradient by transposition; numerator is its transpose
 vector                 vector              Jacobian (len F x len X) by forward batched tangents
-vector or matrix       matrix              a 3- or 4-way tensor: no matrix form (see the error)
+vector or matrix       matrix              a 3- or 4-way tensor: linear map, Kronecker and index forms
 =====================  ==================  ==========================================================
 """
 
