@@ -48,6 +48,9 @@ HESSIANS = [
     # found by the random sweep: a rank-one matrix of the tangent divided element-wise, inside a product
     ("sigmoid((x.^2 + 1).^0.5 + b)' (inv(diag(y) diag(y)' + I) - B') ./ (inv((B + B) (B + B)' + I).^2 + 1) "
      "diag(B + A) ./ (((y.^2 + 1).^0.5 ./ (x.^2 + 1)).^2 + 1)", "y", {}),
+    # found by the random sweep: diag(dy) between two diagonal matrices (inverses), under a Hadamard product
+    ("mean((B - A)' - (B B) ./ (inv(diag(y) diag(y)' + I).^2 + 1))", "y", {}),
+    ("sum(B ./ (inv(diag(y) diag(y)' + I).^2 + 1))", "y", {}),
 ]
 
 JACOBIANS = [

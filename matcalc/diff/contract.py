@@ -218,10 +218,17 @@ class Contraction:
         """``C ⊙ G`` as products and sums, where ``G``'s structure allows: ``C ⊙ (l r) = diag(l) C diag(rᵀ)``,
         ``C ⊙ diag(p) = diag(diag(C) ⊙ p)``, ``C ⊙ (G₁ + G₂) = C ⊙ G₁ + C ⊙ G₂``, ``C ⊙ s D = s (C ⊙ D)``."""
         if isinstance(f, N.ElemDiv):  # a ⊘ B = (1 ⊘ B) ⊙ a
-            g, c = f.args[0], S.ediv(N.Ones(f.shape), f.args[1])
-        else:
-            g = next(a for a in f.args if a in self.deps)
-            c = S.had(*[a for a in f.args if a is not g])
+            return self._as_chain(S.ediv(N.Ones(f.shape), f.args[1]), f.args[0])
+        g = next(a for a in f.args if a in self.deps)
+        return self._as_chain(S.had(*[a for a in f.args if a is not g]), g)
+
+    def _as_chain(self, c: Node, g: Node) -> Node | None:
+        """``C ⊙ G`` (constant ``C``) without the Hadamard product, or None."""
+        if isinstance(g, N.Hadamard):
+            inner = next(a for a in g.args if a in self.deps)
+            return self._as_chain(S.had(c, *[a for a in g.args if a is not inner]), inner)
+        if isinstance(g, N.ElemDiv) and g.args[1] not in self.deps:
+            return self._as_chain(S.ediv(c, g.args[1]), g.args[0])
         if g.shape == ():
             return S.mul(g, c)
         if isinstance(g, N.Add):  # built as is: the simplifier would factor c back out
@@ -242,6 +249,13 @@ class Contraction:
             i = next((k for k, h in enumerate(chain) if h in self.deps), None)
             if i is None:
                 return S.mul(*scalars, S.had(c, S.mul(*chain)))
+            if len(chain) == 1:  # C ⊙ (s G) = s (C ⊙ G)
+                inner = self._as_chain(c, chain[0])
+                return None if inner is None else S.mul(*scalars, inner)
+            if isinstance(chain[i], N.DiagMat) and all(_is_diagonal(h) for h in chain if h is not chain[i]):
+                # C ⊙ (D₁ diag(p) D₂) = diag(diag(C) ⊙ diag(D₁) ⊙ diag(D₂) ⊙ p) for diagonal D₁, D₂
+                diagonals = [S.diagvec(h) for h in chain if h is not chain[i]]
+                return S.mul(*scalars, S.diagmat(S.had(S.diagvec(c), *diagonals, chain[i].args[0])))
             if is_column(chain[i].shape) or is_row(chain[i].shape):
                 cut = i + 1 if is_column(chain[i].shape) else i
                 col, row = S.mul(*chain[:cut]), S.mul(*chain[cut:])
@@ -346,6 +360,15 @@ class Contraction:
         if is_row(left.shape):
             return S.mul(S.transpose(right), self.apply(f, S.transpose(left), None, True))
         raise not_found(n)
+
+
+def _is_diagonal(n: Node) -> bool:
+    """A matrix known to be diagonal: ``I``, ``diag(v)``, and sums, products and inverses of those."""
+    if isinstance(n, N.Identity | N.DiagMat):
+        return True
+    if isinstance(n, N.Add | N.MatMul | N.Inv | N.Neg):
+        return all(f.shape == () or _is_diagonal(f) for f in n.args)
+    return False
 
 
 def _diagonal_of(w: Node) -> Node | None:
