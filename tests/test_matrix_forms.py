@@ -146,7 +146,7 @@ def test_refusals_within_two_axes_say_matcalc_could_not_find_the_form():
 
 
 def test_a_broadcast_sum_of_scalars_keeps_its_shape_when_a_zero_vector_drops():
-    # found by the random Jacobian sweep: (C - C) Cᵀ x + (s + a) is the vector (s + a) 𝟙, not a scalar
+    # found by a random sweep: (C - C) Cᵀ x + (s + a) is the vector (s + a) 𝟙, not a scalar
     text = ("((x + a x) ./ ((x ./ (y.^2 + 1)).^2 + 1))' (A + (A + a)) .* tan(tanh(diag(x))) "
             "((C - C) C' x + (a / (a^2 + 1) + a))")
     d = derive(text, "x")
