@@ -15,7 +15,7 @@ from . import simplify as S
 from .budget import budgeted
 from .diff import derivative as _math
 from .diff import tensor as _tensor_math
-from .diff.derivative import LAYOUTS, DerivativeList, find_variable, gradient, jacobian
+from .diff.derivative import LAYOUTS, DerivativeList, axes_of, find_variable, gradient, jacobian
 from .diff.rules import differential
 from .errors import DeclarationError, MatcalcError, NoMatrixFormError, UnknownNameError
 from .nodes import Node, symbols_of
@@ -99,9 +99,12 @@ def _first(F: Node, X: N.Symbol, layout: str) -> Node:
 
 
 def _second(F: Node, X: N.Symbol) -> Node:
+    if F.shape != () and X.shape == ():  # shaped like F
+        return jacobian(jacobian(F, X), X)
     if F.shape != ():
         raise NoMatrixFormError(
-            f"a second derivative of the non-scalar {to_unicode(F)} is a tensor with no matrix form")
+            f"a second derivative of the non-scalar {to_unicode(F)} with respect to {X.name} has "
+            f"{len(axes_of(F)) + 2 * len(axes_of(X))} axes: a tensor with no matrix form")
     g = gradient(F, X)
     if X.shape == ():
         return jacobian(g, X)
@@ -205,6 +208,9 @@ def _derive_one(node: Node, wrt, layout: str, order: int, source, assumed) -> De
             return _tensor(node, X, layout, 1, assumed)
         if order == 2 and node.shape == () and is_matrix(X.shape):
             return _tensor(gradient(node, X), X, layout, 2, assumed)
+        if order == 2 and node.shape != () and X.shape != () and not _is_tensor(node, X):
+            # the second derivative of a vector in a vector has three axes: the tensor forms of ∂J/∂x
+            return _tensor(jacobian(node, X), X, layout, 2, assumed)
         if order == 1:
             expr = _first(node, X, layout)
         else:

@@ -269,6 +269,26 @@ class Identity(Node):
         return self
 
 
+class Commutation(Node):
+    """The commutation matrix ``K(m, n)`` (mn x mn): ``K vec(A) = vec(Aᵀ)`` for an m x n matrix ``A``.
+
+    Its rows are indexed like ``vec(Aᵀ)`` and its columns like ``vec(A)``, hence the shape
+    ``(m*n, n*m)`` (the same size, written in the order a Kronecker product of the factors gives it)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _check(m, n) -> Shape:
+        return (dim_product(m, n), dim_product(n, m))
+
+    @property
+    def children(self):
+        return ()
+
+    def with_children(self, children):
+        return self
+
+
 class Ones(Node):
     """A vector or matrix of ones (``ones(n)``, the 𝟙 of the literature)."""
 

@@ -393,6 +393,10 @@ class NumpyEvaluator:
         size = self.binder.require(n.size, "the identity matrix")
         return np.eye(_not_too_large((size, size))[0])
 
+    def _eval_Commutation(self, n):
+        m, k = (self.binder.require(d, "the commutation matrix") for d in n.args)
+        return np.eye(m * k)[np.arange(m * k).reshape(k, m).T.reshape(-1)]
+
     def _eval_Ones(self, n):
         return 1.0 if n.shape == () else np.ones(self._shape(n))
 

@@ -962,6 +962,10 @@ def _self_transpose(x: Node) -> bool:
         return all(split_coeff(transpose(t)) in terms for t in x.args)
     if isinstance(x, N.Inv) or (isinstance(x, N.Power) and x.shape != ()):
         return _self_transpose(x.args[0])
+    if isinstance(x, N.Apply | N.ElemPower | N.Neg) and x.shape != ():  # exp(x xᵀ), (x xᵀ)⊙²
+        return _self_transpose(x.args[1] if isinstance(x, N.Apply) else x.args[0])
+    if isinstance(x, N.Hadamard | N.ElemDiv) and x.shape != ():
+        return all(f.shape == () or _self_transpose(f) for f in x.args)
     if isinstance(x, N.MatMul) and x.shape != () and x.shape[0] == x.shape[1]:
         return transpose(x) is x  # Xᵀ C X with C symmetric, Xᵀ X
     if isinstance(x, N.Div | N.Neg):
@@ -1022,6 +1026,14 @@ def _t_power(x):
 def _t_rows(x):
     """A sum of rows reads better as a sum of columns."""
     return add(*[transpose(t) for t in x.args]) if isinstance(x, N.Add) and is_row(x.shape) else None
+
+
+@rule("Transpose", "Hadamard with a symmetric factor", "(A .* (B + B'))'", "A' .* (B + B')")
+def _t_hadamard(x):
+    """``(A ⊙ S)ᵀ = Aᵀ ⊙ S`` for a symmetric ``S``: the transpose moves onto the factor that needs it."""
+    if isinstance(x, N.Hadamard) and any(_self_transpose(f) for f in x.args):
+        return had(*[transpose(f) for f in x.args])
+    return None
 
 
 @rule("Transpose", "symmetric", "(A + A')'", "A + A'")

@@ -203,6 +203,10 @@ class ExplicitBuilder:
     def _build_Identity(self, n):
         return sympy.eye(self._size(n.size, "the identity matrix"))
 
+    def _build_Commutation(self, n):
+        m, k = (self._size(d, "the commutation matrix") for d in n.args)
+        return sympy.Matrix(m * k, m * k, lambda r, c: 1 if c == r // k + (r % k) * m else 0)
+
     def _build_Ones(self, n):
         return self._const(n, 1)
 

@@ -202,10 +202,13 @@ def test_wrt_list_and_zero_derivative():
 
 
 def test_no_matrix_form_is_reported_not_guessed():
-    # a vector of expressions in a vector: the rows would have to be stacked, which the language cannot write
-    with pytest.raises(matcalc.NoMatrixFormError) as err:
-        derive("[dot(x, y), sum(x)]", "x")
-    assert "matrix form" in str(err.value)
+    # a vector of expressions in a vector: the gradients stacked as rows (issue #16; it used to be refused)
+    d = derive("[dot(x, y), sum(x)]", "x")
+    xv, yv = np.array([1.0, 2.0, 3.0]), np.array([0.5, -1.0, 2.0])
+    assert np.allclose(d.evaluate(x=xv, y=yv), np.vstack([yv, np.ones(3)]))
+    # its second derivative has three axes: offered as a tensor (linear map and index form), not refused
+    t = derive("[dot(x, y), sum(x)]", "x", order=2)
+    assert t.index is not None and np.allclose(t.evaluate(x=xv, y=yv), 0)
     # a vector with respect to a matrix is a 3-way tensor, given as a linear map and index form instead
     assert "δ_ik x_l" in str(derive("W x", "W"))
 

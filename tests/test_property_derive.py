@@ -10,8 +10,10 @@ positive forms, and inv / det / logdet see ``M M' + I``.
 
 Each expression is differentiated with respect to its variables (numerator layout, and denominator for
 some) and the result is checked with :func:`matcalc.verify.check_derivative` (numeric method). The only
-acceptable outcomes are a passing check or :class:`~matcalc.NoMatrixFormError` (a tensor-valued
-derivative, e.g. a vector with respect to a matrix); a mismatch fails the test.
+acceptable outcomes are a passing check or :class:`~matcalc.NoMatrixFormError` for a derivative with three
+or more axes; a mismatch fails the test, and so does a refusal of a derivative with at most two axes
+(issue #16: a matrix-shaped derivative always has its matrix form). A third test does the same for
+Jacobians of vectors with respect to vectors.
 
 CI runs 30 fixed (derandomized) examples, so a landing never hangs on a newly drawn case;
 ``MATCALC_LONG=1`` runs 5000 random ones (see docs/verification.md).
@@ -194,11 +196,31 @@ BUILDERS = {"s": _scalar_builders(), "v": _vector_builders(), "M": _matrix_build
 
 
 # --- the property ------------------------------------------------------------------------------------------------
+def _axes(node) -> int:
+    """How many axes a value of this shape has (a vector has one, whichever its orientation)."""
+    return 0 if node.shape == () else 1 if 1 in node.shape else 2
+
+
+class Refused(AssertionError):
+    """A derivative with at most two axes was refused."""
+
+
+def _refused(e, variable, order: int, err: NoMatrixFormError) -> str:
+    """A refusal is acceptable only for a derivative with three or more axes (issue #16): a matrix-shaped
+    derivative always has its matrix form, so refusing it fails the test."""
+    axes = order * _axes(variable) + _axes(e)
+    if axes <= 2:
+        _log(["REFUSED"])
+        raise Refused(f"refused a derivative with {axes} axes: order {order} of {to_text(e)} "
+                             f"wrt {variable.name}: {err}")
+    return "nomatrixform"
+
+
 def _verify(e, variable, layout):
     try:
         d = derive(e, variable, layout=layout)
-    except NoMatrixFormError:
-        return "nomatrixform"
+    except NoMatrixFormError as err:
+        return _refused(e, variable, 1, err)
     report = check_derivative(d, points=2, time_budget=TIME_BUDGET, exact=False)
     label = f"d({to_text(e)})/d{variable.name} [{layout}] = {d}"
     if report.method == "timeout":  # undecided, not wrong: SymPy's explicit form was too big to build
@@ -226,6 +248,8 @@ def test_derivatives_agree_with_sympy(data, kind):
         layout = data.draw(st.sampled_from(["numerator", "numerator", "denominator"]), label="layout")
         try:
             outcomes.append(_verify(e, v, layout))
+        except Refused:
+            raise
         except AssertionError:
             _log(outcomes + ["MISMATCH"])
             raise
@@ -247,7 +271,8 @@ def test_hessians_agree_with_sympy(data):
     v = data.draw(st.sampled_from(scalars_and_vectors), label="wrt")
     try:
         d = derive(e, v, order=2)
-    except NoMatrixFormError:
+    except NoMatrixFormError as err:
+        _refused(e, v, 2, err)
         _log(["nomatrixform"])
         return
     except Exception:
@@ -266,3 +291,28 @@ def test_hessians_agree_with_sympy(data):
         _log(["MISMATCH"])
     assert report.ok, f"Hessian of {to_text(e)} wrt {v.name} = {d}\n{report}"
     _log(["hessian"])
+
+
+@settings(max_examples=max(10, MAX_EXAMPLES // 4), deadline=None, derandomize=not LONG,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(data=st.data())
+def test_vector_jacobians_agree_with_sympy(data):
+    """Jacobians of vectors with respect to vectors: n x n matrices, so never refused (issue #16)."""
+    e = data.draw(expr("v", 5), label="expression")
+    vectors = [s for s in N.symbols_of(e) if s.shape != () and s.shape[1] == 1]
+    if not vectors:
+        _log(["novariable"])
+        return
+    v = data.draw(st.sampled_from(vectors), label="wrt")
+    layout = data.draw(st.sampled_from(["numerator", "denominator"]), label="layout")
+    try:
+        outcome = _verify(e, v, layout)
+    except Refused:
+        raise
+    except AssertionError:
+        _log(["MISMATCH"])
+        raise
+    except Exception:
+        _log(["CRASH"])
+        raise
+    _log(["jacobian" if outcome == "ok" else outcome])

@@ -92,6 +92,7 @@ CASES = [
     (N.Trace(N.MatMul(N.Inv(X), N.Differential(X))), {}, "spd"),
     (N.MatMul(N.Differential(M), N.Transpose(M)), {}, "normal"),
     (N.Transpose(N.Ones((n, 1))), {}, "normal"),
+    (N.MatMul(N.Commutation(n, m), N.Kron(N.DiagVec(N.MatMul(N.Transpose(M), M)), N.DiagVec(X))), {}, "normal"),
 ]
 
 

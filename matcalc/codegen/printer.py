@@ -238,6 +238,12 @@ class CodePrinter(Printer):
     def _print_Identity(self, n):
         return self.constant("eye", self.dim(n.size)), ATOM
 
+    def _print_Commutation(self, n):
+        # row i n + j of K(m, n) is row i + j m of the identity: vec(Aᵀ) = K vec(A), columns stacked
+        m, k = self.dim(n.args[0]), self.dim(n.args[1])
+        eye = self.constant("eye", f"{m} * {k}")
+        return f"{eye}[{self.fn('arange')}({m} * {k}).reshape({k}, {m}).T.reshape(-1)]", ATOM
+
     def _print_Ones(self, n):
         return self.constant("ones", self.size_args(n)), ATOM
 

@@ -12,7 +12,7 @@ F                      X                   result (numerator layout; denominator
 any                    scalar              dF/dX, shaped like F (``dx = 1``)
 scalar                 vector or matrix    gradient by transposition; numerator is its transpose
 vector                 vector              Jacobian (len F x len X) by forward batched tangents
-vector or matrix       matrix              a 3- or 4-way tensor: no matrix form (see the error)
+vector or matrix       matrix              a 3- or 4-way tensor: linear map, Kronecker and index forms
 =====================  ==================  ==========================================================
 """
 
@@ -94,11 +94,11 @@ def jacobian(F: Node, X: N.Symbol) -> Node:
     shown = "0" if dF is None else to_unicode(dF)
     raise NoMatrixFormError(
         f"the derivative of {to_unicode(F)} ({_kind(F)}) with respect to {X.name} ({_kind(X)}) is a "
-        f"{len(_axes(F)) + len(_axes(X))}-way tensor with no matrix form; its differential is "
+        f"{len(axes_of(F)) + len(axes_of(X))}-way tensor with no matrix form; its differential is "
         f"d({to_unicode(F)}) = {shown}")
 
 
-def _axes(n: Node) -> tuple:
+def axes_of(n: Node) -> tuple:
     if n.shape == ():
         return ()
     if is_column(n.shape) or is_row(n.shape):

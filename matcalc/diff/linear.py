@@ -10,8 +10,10 @@ A differential ``dF`` is a linear map of ``dX``. This module turns it into the m
   chain it (``∂(w ⊙ x)/∂x = diag(w)``, ``∂sum(u)/∂u = 1ᵀ``).
 - :func:`substitute` sets ``dx = 1`` for a scalar variable (the ordinary derivative).
 
-A derivative that has no matrix form along the way (a vector with respect to a matrix, say) raises
-:class:`~matcalc.errors.NoMatrixFormError`; the caller then offers the linear map or an index form.
+Matrices that depend on the tangent inside a forward Jacobian are read through the contraction rules of
+:mod:`.contract`. What no rule covers raises :class:`~matcalc.errors.NoMatrixFormError` saying that
+matcalc could not find the matrix form (the derivative has one: it has at most two axes); derivatives
+with three or four axes never come here (see :mod:`.tensor`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ..errors import DerivativeError, NoMatrixFormError
 from ..nodes import Node
 from ..printing import to_unicode
 from ..shapes import is_column, is_row
+from .contract import Contraction, Dependence, entry, kron_blocks, not_found, unit
 from .rules import ew_mul, inner
 
 
@@ -51,6 +54,19 @@ def dependents(root: Node, leaf: Node) -> tuple[list[Node], set[Node]]:
     return order, {n for n, d in dep.items() if d}
 
 
+def _inner(a: Node, b: Node) -> Node:
+    """⟨a, b⟩, written ‖a‖² when both are the same and tr(a) when b is the identity."""
+    ca, a_core = S.split_coeff(a)
+    cb, b_core = S.split_coeff(b)
+    if a_core is None or b_core is None or a.shape == ():
+        return inner(a, b)
+    if a_core is b_core:
+        return S.scale(ca * cb, S.power(N.Norm(a_core, 2), N.Number(2)))
+    if isinstance(b_core, N.Identity) or isinstance(a_core, N.Identity):
+        return S.scale(ca * cb, S.trace(a_core if isinstance(b_core, N.Identity) else b_core))
+    return inner(a, b)
+
+
 def _one_dependent(n: Node, deps: set[Node]) -> int:
     idx = [i for i, c in enumerate(n.args) if isinstance(c, Node) and c in deps]
     if len(idx) != 1:
@@ -64,7 +80,7 @@ def _kron_as_product(n: N.Kron, deps: set[Node], what: str) -> tuple[Node, Node]
     i = _one_dependent(n, deps)
     f, other = n.args[i], n.args[1 - i]
     if not (is_column(f.shape) and is_column(other.shape)):
-        raise NoMatrixFormError(f"the {what} through {to_unicode(n)} has no matrix form")
+        raise not_found(n)
     eye = N.Identity(f.shape[0])
     return f, (N.Kron(other, eye) if i == 1 else N.Kron(eye, other))
 
@@ -79,9 +95,7 @@ class _Pullback:
     def rule(self, n: Node, c: Node) -> list[tuple[Node, Node]]:
         method = getattr(self, "t_" + type(n).__name__, None)
         if method is None:
-            raise NoMatrixFormError(
-                f"the derivative through {type(n).__name__.lower()} ({to_unicode(n)}) has no matrix form "
-                "in this layout")
+            raise not_found(n)
         return method(n, c)
 
     def t_Add(self, n, c):
@@ -150,11 +164,27 @@ class _Pullback:
         return [(n.args[0], S.diagmat(c))]
 
     def t_Kron(self, n, c):
+        # c = Σ kron(P, Q) block by block: ⟨c, kron(A, dX)⟩ = Σ ⟨A, P⟩ ⟨Q, dX⟩, and alike for kron(dX, B)
+        i = _one_dependent(n, self.deps)
+        f, other = n.args[i], n.args[1 - i]
+        blocks = kron_blocks(c, n.args[0].shape, n.args[1].shape)
+        if blocks is not None:
+            return [(f, S.add(S.zero_like(f.shape), *[S.mul(_inner(other, pq[1 - i]), pq[i]) for pq in blocks]))]
+        if not (is_column(f.shape) and is_column(other.shape)):
+            raise not_found(n)
         f, k = _kron_as_product(n, self.deps, "gradient")
         return [(f, S.mul(S.transpose(k), c))]
 
     def t_Fill(self, n, c):
         return [(n.value, S.ssum(c))]
+
+    def t_VectorLit(self, n, c):
+        return [(e, entry(c, i, len(n.args))) for i, e in enumerate(n.args) if e in self.deps]
+
+    def t_MatrixLit(self, n, c):
+        rows, cols = len(n.rows), len(n.rows[0])
+        return [(e, entry(c, i, rows, j, cols)) for i, row in enumerate(n.rows) for j, e in enumerate(row)
+                if e in self.deps]
 
 
 def pullback(linear: Node, leaf: Node, seed: Node) -> Node:
@@ -194,21 +224,42 @@ def _length(x: Node):
 class _Forward:
     """Forward rules: the Jacobian ``T`` of a node from those of its children (numerator layout)."""
 
-    def __init__(self, deps: set[Node]):
-        self.deps = deps
+    def __init__(self, leaf: Node, deps: set[Node]):
+        self.leaf = leaf
+        self.deps = Dependence(leaf, deps)
 
     def rule(self, n: Node, t: dict[Node, Node]) -> Node:
         if n.shape != () and not (is_column(n.shape) or is_row(n.shape)):
-            return _MatrixTangent(n)  # only diag() and tr() of it have a matrix-form Jacobian
-        for c in n.children:
-            if isinstance(t.get(c), _MatrixTangent) and not isinstance(n, N.DiagVec | N.Trace):
-                raise NoMatrixFormError(
-                    f"the Jacobian passes through the matrix {to_unicode(c)}; it has no matrix form")
+            return _MatrixTangent(n)  # consumed by the vector or scalar nodes above it (see contract)
+        if any(isinstance(t.get(c), _MatrixTangent) for c in n.children):
+            return self._through_matrix(n, t)
         method = getattr(self, "f_" + type(n).__name__, None)
         if method is None:
-            raise NoMatrixFormError(
-                f"the Jacobian through {type(n).__name__.lower()} ({to_unicode(n)}) has no matrix form")
+            raise not_found(n)
         return method(n, t)
+
+    def _through_matrix(self, n: Node, t: dict[Node, Node]) -> Node:
+        """A vector or scalar made from a matrix that depends on the tangent: diag() and tr() of a sum of
+        ``L diag(v) R`` directly, everything else by the contraction rules of :mod:`.contract`."""
+        if isinstance(n, N.DiagVec | N.Trace):
+            try:
+                return getattr(self, "f_" + type(n).__name__)(n, t)
+            except NoMatrixFormError:
+                pass
+        return Contraction(self.deps, lambda f: self.push(f, t), _length(self.leaf)).reduce(n)
+
+    def push(self, expr: Node, t: dict[Node, Node]) -> Node:
+        """The Jacobian of ``expr``, computing the tangents of its nodes that ``t`` does not have yet."""
+        if expr not in self.deps:
+            return S.zero_like((_length(expr), _length(self.leaf)))
+        order, _ = dependents(expr, self.leaf)
+        for node in order:
+            if node not in t:
+                t[node] = self.rule(node, t)
+        out = t[expr]
+        if isinstance(out, _MatrixTangent):
+            raise not_found(expr)
+        return out
 
     def _ones_col(self, n):
         return N.Ones((_length(n), 1)) if n.shape != () else S.ONE
@@ -230,12 +281,9 @@ class _Forward:
         right = S.mul(*n.args[i + 1:])
         if f.shape == ():
             return S.mul(_vec(S.mul(left, right)), t[f])
-        if is_column(f.shape):
-            if right.shape != ():
-                raise NoMatrixFormError(f"the Jacobian passes through the outer product {to_unicode(n)}")
-            return S.mul(right, left, t[f])
-        if left.shape != ():
-            raise NoMatrixFormError(f"the Jacobian passes through the outer product {to_unicode(n)}")
+        if is_column(f.shape):  # L p R with R a scalar, or a row after the scalar L p
+            return S.mul(S.transpose(right), left, t[f])
+        # L f R with a row f: f R is a scalar (then L is a scalar or column) or L is a scalar
         return S.mul(left, S.transpose(right), t[f])
 
     def f_Div(self, n, t):
@@ -290,7 +338,7 @@ class _Forward:
             f = m.args[i]
             if isinstance(f, N.DiagMat):
                 return [(sign, S.mul(*m.args[:i]), f.args[0], S.mul(*m.args[i + 1:]))]
-        raise NoMatrixFormError(f"the Jacobian passes through the matrix {to_unicode(m)}; it has no matrix form")
+        raise not_found(m)
 
     def f_DiagVec(self, n, t):
         # diag(L diag(v) R)_i = Σ_j L_ij v_j R_ji, so the Jacobian is (L ⊙ Rᵀ) ∂v
@@ -323,8 +371,12 @@ class _Forward:
         entries = [t[e] if e in self.deps else None for e in n.args]
         if all(e is None or e.shape == () for e in entries):
             return N.VectorLit(*[S.ZERO if e is None else e for e in entries])
-        raise NoMatrixFormError("the Jacobian of a vector of expressions with respect to a vector has no "
-                                "matrix form here; differentiate with respect to scalar variables instead")
+        # the rows stacked: J = Σ eᵢ ∂fᵢ/∂x, with eᵢ the i-th unit vector
+        return S.add(*[S.mul(unit(len(entries), i), e) for i, e in enumerate(entries) if e is not None])
+
+    def f_MatrixLit(self, n, t):
+        # a one-column or one-row literal is a vector of expressions
+        return self.f_VectorLit(N.VectorLit(*n.children), t)
 
 
 class _MatrixTangent:
@@ -342,14 +394,10 @@ def forward_jacobian(linear: Node, leaf: Node) -> Node:
     n = _length(leaf)
     if leaf not in deps:
         return S.zero_like((_length(linear), n))
-    rules = _Forward(deps)
+    rules = _Forward(leaf, deps)
     tangents: dict[Node, Node] = {leaf: N.Identity(n)}
     with deep_recursion():
-        for node in order:
-            if node is leaf:
-                continue
-            tangents[node] = rules.rule(node, tangents)
-    return tangents[linear]
+        return rules.push(linear, tangents)
 
 
 def substitute(expr: Node, mapping: dict[Node, Node]) -> Node:

@@ -21,7 +21,7 @@ from .. import simplify as S
 from ..errors import NoMatrixFormError
 from ..nodes import Node
 from ..printing import to_text, to_unicode
-from ..shapes import is_column, is_row
+from ..shapes import dim_product, is_column, is_row
 from .derivative import Derivative
 from .linear import dependents
 
@@ -48,7 +48,7 @@ def _kron_terms(dF: Node, dX: Node, deps: set[Node], sign: int = 1):
         return [t for a in dF.args if a in deps for t in _kron_terms(a, dX, deps, sign)]
     if isinstance(dF, N.Neg):
         return _kron_terms(dF.args[0], dX, deps, -sign)
-    if isinstance(dF, N.Transpose) and dF.args[0] is dX and (is_column(dX.shape) or is_row(dX.shape)):
+    if isinstance(dF, N.Transpose) and dF.args[0] is dX:  # vec(dXᵀ) = K vec(dX) (K = I for a vector)
         return [(sign, S.ONE, S.ONE, dF)]
     if isinstance(dF, N.Hadamard) and is_column(dF.shape):
         lin = [a for a in dF.args if a in deps]
@@ -81,20 +81,30 @@ def kronecker_form(dF: Node, dX: Node) -> Node | None:
         terms = _kron_terms(dF, dX, deps)
     except NoMatrixFormError:
         return None
-    groups: dict[Node, list[Node]] = {}
+    groups: dict[tuple[Node, Node | None], list[Node]] = {}
     for sign, left, right, occ in terms:
         rows, cols = (occ.shape + (1, 1))[:2] if occ.shape != () else (1, 1)
         rt = _side(S.transpose(right), cols)
-        groups.setdefault(rt, []).append(S.scale(sign, _side(left, rows)))
+        groups.setdefault((rt, _commutation(occ, dX)), []).append(S.scale(sign, _side(left, rows)))
     parts = []
-    for rt, lefts in groups.items():
+    for (rt, k), lefts in groups.items():
         left = S.add(*lefts)
         if rt.shape == () or left.shape == ():
-            parts.append(S.mul(rt, left))
+            part = S.mul(rt, left)
+        elif isinstance(rt, N.Identity) and isinstance(left, N.Identity):  # I ⊗ I = I
+            part = N.Identity(dim_product(rt.size, left.size))
         else:
             c, core = S.split_coeff(left)
-            parts.append(S.scale(c, N.Kron(rt, core)))
+            part = S.scale(c, N.Kron(rt, core))
+        parts.append(part if k is None else S.mul(part, k))
     return S.add(*parts) if parts else None
+
+
+def _commutation(occ: Node, dX: Node) -> Node | None:
+    """``K(m, n)`` for an occurrence ``dXᵀ`` of an m x n matrix ``X`` (``vec(dXᵀ) = K vec(dX)``), else None."""
+    if occ is dX or is_column(dX.shape) or is_row(dX.shape):
+        return None
+    return N.Commutation(dX.shape[0], dX.shape[1])
 
 
 # --- the index form -------------------------------------------------------------------------------------------

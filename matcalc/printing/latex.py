@@ -72,6 +72,9 @@ class LatexPrinter(Printer):
     def _print_Identity(self, n):
         return "I", ATOM
 
+    def _print_Commutation(self, n):
+        return f"K_{{{n.args[0]},{n.args[1]}}}", ATOM
+
     def _print_Ones(self, n):
         return ("\\mathbf{1}^{\\top}", POST) if n.shape[0] == 1 else ("\\mathbf{1}", ATOM)
 

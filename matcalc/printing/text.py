@@ -41,6 +41,9 @@ class TextPrinter(Printer):
             return f"eye({n.size})", ATOM
         return "I", ATOM
 
+    def _print_Commutation(self, n):
+        return f"commutation({n.args[0]}, {n.args[1]})", ATOM
+
     def _shape_args(self, shape):
         if shape[1] == 1:
             return str(shape[0])

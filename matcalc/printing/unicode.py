@@ -22,6 +22,9 @@ class UnicodePrinter(TextPrinter):
     def mul_sep(self, left: str, right: str) -> str:
         return " "
 
+    def _print_Commutation(self, n):
+        return f"K({n.args[0]},{n.args[1]})", ATOM
+
     def _print_Ones(self, n):
         return ("𝟙ᵀ", POST) if n.shape[0] == 1 else ("𝟙", ATOM)
 
