@@ -23,11 +23,13 @@ Conventions (shared with :mod:`matcalc.sympy_backend`):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from . import nodes as N
+from . import ops
 from .budget import budgeted, checkpoint
 from .errors import ArgumentShapeError, CheckError, UnknownNameError
 from .shapes import Dim, DimLike, DimProduct, Shape, describe, is_vector
@@ -284,22 +286,8 @@ def _scalar(x: Any) -> np.float64:
 
 
 # --- element-wise functions -------------------------------------------------------------------------
-def _sigmoid(x):
-    # exp(-|x|) never overflows; pick the algebraically equal form that does not cancel.
-    z = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
-
-
-FUNCTIONS: dict[str, Callable] = {
-    "exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos, "tan": np.tan,
-    "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan, "tanh": np.tanh,
-    "sigmoid": _sigmoid,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "softplus": lambda x: np.logaddexp(0.0, x),
-    "sqrt": np.sqrt, "abs": np.abs, "sign": np.sign,
-    "step": lambda x: np.where(x > 0, 1.0, 0.0),
-}
-assert set(FUNCTIONS) == set(N.ELEMENTWISE)
+#: NumPy evaluation of each element-wise function, from its record in the catalogue (matcalc.ops).
+FUNCTIONS: dict[str, Callable] = {name: partial(op.numpy, np) for name, op in ops.ELEMENTWISE.items()}
 
 
 def _logsumexp(x) -> np.float64:

@@ -18,12 +18,14 @@ Conventions (the same as :mod:`matcalc.numeric`):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
 import sympy
 
 from . import nodes as N
+from . import ops
 from .errors import CheckError, UnknownNameError
 from .numeric import SizeBinder, as_internal, leaf_name, leaves_of, to_user
 from .shapes import DimLike, Shape, is_vector
@@ -86,23 +88,9 @@ def symbol_matrices(node: N.Node, sizes: Mapping[str, int] | None = None,
 
 
 # --- element-wise functions -------------------------------------------------------------------------
-def _relu(x):
-    return sympy.Piecewise((x, x > 0), (0, True))
-
-
-def _step(x):
-    return sympy.Piecewise((1, x > 0), (0, True))
-
-
+#: SymPy form of each element-wise function, from its record in the catalogue (matcalc.ops).
 FUNCTIONS: dict[str, Callable[[sympy.Expr], sympy.Expr]] = {
-    "exp": sympy.exp, "log": sympy.log, "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan,
-    "arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan, "tanh": sympy.tanh,
-    "sigmoid": lambda x: 1 / (1 + sympy.exp(-x)),
-    "relu": _relu,
-    "softplus": lambda x: sympy.log(1 + sympy.exp(x)),
-    "sqrt": sympy.sqrt, "abs": sympy.Abs, "sign": sympy.sign, "step": _step,
-}
-assert set(FUNCTIONS) == set(N.ELEMENTWISE)
+    name: partial(op.sympy, sympy) for name, op in ops.ELEMENTWISE.items()}
 
 
 def _is_matrix(v: Any) -> bool:
