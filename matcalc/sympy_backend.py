@@ -29,6 +29,7 @@ from . import ops
 from .errors import CheckError, UnknownNameError
 from .numeric import SizeBinder, as_internal, leaf_name, leaves_of, to_user
 from .shapes import DimLike, Shape, is_vector
+from .visit import Visitor
 
 __all__ = [
     "default_sizes", "symbol_matrices", "to_explicit", "ExplicitBuilder", "numeric_value", "FUNCTIONS",
@@ -126,32 +127,22 @@ def _inv(m: sympy.MatrixBase) -> sympy.Matrix:
     return m.adjugate(method="berkowitz") / m.det(method="berkowitz")
 
 
-class ExplicitBuilder:
+class ExplicitBuilder(Visitor):
     """Builds explicit SymPy values, one ``_build_<Class>`` method per node class, memoised per node.
 
     Like :class:`matcalc.numeric.NumpyEvaluator` it works iteratively, children first, so deep DAGs
     neither recurse nor rebuild shared subexpressions.
     """
 
+    prefix = "_build_"
+
     def __init__(self, sizes: Mapping[str, int], symbols: Mapping[str, Explicit]):
+        super().__init__()
         self.sizes = dict(sizes)
         self.symbols = symbols
-        self._memo: dict[int, tuple[N.Node, Explicit]] = {}
 
     def build(self, node: N.Node) -> Explicit:
-        memo = self._memo
-        stack: list[tuple[N.Node, bool]] = [(node, False)]
-        while stack:
-            n, ready = stack.pop()
-            if id(n) in memo:
-                continue
-            if ready:
-                method = getattr(self, "_build_" + type(n).__name__)
-                memo[id(n)] = (n, method(n))
-                continue
-            stack.append((n, True))
-            stack.extend((c, False) for c in reversed(n.children) if id(c) not in memo)
-        return memo[id(node)][1]
+        return self.visit(node)
 
     def _v(self, n: N.Node) -> Explicit:
         return self._memo[id(n)][1]

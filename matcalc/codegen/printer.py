@@ -25,6 +25,7 @@ from ..errors import MatcalcError
 from ..nodes import Node
 from ..printing.base import Printer
 from ..shapes import Dim, DimLike, DimProduct, is_column, is_row
+from ..visit import find_method
 from .naming import Namer
 
 # Python's operator precedence, loosest first (only the levels generated code uses).
@@ -136,7 +137,7 @@ class CodePrinter(Printer):
 
     def define(self, node: Node, name: str) -> list[str]:
         """The statements that compute ``node`` into the variable ``name`` (its own name ignored)."""
-        assign = getattr(self, "_assign_" + type(node).__name__, None)
+        assign = find_method(self, "_assign_", type(node))
         if assign is not None:
             return assign(node, name)
         return [f"{name} = {Printer.print(self, node)[0]}"]

@@ -22,6 +22,7 @@ from ..errors import DerivativeError, NoMatrixFormError
 from ..nodes import Node
 from ..printing import to_unicode
 from ..shapes import is_column, is_row
+from ..visit import Transformer, find_method
 from .rules import ew_mul, inner
 
 
@@ -77,7 +78,7 @@ class _Pullback:
         self.deps = deps
 
     def rule(self, n: Node, c: Node) -> list[tuple[Node, Node]]:
-        method = getattr(self, "t_" + type(n).__name__, None)
+        method = find_method(self, "t_", type(n))
         if method is None:
             raise NoMatrixFormError(
                 f"the derivative through {type(n).__name__.lower()} ({to_unicode(n)}) has no matrix form "
@@ -204,7 +205,7 @@ class _Forward:
             if isinstance(t.get(c), _MatrixTangent) and not isinstance(n, N.DiagVec | N.Trace):
                 raise NoMatrixFormError(
                     f"the Jacobian passes through the matrix {to_unicode(c)}; it has no matrix form")
-        method = getattr(self, "f_" + type(n).__name__, None)
+        method = find_method(self, "f_", type(n))
         if method is None:
             raise NoMatrixFormError(
                 f"the Jacobian through {type(n).__name__.lower()} ({to_unicode(n)}) has no matrix form")
@@ -356,16 +357,5 @@ def substitute(expr: Node, mapping: dict[Node, Node]) -> Node:
     """``expr`` with the nodes of ``mapping`` replaced, rebuilt through the simplifier."""
     from ..parser import deep_recursion
 
-    memo: dict[Node, Node] = dict(mapping)
-
-    def visit(n: Node) -> Node:
-        done = memo.get(n)
-        if done is not None:
-            return done
-        kids = n.children
-        out = n if not kids else n.with_children(tuple(visit(k) for k in kids))
-        memo[n] = out
-        return out
-
     with deep_recursion():
-        return S.simplify(visit(expr))
+        return S.simplify(Transformer().seed(mapping.items()).visit(expr))

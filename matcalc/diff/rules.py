@@ -33,6 +33,7 @@ from .. import simplify as S
 from ..budget import current_limits
 from ..errors import DerivativeError
 from ..nodes import Node
+from ..visit import find_method
 
 ONE = S.ONE
 
@@ -97,7 +98,7 @@ class Differentiator:
     def d(self, node: Node) -> Node | None:
         if node in self.memo:
             return self.memo[node]
-        rule = getattr(self, "d_" + type(node).__name__, None)
+        rule = find_method(self, "d_", type(node))
         if rule is None:  # pragma: no cover - every node type has a rule
             raise DerivativeError(f"no differentiation rule for {type(node).__name__}")
         out = rule(node)
