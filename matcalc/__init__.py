@@ -89,14 +89,10 @@ budget.WARM_UP.append(_warm_up)
 
 def __getattr__(name):
     # The later stages load on first use, so ``import matcalc`` stays fast and parse() needs no SymPy.
-    if name in ("derive", "hessian", "Derivative", "DerivativeList"):
-        from . import diff
+    if name in ("derive", "hessian", "Derivative", "DerivativeList", "check_claim"):
+        from . import api
 
-        return getattr(diff, name)
-    if name == "check_claim":
-        from .verify import check_claim
-
-        return check_claim
+        return getattr(api, name)
     if name == "evaluate":
         from .numeric import evaluate
 

@@ -222,12 +222,13 @@ def _label(names: list[str], several: bool, latex: bool = False) -> str:
 
 
 def _json_entry(names: list[str], d, report, steps: bool) -> dict[str, Any]:
+    from .diff.tensor import TensorDerivative
     from .printing import to_text
     from .shapes import describe
 
     e: dict[str, Any] = {"wrt": names, "derivative": d.text(), "unicode": d.unicode(), "latex": d.latex(),
                          "shape": [str(s) for s in d.shape]}
-    if hasattr(d, "differential"):  # a 3- or 4-way tensor: its forms, and its axes
+    if isinstance(d, TensorDerivative):  # a 3- or 4-way tensor: its forms, and its axes
         e["kind"] = f"tensor({', '.join(str(s) for s in d.shape)})"
         e["linear_map"] = d.linear_map
         e["kronecker"] = None if d.kronecker is None else d.vec_form(to_text)
@@ -298,7 +299,7 @@ def _derive_lines(args, blocks, reports, assumed) -> list[str]:
 
 
 def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
-    from .diff import derive
+    from .api import derive
 
     wrt = args.wrt
     with _noting(args):  # the notes are shown even when the derivative then fails (`Wx + b` --wrt x)
@@ -318,8 +319,8 @@ def cmd_derive(args: argparse.Namespace, source: str, out: TextIO) -> int:
 
 
 def cmd_check(args: argparse.Namespace, source: str, out: TextIO) -> int:
+    from .api import check_claim
     from .typecheck import analyse
-    from .verify import check_claim
 
     decls = declarations(args.let)
     assumed = analyse(source, decls)[1]

@@ -27,7 +27,6 @@ from .shapes import (
     dim_product,
     is_column,
     is_matrix,
-    is_scalar,
     is_square,
     is_vector,
     transpose_shape,
@@ -99,22 +98,24 @@ class Node:
         return type(self)(*children)
 
     def __str__(self) -> str:
-        from .printing import to_text
-
-        return to_text(self, declarations=True)
+        return PRINTERS["text"](self, declarations=True)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self}>"
 
     # --- rich display ----------------------------------------------------------------------------
     def _repr_latex_(self) -> str:
-        from .printing import to_latex
-
-        return f"${to_latex(self)}$"
+        return f"${PRINTERS['latex'](self)}$"
 
     @property
     def is_scalar(self) -> bool:
         return self.shape == ()
+
+
+#: The printers behind ``str(node)`` and the notebook display, ``"text"`` and ``"latex"``: set by
+#: :mod:`matcalc.printing` when it loads (``import matcalc`` loads it). It imports this module, so this
+#: module names them here instead of importing them: the import graph stays acyclic.
+PRINTERS: dict = {}
 
 
 def _fail(message: str):
@@ -704,7 +705,3 @@ def dims_in(node: Node) -> list[Dim]:
 def count_nodes(node: Node) -> int:
     """The size of an expression, counting shared subexpressions once."""
     return sum(1 for _ in walk(node))
-
-
-def is_scalar_node(node: Node) -> bool:
-    return is_scalar(node.shape)

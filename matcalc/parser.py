@@ -13,14 +13,13 @@ starts without importing lark); input with a syntax error is parsed again by lar
 from __future__ import annotations
 
 import os
-import sys
 import threading
-from contextlib import contextmanager
 from fractions import Fraction
 from functools import cache
 
 from .errors import DeclarationError, MatcalcError, MatcalcSyntaxError, NestingError
 from .ops import FUNCTION_NAMES
+from .recursion import deep_recursion  # noqa: F401  (re-exported: matcalc.parser.deep_recursion)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
 if TYPE_CHECKING:  # pragma: no cover
@@ -33,45 +32,24 @@ MAX_DEPTH = 2500
 MAX_LENGTH = 1_000_000
 
 
-@contextmanager
-def deep_recursion(limit: int = 40_000):
-    """Raise Python's recursion limit for the duration of one matcalc call on a deep expression.
-
-    The limit is process-wide, so the calls in progress are counted (under a lock) across threads: the
-    limit is raised by the first to enter and restored only when the last one leaves; one thread's
-    finishing call never lowers it under another that still needs it.
-    """
-    global _DEEP_USERS, _DEEP_SAVED
-    with _DEEP_LOCK:
-        if _DEEP_USERS == 0:
-            _DEEP_SAVED = sys.getrecursionlimit()
-        _DEEP_USERS += 1
-        if sys.getrecursionlimit() < limit:
-            sys.setrecursionlimit(limit)
-    try:
-        yield
-    finally:
-        with _DEEP_LOCK:
-            _DEEP_USERS -= 1
-            if _DEEP_USERS == 0 and _DEEP_SAVED is not None and _DEEP_SAVED < sys.getrecursionlimit():
-                sys.setrecursionlimit(_DEEP_SAVED)
-
-
-_DEEP_LOCK = threading.Lock()
-_DEEP_USERS = 0  # deep_recursion() calls in progress, in all threads
-_DEEP_SAVED: int | None = None  # the limit before the first of them raised it
-
-
 def _fresh_locks_in_child() -> None:
-    """A forked child (``check()`` forks its worker) has one thread: locks other threads of the parent held
-    at the fork would never be released there, and their deep_recursion() calls do not exist there."""
-    global _DEEP_LOCK, _PARSE_LOCK, _DEEP_USERS, _DEEP_SAVED
-    _DEEP_LOCK, _PARSE_LOCK = threading.Lock(), threading.Lock()
-    _DEEP_USERS, _DEEP_SAVED = 0, None
+    """A forked child (``check()`` forks its worker) has one thread: the parse lock another thread of the
+    parent held at the fork would never be released there (:mod:`.recursion` resets its own)."""
+    global _PARSE_LOCK
+    _PARSE_LOCK = threading.Lock()
 
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_fresh_locks_in_child)
+
+
+def __getattr__(name):
+    # the recursion counter's lock lived here before :mod:`.recursion`; the live one, even after a fork
+    if name == "_DEEP_LOCK":
+        from . import recursion
+
+        return recursion._DEEP_LOCK
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Raw:

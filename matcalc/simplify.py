@@ -1259,7 +1259,7 @@ del _cls, _rebuild
 
 def simplify(node: Node) -> Node:
     """Rebuild ``node`` bottom-up through the smart constructors (memoised over the shared DAG)."""
-    from .parser import deep_recursion
+    from .recursion import deep_recursion
 
     with deep_recursion():  # the smart constructors themselves may recurse on a deep operand
         return Rebuild().visit(node)

@@ -28,7 +28,8 @@ from .errors import (
     UnknownFunctionError,
 )
 from .names import MAX_SIZE, check_name, check_size
-from .parser import Raw, deep_recursion, number_value, parse_kind, parse_raw
+from .parser import Raw, number_value, parse_kind, parse_raw
+from .recursion import deep_recursion
 from .shapes import Dim
 
 SCALAR, VECTOR, MATRIX, SYMMETRIC = "scalar", "vector", "matrix", "symmetric"
@@ -262,6 +263,13 @@ def _describe(shape, u: _Unifier) -> str:
 
 
 # --- the checker --------------------------------------------------------------------------------------
+#: Raw operators that build one node class from their built operands: one operand, a list of
+#: (term, position) pairs, two operands.
+_UNARY = {"neg": N.Neg, "transpose": N.Transpose}
+_NARY = {"mul": N.MatMul, "hadamard": N.Hadamard}
+_BINARY = {"elemdiv": N.ElemDiv, "dot": N.Dot}
+
+
 class _Checker:
     def __init__(self, source: str, decls: dict[str, Declaration]):
         self.source = source
@@ -304,55 +312,52 @@ class _Checker:
                     self.first_pos[r.items] = r.start
                     self.order.append(r.items)
                 continue
-            if k == "num":
-                continue
-            if k in ("add",):
-                stack.extend(reversed([t for _, t, _ in r.items]))
-            elif k in ("mul", "hadamard"):
-                stack.extend(reversed([t for t, _ in r.items]))
-            elif k in ("elemdiv", "div", "power", "elempower"):
-                stack.extend(reversed(r.items))
-                if k == "div":
-                    self.demand_scalar(r.items[1], why="the divisor of /")
-                elif k in ("power", "elempower"):
-                    self.demand_scalar(r.items[1], why="an exponent")
-                    if k == "power":
-                        self.demand_scalar(r.items[0], only_vector_convention=True, why=_POWER_BASE)
-            elif k == "dot":
-                stack.extend(reversed(r.items))
-                vector_forcing = True
-                for side in r.items:
-                    self.force_bare(side, VECTOR, "an operand of ·")
-            elif k in ("neg", "transpose"):
-                stack.append(r.items)
-                if k == "transpose":
-                    vector_forcing = True
-            elif k == "call":
-                fname, args = r.items
-                stack.extend(reversed(args))
-                if fname in _VECTOR_FORCING:
-                    vector_forcing = True
-                if fname in _MATRIX_ARG and args:
-                    self.force_bare(args[0], MATRIX, f"the argument of {fname}()")
-                if fname in ("dot", "outer"):  # outer(a, b) takes two vectors, like dot(a, b)
-                    for a in args:
-                        self.force_bare(a, VECTOR, f"an argument of {fname}()")
-                if fname == "softmax" and args:
-                    self.force_bare(args[0], VECTOR, "the argument of softmax()")
-                if fname in ("vector", "matrix") and args:
-                    self.demand_scalar(args[0], why=f"the fill value of {fname}()")
-            elif k == "norm":
-                stack.append(r.items[0])
-                vector_forcing = True
-            elif k == "literal":
-                for row in r.items:
-                    for e in row:
-                        stack.append(e)
-                        self.demand_scalar(e, why="an entry of [...]")
+            vector_forcing = self.collect_operator(r, stack) or vector_forcing
         self.vector_forcing = vector_forcing
         self.decide_kinds()
         self.note_collected()
         self.early = len(self.notes)  # notes that need only the kinds: shown with a shape error too
+
+    def collect_operator(self, r: Raw, stack: list) -> bool:
+        """Push the operands of ``r`` on ``stack`` and note what the operator tells about the kinds of its
+        bare-name operands; True if it makes the expression vector-forcing."""
+        k = r.kind
+        forcing = False
+        if k == "num":
+            pass
+        elif k in ("add",):
+            stack.extend(reversed([t for _, t, _ in r.items]))
+        elif k in ("mul", "hadamard"):
+            stack.extend(reversed([t for t, _ in r.items]))
+        elif k in ("elemdiv", "div", "power", "elempower"):
+            stack.extend(reversed(r.items))
+            if k == "div":
+                self.demand_scalar(r.items[1], why="the divisor of /")
+            elif k in ("power", "elempower"):
+                self.demand_scalar(r.items[1], why="an exponent")
+                if k == "power":
+                    self.demand_scalar(r.items[0], only_vector_convention=True, why=_POWER_BASE)
+        elif k == "dot":
+            stack.extend(reversed(r.items))
+            forcing = True
+            for side in r.items:
+                self.force_bare(side, VECTOR, "an operand of ·")
+        elif k in ("neg", "transpose"):
+            stack.append(r.items)
+            if k == "transpose":
+                forcing = True
+        elif k == "call":
+            stack.extend(reversed(r.items[1]))
+            forcing = self.collect_call(r)
+        elif k == "norm":
+            stack.append(r.items[0])
+            forcing = True
+        elif k == "literal":
+            for row in r.items:
+                for e in row:
+                    stack.append(e)
+                    self.demand_scalar(e, why="an entry of [...]")
+        return forcing
 
     def decide_kinds(self):
         """Each name's kind, and where it came from: a declaration, then usage, then the convention."""
@@ -576,110 +581,149 @@ class _Checker:
                 f"({_describe(b, self.u)}): their shapes differ", pos)
         return a
 
+    def collect_call(self, r: Raw) -> bool:
+        """What a call tells about the kinds of its bare-name arguments; True if it makes the expression
+        vector-forcing (see ``_VECTOR_FORCING``)."""
+        fname, args = r.items
+        if fname in _MATRIX_ARG and args:
+            self.force_bare(args[0], MATRIX, f"the argument of {fname}()")
+        if fname in ("dot", "outer"):  # outer(a, b) takes two vectors, like dot(a, b)
+            for a in args:
+                self.force_bare(a, VECTOR, f"an argument of {fname}()")
+        if fname == "softmax" and args:
+            self.force_bare(args[0], VECTOR, "the argument of softmax()")
+        if fname in ("vector", "matrix") and args:
+            self.demand_scalar(args[0], why=f"the fill value of {fname}()")
+        return fname in _VECTOR_FORCING
+
     def _check(self, r: Raw):
-        k = r.kind
+        """The shape of ``r`` (dimensions are unifier variables): one ``_shape_<kind>`` method per kind of
+        raw node."""
+        method = getattr(self, "_shape_" + r.kind, None)
+        if method is None:  # pragma: no cover
+            raise MatcalcError(f"internal: unknown raw node {r.kind}", r.start, self.source)
+        return method(r)
+
+    def _shape_num(self, r: Raw):
+        return ()
+
+    def _shape_name(self, r: Raw):
         u = self.u
-        if k == "num":
-            return ()
-        if k == "name":
-            name = r.items
-            if name == "I" and name not in self.decls or name == "eye" and name not in self.decls:
-                v = self.identities.setdefault(id(r), u.fresh())
-                return (v, v)
-            if name in FUNCTIONS and name not in self.decls:
-                raise UnknownFunctionError(f"{name} is a function; call it with an argument: {name}(...)",
-                                           r.start, self.source)
-            return self.symbol_shape(name)
-        if k == "add":
-            shape = None
-            first = None
-            for _sign, term, pos in r.items:
-                s = self.check(term)
-                if shape is None:
-                    shape, first = s, term
-                    continue
-                shape = self.broadcast(shape, s, first, term, "add" if _sign > 0 else "subtract", pos)
-                if first is not None and shape == s:
-                    first = term if s != () else first
-            return shape
-        if k == "neg":
-            return self.check(r.items)
-        if k == "mul":
-            return self.check_product(r)
-        if k == "hadamard":
-            shape = ()
-            acc = r.items[0][0]
-            for term, pos in r.items:
-                s = self.check(term)
-                shape = self.broadcast(shape, s, acc, term, "multiply element-wise", pos or term.start)
-                acc = term
-            return shape
-        if k == "elemdiv":
-            a, b = r.items
-            return self.broadcast(self.check(a), self.check(b), a, b, "divide element-wise", r.op)
-        if k == "div":
-            a, b = r.items
-            sa, sb = self.check(a), self.check(b)
-            if sb != ():
-                raise self.shape_error(
-                    f"cannot divide {self.text(a)} ({_describe(sa, u)}) by {self.text(b)} "
-                    f"({_describe(sb, u)}): the divisor of / must be a scalar; use ./ for element-wise "
-                    "division or inv() for a matrix inverse", r.op)
-            return sa
-        if k == "dot":
-            a, b = r.items
-            sa, sb = self.check(a), self.check(b)
-            self.require_dot(sa, sb, a, b, r.op)
-            return ()
-        if k in ("power", "elempower"):
-            base, exp = r.items
-            sb, se = self.check(base), self.check(exp)
-            if se != ():
-                raise self.shape_error(f"the exponent {self.text(exp)} must be a scalar, "
-                                       f"not {_describe(se, u)}", exp.start)
-            if k == "elempower" or sb == ():
-                return sb
-            if self.vec_like(sb):
-                raise self.shape_error(
-                    f"cannot raise {self.text(base)} ({_describe(sb, u)}) to a power with ^: "
-                    "it is not a square matrix; use .^ for an element-wise power", r.op)
-            self.unify_or_fail(sb[0], sb[1], f"a matrix power needs a square matrix, and {self.text(base)} "
-                               f"is {_describe(sb, u)}", r.op)
-            value = self.constant(exp)
-            if value is None or value.denominator != 1:
-                raise self.shape_error("the power of a matrix must be an integer constant; "
-                                       "use .^ for an element-wise power", exp.start)
+        name = r.items
+        if name == "I" and name not in self.decls or name == "eye" and name not in self.decls:
+            v = self.identities.setdefault(id(r), u.fresh())
+            return (v, v)
+        if name in FUNCTIONS and name not in self.decls:
+            raise UnknownFunctionError(f"{name} is a function; call it with an argument: {name}(...)",
+                                       r.start, self.source)
+        return self.symbol_shape(name)
+
+    def _shape_add(self, r: Raw):
+        shape = None
+        first = None
+        for _sign, term, pos in r.items:
+            s = self.check(term)
+            if shape is None:
+                shape, first = s, term
+                continue
+            shape = self.broadcast(shape, s, first, term, "add" if _sign > 0 else "subtract", pos)
+            if first is not None and shape == s:
+                first = term if s != () else first
+        return shape
+
+    def _shape_neg(self, r: Raw):
+        return self.check(r.items)
+
+    def _shape_mul(self, r: Raw):
+        return self.check_product(r)
+
+    def _shape_hadamard(self, r: Raw):
+        shape = ()
+        acc = r.items[0][0]
+        for term, pos in r.items:
+            s = self.check(term)
+            shape = self.broadcast(shape, s, acc, term, "multiply element-wise", pos or term.start)
+            acc = term
+        return shape
+
+    def _shape_elemdiv(self, r: Raw):
+        a, b = r.items
+        return self.broadcast(self.check(a), self.check(b), a, b, "divide element-wise", r.op)
+
+    def _shape_div(self, r: Raw):
+        u = self.u
+        a, b = r.items
+        sa, sb = self.check(a), self.check(b)
+        if sb != ():
+            raise self.shape_error(
+                f"cannot divide {self.text(a)} ({_describe(sa, u)}) by {self.text(b)} "
+                f"({_describe(sb, u)}): the divisor of / must be a scalar; use ./ for element-wise "
+                "division or inv() for a matrix inverse", r.op)
+        return sa
+
+    def _shape_dot(self, r: Raw):
+        a, b = r.items
+        sa, sb = self.check(a), self.check(b)
+        self.require_dot(sa, sb, a, b, r.op)
+        return ()
+
+    def _shape_power(self, r: Raw):
+        u = self.u
+        k = r.kind
+        base, exp = r.items
+        sb, se = self.check(base), self.check(exp)
+        if se != ():
+            raise self.shape_error(f"the exponent {self.text(exp)} must be a scalar, "
+                                   f"not {_describe(se, u)}", exp.start)
+        if k == "elempower" or sb == ():
             return sb
-        if k == "transpose":
-            s = self.check(r.items)
-            return s if s == () else (s[1], s[0])
-        if k == "norm":
-            inner, sub = r.items
-            s = self.check(inner)
-            if sub in ("_2", "_1") and s != () and not self.vec_like(s):
-                raise self.shape_error(
-                    f"||{self.text(inner)}||{sub} of a matrix is an operator norm, which matcalc does not "
-                    "support; use ||A||_F (Frobenius) or norm1(A) (sum of absolute entries)", r.start)
-            return ()
-        if k == "literal":
-            rows = r.items
-            width = len(rows[0])
-            for row in rows:
-                if len(row) != width:
-                    raise self.shape_error(f"the rows of this matrix have {width} and {len(row)} entries",
-                                           row[0].start)
-                for e in row:
-                    s = self.check(e)
-                    if s != ():
-                        raise self.shape_error(
-                            f"the entries of [...] must be scalars; {self.text(e)} is {_describe(s, u)}",
-                            e.start)
-            if len(rows) == 1:
-                return () if width == 1 else (width, 1)
-            return (len(rows), width)
-        if k == "call":
-            return self.check_call(r)
-        raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)  # pragma: no cover
+        if self.vec_like(sb):
+            raise self.shape_error(
+                f"cannot raise {self.text(base)} ({_describe(sb, u)}) to a power with ^: "
+                "it is not a square matrix; use .^ for an element-wise power", r.op)
+        self.unify_or_fail(sb[0], sb[1], f"a matrix power needs a square matrix, and {self.text(base)} "
+                           f"is {_describe(sb, u)}", r.op)
+        value = self.constant(exp)
+        if value is None or value.denominator != 1:
+            raise self.shape_error("the power of a matrix must be an integer constant; "
+                                   "use .^ for an element-wise power", exp.start)
+        return sb
+
+    _shape_elempower = _shape_power
+
+    def _shape_transpose(self, r: Raw):
+        s = self.check(r.items)
+        return s if s == () else (s[1], s[0])
+
+    def _shape_norm(self, r: Raw):
+        inner, sub = r.items
+        s = self.check(inner)
+        if sub in ("_2", "_1") and s != () and not self.vec_like(s):
+            raise self.shape_error(
+                f"||{self.text(inner)}||{sub} of a matrix is an operator norm, which matcalc does not "
+                "support; use ||A||_F (Frobenius) or norm1(A) (sum of absolute entries)", r.start)
+        return ()
+
+    def _shape_literal(self, r: Raw):
+        u = self.u
+        rows = r.items
+        width = len(rows[0])
+        for row in rows:
+            if len(row) != width:
+                raise self.shape_error(f"the rows of this matrix have {width} and {len(row)} entries",
+                                       row[0].start)
+            for e in row:
+                s = self.check(e)
+                if s != ():
+                    raise self.shape_error(
+                        f"the entries of [...] must be scalars; {self.text(e)} is {_describe(s, u)}",
+                        e.start)
+        if len(rows) == 1:
+            return () if width == 1 else (width, 1)
+        return (len(rows), width)
+
+    def _shape_call(self, r: Raw):
+        return self.check_call(r)
 
     def refuse_zero_divisor(self, divisor: Raw, pos: int, negative_power: Raw | None = None) -> None:
         """A literal zero divisor (``1/0``, ``(a/0)^2``, ``0/0``, ``x ./ 0``, ``0^-1``) has no value: it is
@@ -789,56 +833,78 @@ class _Checker:
             f"unknown function {name!r}{hint} (matcalc has no user-defined functions; to multiply {name} by "
             f"the parenthesis, write {name} * (...))", name_raw.start, self.source)
 
+    def arity(self, r: Raw, *allowed: int) -> None:
+        """Refuse a call with a number of arguments not in ``allowed``."""
+        fname, args = r.items
+        if len(args) not in allowed:
+            want = " or ".join(str(a) for a in allowed)
+            raise self.shape_error(f"{fname}() takes {want} argument{'s' if allowed != (1,) else ''}, "
+                                   f"not {len(args)}", r.start)
+
     def check_call(self, r: Raw):
+        """The shape of a call: sized constants, then the functions of one shape rule each."""
+        fname, args = r.items
+        if fname in ("ones", "zeros", "eye"):
+            return self.check_sized(r)
+        shapes = [self.check(a) for a in args]
+        shape = self.simple_call_shape(r, shapes)
+        if shape is None:
+            shape = self.structured_call_shape(r, shapes)
+        if shape is None:  # pragma: no cover
+            raise UnknownFunctionError(f"unknown function {fname!r}", r.start, self.source)
+        return shape
+
+    def check_sized(self, r: Raw):
+        """``ones(m, n)``, ``zeros(n)``, ``eye(n)``: sizes are numbers or dimension names."""
         u = self.u
         fname, args = r.items
-        n = len(args)
+        self.arity(r, 0, 1, 2) if fname != "eye" else self.arity(r, 0, 1)
+        dims = []
+        for a in args:
+            if a.kind == "num" and a.items.denominator == 1 and a.items >= 1:
+                dims.append(int(a.items))
+            elif a.kind == "name":
+                dims.append(u.named_dim(a.items))
+            else:
+                raise self.shape_error(f"the size in {fname}() must be a number or a dimension name",
+                                       a.start)
+        if fname == "eye":
+            v = dims[0] if dims else u.fresh()
+            self.identities[id(r)] = v
+            return (v, v)
+        if not dims:
+            dims = [u.fresh()]
+        shape = (dims[0], 1) if len(dims) == 1 else (dims[0], dims[1])
+        self.fills[id(r)] = shape
+        return self.normalise(shape)
 
-        def arity(*allowed):
-            if n not in allowed:
-                want = " or ".join(str(a) for a in allowed)
-                raise self.shape_error(f"{fname}() takes {want} argument{'s' if allowed != (1,) else ''}, "
-                                       f"not {n}", r.start)
-
-        if fname in ("ones", "zeros", "eye"):
-            arity(0, 1, 2) if fname != "eye" else arity(0, 1)
-            dims = []
-            for a in args:
-                if a.kind == "num" and a.items.denominator == 1 and a.items >= 1:
-                    dims.append(int(a.items))
-                elif a.kind == "name":
-                    dims.append(u.named_dim(a.items))
-                else:
-                    raise self.shape_error(f"the size in {fname}() must be a number or a dimension name",
-                                           a.start)
-            if fname == "eye":
-                v = dims[0] if dims else u.fresh()
-                self.identities[id(r)] = v
-                return (v, v)
-            if not dims:
-                dims = [u.fresh()]
-            shape = (dims[0], 1) if len(dims) == 1 else (dims[0], dims[1])
-            self.fills[id(r)] = shape
-            return self.normalise(shape)
-        shapes = [self.check(a) for a in args]
+    def simple_call_shape(self, r: Raw, shapes: list):
+        """Element-wise functions, max/min, reductions, dot, the square-matrix functions; else None."""
+        fname, args = r.items
         if fname in ELEMENTWISE_ALIASES:
-            arity(1)
+            self.arity(r, 1)
             return shapes[0]
         if fname in ("max", "min"):
-            arity(2)
+            self.arity(r, 2)
             return self.broadcast(shapes[0], shapes[1], args[0], args[1], f"take the {fname} of", r.start)
         if fname in ("sum", "mean", "numel", "logsumexp", "norm", "norm1", "norm2"):
-            arity(1)
+            self.arity(r, 1)
             return ()
         if fname == "dot":
-            arity(2)
+            self.arity(r, 2)
             self.require_dot(shapes[0], shapes[1], args[0], args[1], r.start)
             return ()
         if fname in _MATRIX_ARG:
-            arity(1)
+            self.arity(r, 1)
             return self.check_square_arg(r, shapes[0])
+        return None
+
+    def structured_call_shape(self, r: Raw, shapes: list):
+        """diag, softmax, outer, kron and the fills vector(c), matrix(c); else None."""
+        u = self.u
+        fname, args = r.items
         if fname == "diag":
-            arity(1)
+            self.arity(r, 1)
             s = shapes[0]
             if self.col_like(s):
                 self.decided[id(r)] = "mat"
@@ -851,20 +917,20 @@ class _Checker:
             raise self.shape_error(f"diag() needs a column vector or a square matrix; {self.text(args[0])} is "
                                    f"{_describe(s, u)}", args[0].start)
         if fname == "softmax":
-            arity(1)
+            self.arity(r, 1)
             if not self.col_like(shapes[0]):
                 raise self.shape_error(f"softmax() needs a column vector; {self.text(args[0])} is "
                                        f"{_describe(shapes[0], u)}", args[0].start)
             return shapes[0]
         if fname == "outer":
-            arity(2)
+            self.arity(r, 2)
             for a, s in zip(args, shapes, strict=True):
                 if not self.col_like(s):
                     raise self.shape_error(f"outer() needs two column vectors; {self.text(a)} is "
                                            f"{_describe(s, u)}", a.start)
             return (shapes[0][0], shapes[1][0])
         if fname == "kron":
-            arity(2)
+            self.arity(r, 2)
             for a, s in zip(args, shapes, strict=True):
                 if s == ():
                     raise self.shape_error(f"kron() needs vectors or matrices; {self.text(a)} is a scalar",
@@ -873,14 +939,15 @@ class _Checker:
             # node computes its exact shape (m*p, n*q) when it is built.
             return (u.fresh(), u.fresh())
         if fname in ("vector", "matrix"):
-            arity(1)
+            self.arity(r, 1)
             if shapes[0] != ():
                 raise self.shape_error(f"{fname}(c) fills a {fname} with the scalar c; {self.text(args[0])} "
                                        f"is {_describe(shapes[0], u)}", args[0].start)
             shape = (u.fresh(), 1) if fname == "vector" else (u.fresh(), u.fresh())
             self.fills[id(r)] = shape
             return shape
-        raise UnknownFunctionError(f"unknown function {fname!r}", r.start, self.source)  # pragma: no cover
+        return None
+
 
     # --- passes 3 and 4: naming and building -----------------------------------------------------
     def name_dims(self):
@@ -925,63 +992,70 @@ class _Checker:
         return node
 
     def _build(self, r: Raw) -> N.Node:
-        k = r.kind
-        b = self.build
-        if k == "num":
-            return N.Number(r.items)
-        if k == "name":
-            name = r.items
-            if id(r) in self.identities:
-                return self.identity(self.identities[id(r)])
-            if name in CONSTANTS and name not in self.decls:
-                return N.Pi()
-            shape = self.resolve_shape(self.symbol_shapes[name])
-            decl = self.decls.get(name)
-            return N.Symbol(name, shape, bool(decl and decl.kind == SYMMETRIC))
-        if k == "add":
-            terms = []
-            for sign, t, _ in r.items:
-                node = b(t)
-                terms.append(node if sign > 0 else N.Neg(node))
-            return N.Add(*terms)
-        if k == "neg":
-            return N.Neg(b(r.items))
-        if k == "mul":
-            return N.MatMul(*[b(t) for t, _ in r.items])
-        if k == "hadamard":
-            return N.Hadamard(*[b(t) for t, _ in r.items])
-        if k == "elemdiv":
-            return N.ElemDiv(b(r.items[0]), b(r.items[1]))
-        if k == "div":
-            x, s = b(r.items[0]), b(r.items[1])
-            if isinstance(x, N.Number) and isinstance(s, N.Number) and s.value != 0:
-                return N.Number(x.value / s.value)
-            return N.Div(x, s)
-        if k == "dot":
-            return N.Dot(b(r.items[0]), b(r.items[1]))
-        if k == "power":
-            base, exp = b(r.items[0]), b(r.items[1])
-            if base.shape != () and isinstance(exp, N.Number) and exp.value == -1:
-                return N.Inv(base)
+        """The typed node of ``r``: the operators of one node class each by table, the others by their
+        ``_build_<kind>`` method."""
+        k, b = r.kind, self.build
+        if k in _UNARY:
+            return _UNARY[k](b(r.items))
+        if k in _NARY:
+            return _NARY[k](*[b(t) for t, _ in r.items])
+        if k in _BINARY:
+            return _BINARY[k](b(r.items[0]), b(r.items[1]))
+        method = getattr(self, "_build_" + k, None)
+        if method is None:  # pragma: no cover
+            raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)
+        return method(r)
+
+    def _build_num(self, r: Raw) -> N.Node:
+        return N.Number(r.items)
+
+    def _build_name(self, r: Raw) -> N.Node:
+        name = r.items
+        if id(r) in self.identities:
+            return self.identity(self.identities[id(r)])
+        if name in CONSTANTS and name not in self.decls:
+            return N.Pi()
+        shape = self.resolve_shape(self.symbol_shapes[name])
+        decl = self.decls.get(name)
+        return N.Symbol(name, shape, bool(decl and decl.kind == SYMMETRIC))
+
+    def _build_add(self, r: Raw) -> N.Node:
+        terms = []
+        for sign, t, _ in r.items:
+            node = self.build(t)
+            terms.append(node if sign > 0 else N.Neg(node))
+        return N.Add(*terms)
+
+    def _build_div(self, r: Raw) -> N.Node:
+        x, s = self.build(r.items[0]), self.build(r.items[1])
+        if isinstance(x, N.Number) and isinstance(s, N.Number) and s.value != 0:
+            return N.Number(x.value / s.value)
+        return N.Div(x, s)
+
+    def _build_power(self, r: Raw) -> N.Node:
+        base, exp = self.build(r.items[0]), self.build(r.items[1])
+        if base.shape != () and isinstance(exp, N.Number) and exp.value == -1:
+            return N.Inv(base)
+        return N.Power(base, exp)
+
+    def _build_elempower(self, r: Raw) -> N.Node:
+        base, exp = self.build(r.items[0]), self.build(r.items[1])
+        if base.shape == exp.shape == () and self.source.startswith("**", r.op):  # NumPy's ** of a scalar is a ^ p
             return N.Power(base, exp)
-        if k == "elempower":
-            base, exp = b(r.items[0]), b(r.items[1])
-            if base.shape == exp.shape == () and self.source.startswith("**", r.op):  # NumPy's ** of a scalar is a ^ p
-                return N.Power(base, exp)
-            return N.ElemPower(base, exp)
-        if k == "transpose":
-            return N.Transpose(b(r.items))
-        if k == "norm":
-            inner, sub = r.items
-            return N.Norm(b(inner), 1 if sub == "_1" else 2)
-        if k == "literal":
-            rows = [[b(e) for e in row] for row in r.items]
-            if len(rows) == 1:
-                return rows[0][0] if len(rows[0]) == 1 else N.VectorLit(*rows[0])
-            return N.MatrixLit(rows)
-        if k == "call":
-            return self.build_call(r)
-        raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)  # pragma: no cover
+        return N.ElemPower(base, exp)
+
+    def _build_norm(self, r: Raw) -> N.Node:
+        inner, sub = r.items
+        return N.Norm(self.build(inner), 1 if sub == "_1" else 2)
+
+    def _build_literal(self, r: Raw) -> N.Node:
+        rows = [[self.build(e) for e in row] for row in r.items]
+        if len(rows) == 1:
+            return rows[0][0] if len(rows[0]) == 1 else N.VectorLit(*rows[0])
+        return N.MatrixLit(rows)
+
+    def _build_call(self, r: Raw) -> N.Node:
+        return self.build_call(r)
 
     def identity(self, var) -> N.Node:
         """``I`` or ``eye(k)``; a 1x1 identity is the scalar 1 (as ``ones(1)`` is), never a 1x1 matrix."""

@@ -45,7 +45,7 @@ from . import ops
 from .errors import CheckError, MatcalcError, NoMatrixFormError
 from .shapes import Dim, is_column, is_matrix, is_row, is_vector
 
-__all__ = ["CheckReport", "ClaimReport", "check_derivative", "check_claim", "check_sizes"]
+__all__ = ["CheckReport", "ClaimReport", "check_derivative", "judge_claim", "check_sizes"]
 
 #: Arguments closer than this to a kink (relu, abs, sign, step, norm1) are rejected as sample points.
 KINK_DISTANCE = 1e-6
@@ -151,7 +151,7 @@ class CheckReport:
 
 @dataclass
 class ClaimReport:
-    """The verdict of :func:`check_claim`: ``ok``, a readable ``message``, the ``correct`` Derivative
+    """The verdict of :func:`matcalc.check_claim`: ``ok``, a readable ``message``, the ``correct`` Derivative
     (None when matcalc has no matrix form for it), and where a wrong claim differs (``entry``, ``point``,
     ``expected`` = the right value, ``got`` = the claim's value). ``check`` is the underlying
     :class:`CheckReport` (None when the claim could not even be compared, e.g. a wrong shape)."""
@@ -603,12 +603,13 @@ class _Job:
     def code_phase(self, used: list) -> CheckReport | None:
         """The generated NumPy code against ``evaluate()`` at the sample points, entry by entry: a defect of
         code generation cannot pass a check. None when they agree (or no code can be generated)."""
+        from .codegen import compile_numpy
         from .codegen.printer import CodegenError
 
         d = self.d
         self.emit("stage", "running the generated NumPy code")
         try:
-            code = d.compile()
+            code = compile_numpy(d)
         except CodegenError as exc:
             self.code_note = f"no NumPy code to compare ({exc.message})"
             return None
@@ -737,10 +738,7 @@ class _Job:
                 continue
             if not np.all(np.isfinite(exp_v)):
                 continue
-            got_v = np.asarray(d.evaluate(**values), dtype=np.float64).reshape(shape)
-            if X.symmetric:
-                got_v = got_v + np.swapaxes(got_v, -1, -2) - np.einsum("...kk->...k", got_v)[..., None] * np.eye(
-                    var_axes[0])
+            got_v = _tensor_value(d, values, shape, var_axes)
             err = _entry_errors(got_v, exp_v)
             checked += 1
             used.append(values)
@@ -750,19 +748,32 @@ class _Job:
                 failure = (k, values, float(exp_v[k]), float(got_v[k]), float(err[k]) * TOLERANCE)
                 break
         self.compared = compared
+        self.emit("report", self.tensor_report(used, checked, attempts, worst, failure))
+
+    def tensor_report(self, used: list, checked: int, attempts: int, worst: float, failure) -> CheckReport:
+        """The report of :meth:`run_tensor`: its numeric comparison, then the generated code's."""
+        compared = self.compared
         code = self.code_phase(used) if checked else None
         if checked == 0:
-            self.emit("report", self.report(ok=False, method="error", compared=compared,
-                                            note=f"no usable sample point found in {attempts} tries"))
-        elif code is not None:
-            self.emit("report", code)
-        elif failure is None:
-            self.emit("report", self.report(ok=True, method="numeric", max_error=worst, points_checked=checked,
-                                            compared=compared))
-        else:
-            k, values, e, g, err = failure
-            self.emit("report", self.report(ok=False, method="numeric", max_error=err, points_checked=checked,
-                                            entry=k, point=values, expected=e, got=g, compared=compared))
+            return self.report(ok=False, method="error", compared=compared,
+                               note=f"no usable sample point found in {attempts} tries")
+        if code is not None:
+            return code
+        if failure is None:
+            return self.report(ok=True, method="numeric", max_error=worst, points_checked=checked,
+                               compared=compared)
+        k, values, e, g, err = failure
+        return self.report(ok=False, method="numeric", max_error=err, points_checked=checked,
+                           entry=k, point=values, expected=e, got=g, compared=compared)
+
+
+def _tensor_value(d, values: dict, shape: tuple, var_axes: tuple) -> np.ndarray:
+    """matcalc's tensor at ``values``, shaped as SymPy's; for a symmetric variable, by a shared entry:
+    ``T_kl + T_lk`` off the diagonal (the symmetric convention halves each of the pair)."""
+    got = np.asarray(d.evaluate(**values), dtype=np.float64).reshape(shape)
+    if d.variable.symmetric:
+        got = got + np.swapaxes(got, -1, -2) - np.einsum("...kk->...k", got)[..., None] * np.eye(var_axes[0])
+    return got
 
 
 def _entry_errors(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
@@ -845,7 +856,9 @@ def _internal_index(entry: tuple, rows: int, cols: int) -> tuple[int, int]:
 
 
 def _is_tensor(d) -> bool:
-    return hasattr(d, "differential") and hasattr(d, "kronecker")
+    from .diff.tensor import TensorDerivative
+
+    return isinstance(d, TensorDerivative)
 
 
 def _is_zero(e) -> bool:
@@ -888,7 +901,7 @@ def _child(conn, job_args):
 
     try:
         from .budget import cap_worker_memory, die_with_parent, unbudgeted
-        from .parser import deep_recursion
+        from .recursion import deep_recursion
 
         die_with_parent()
         cap_worker_memory()
@@ -941,7 +954,7 @@ def _run_thread(job_args, deadline):
     def target():
         try:
             from .budget import unbudgeted
-            from .parser import deep_recursion
+            from .recursion import deep_recursion
 
             with deep_recursion(), unbudgeted():
                 _Job(*job_args, lambda k, p: q.put((k, p))).run()
@@ -971,7 +984,7 @@ def _can_fork() -> bool:
     return not mp.current_process().daemon
 
 
-def _check_budget(time_budget) -> None:
+def check_budget(time_budget) -> None:
     """``time_budget`` is None or a finite number of seconds >= 0 (``inf`` would overflow the deadline)."""
     import math
 
@@ -996,7 +1009,7 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
     :class:`~matcalc.errors.CheckError` only for bad arguments (unknown dimension names in ``sizes``).
     """
     start = time.monotonic()
-    _check_budget(time_budget)
+    check_budget(time_budget)
     if isinstance(points, bool) or not isinstance(points, int):
         raise CheckError(f"points must be a positive integer, not {points!r}")
     if points < 1:
@@ -1013,7 +1026,7 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
         out: list = []
         try:
             from .budget import unbudgeted
-            from .parser import deep_recursion
+            from .recursion import deep_recursion
 
             with deep_recursion(), unbudgeted():
                 _Job(*job_args, lambda k, p: out.append((k, p))).run()
@@ -1024,6 +1037,15 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
         deadline = start + (1e9 if time_budget is None else max(float(time_budget), 0.0))
         forked = _can_fork() if isolate is None else isolate
         messages = (_run_forked if forked else _run_thread)(job_args, deadline)
+    final = _verdict(messages, concrete, time_budget)
+    final.elapsed = time.monotonic() - start
+    final.what = what
+    return final
+
+
+def _verdict(messages, concrete: dict, time_budget: float | None) -> CheckReport:
+    """The report from the job's messages (stage, numeric verdict, final report, error, deadline): at the
+    deadline, the numeric verdict if there is one, else a timeout naming the stage it stopped in."""
     numeric = None
     stage = "starting"
     final = None
@@ -1046,8 +1068,6 @@ def check_derivative(derivative, sizes: Mapping | None = None, points: int = 3, 
                                     note=f"stopped after {time_budget:g} s while {stage}")
     if final is None:
         final = numeric or CheckReport(ok=False, method="error", sizes=concrete, note="the check gave no verdict")
-    final.elapsed = time.monotonic() - start
-    final.what = what
     return final
 
 
@@ -1065,37 +1085,25 @@ def _declaration(s: N.Symbol) -> str:
     return f"matrix({dim(s.shape[0])}, {dim(s.shape[1])})"
 
 
-def check_claim(expr, wrt, claim, layout: str = "numerator", sizes: Mapping | None = None, points: int = 3,
-                time_budget: float | None = 10.0, seed: int = 0, **decls) -> ClaimReport:
-    """Is ``claim`` the derivative of ``expr`` with respect to ``wrt`` (in ``layout``)?
-
-    ``expr`` is parsed and derived with the declarations ``decls``; ``claim`` is parsed with the kinds of
-    ``expr``'s variables (its symbols are those of ``expr``) and compared with SymPy's derivative as in
-    :func:`check_derivative`. A claim of the wrong shape, or one that does not parse, is reported as a
-    wrong claim with the reason; a wrong claim says at which entry and point it differs and gives the
-    right answer. ``check_claim("x' A x", "x", "2 A x", layout="denominator")`` is wrong;
-    with ``A="symmetric(n)"`` it is right.
-    """
-    _check_budget(time_budget)
-    from .diff import Derivative, derive
+def judge_claim(correct, claim, layout: str = "numerator", sizes: Mapping | None = None, points: int = 3,
+                time_budget: float | None = 10.0, seed: int = 0) -> ClaimReport:
+    """Is ``claim`` (a string or a node) the derivative ``correct`` (a Derivative)? The second half of
+    :func:`matcalc.check_claim`, which parses and derives: ``claim`` is parsed with the kinds of the
+    function's variables and compared with SymPy's derivative as in :func:`check_derivative`."""
+    from .diff.derivative import Derivative
     from .printing import to_text
     from .shapes import describe
-    from .typecheck import typecheck
 
-    if isinstance(expr, N.Node):
-        node = expr
-        correct = derive(node, wrt, layout=layout)
-    else:
-        node = typecheck(expr, **decls)
-        correct = derive(node, wrt, layout=layout)
     if isinstance(correct, list):
         raise CheckError("check_claim checks one derivative at a time: give wrt as a single name")
     answer = f"the derivative is {correct} ({describe(correct.shape)}, {layout} layout)"
-    symbols = {s.name: s for s in N.symbols_of(node)}
+    symbols = {s.name: s for s in N.symbols_of(correct.function)}
     if isinstance(claim, N.Node):
         claimed = claim
     else:
         try:
+            from .typecheck import typecheck
+
             claimed = typecheck(str(claim), **{name: _declaration(s) for name, s in symbols.items()})
         except MatcalcError as exc:
             return ClaimReport(ok=False, correct=correct,
@@ -1115,10 +1123,15 @@ def check_claim(expr, wrt, claim, layout: str = "numerator", sizes: Mapping | No
     report = check_derivative(trial, sizes=sizes, points=points, time_budget=time_budget, seed=seed)
     base = dict(correct=correct, check=report, entry=report.entry, point=report.point,
                 expected=report.expected, got=report.got)
+    return _judged(report, text, answer, base)
+
+
+def _judged(report: CheckReport, text: str, answer: str, base: dict) -> ClaimReport:
+    """The report on a claim of the right shape, from the check of it as a derivative."""
     if report.ok:
         how = "exactly" if report.method == "exact" else f"numerically at {report.points_checked} points"
         return ClaimReport(ok=True, message=f"right: the claim {text} agrees with SymPy {how} "
-                                            f"(matcalc gives {correct})", **base)
+                                            f"(matcalc gives {base['correct']})", **base)
     if report.method == "shape":
         return ClaimReport(ok=False, message=f"wrong shape: the claim {text}: {report.note}; {answer}", **base)
     if report.method in ("timeout", "error"):

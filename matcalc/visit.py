@@ -15,7 +15,7 @@ one ``NodeTransformer`` and SymPy's printers dispatch on the MRO with a fallback
 * :class:`Transformer` - a visitor whose value is a node: rebuilds an expression bottom-up, a node whose
   children did not change staying itself; ``seed`` fixes replacements (substitution).
 
-This module imports nothing of matcalc but the budget: it sits low in the import graph.
+This module imports nothing of matcalc: it sits at the bottom of the import graph.
 """
 
 from __future__ import annotations

@@ -3,12 +3,15 @@ entry (shared by the regression tests of issue #12 and the code-generation prope
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 
 from matcalc.codegen import compile_numpy, generate
 from matcalc.nodes import symbols_of
 
-TARGETS = ("numpy", "jax", "torch")
+#: NumPy always; JAX and PyTorch where they are installed (CI installs both: the `jax` and `torch` extras)
+TARGETS = ("numpy",) + tuple(t for t in ("jax", "torch") if importlib.util.find_spec(t) is not None)
 
 
 def run_code(d, target: str, values: dict, jit: bool = True) -> np.ndarray:

@@ -17,9 +17,6 @@ from matcalc import check_claim, derive, hessian
 from matcalc import nodes as N
 from matcalc.verify import check_derivative
 
-pytest.importorskip("jax")
-pytest.importorskip("torch")
-
 # --- 1. generated code equals the derivative ------------------------------------------------------------------
 CODE_CASES = [
     ("x (x' x)", "x", {}, 1, None),

@@ -310,7 +310,7 @@ def test_serve_without_the_web_extra_says_how_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # as if the web extra were not installed
     args = argparse.Namespace(host="127.0.0.1", port=0, open=False, workers=1, check_workers=1, time_limit=5.0)
     assert web.run(args) == 1
-    assert 'pip install "matcalc[web]"' in capsys.readouterr().err
+    assert 'pip install "matcalc-symbolic[web]"' in capsys.readouterr().err
     assert cli.main(["serve", "--help"]) == 0
     out = capsys.readouterr().out
     assert "--host" in out and "--port" in out and "--open" in out and "127.0.0.1" in out

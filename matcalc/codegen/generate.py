@@ -12,6 +12,7 @@ import linecache
 from typing import Any
 
 from ..budget import budgeted
+from ..diff.tensor import TensorDerivative
 from ..nodes import Node, Symbol, symbols_of
 from ..printing import to_text
 from ..shapes import Dim, is_column, is_row
@@ -197,7 +198,7 @@ class _Builder:
         for t in self.temps:
             out += self.printer.define(t, self.names[t])
         results = [self._result(r) for r in self.roots]
-        if hasattr(self.d, "kronecker"):  # a tensor: the vec-by-vec matrix, reshaped column-major
+        if isinstance(self.d, TensorDerivative):  # a tensor: the vec-by-vec matrix, reshaped column-major
             results[-1] = self._tensor_result(results[-1])
             if getattr(self.d, "symmetrised", False):  # the symmetric convention, as evaluate() has it
                 tensor = self.namer.fresh("tensor")

@@ -1,4 +1,7 @@
-"""``derive()``, ``hessian()`` and the :class:`Derivative` they return.
+"""The mathematics of a derivative: gradients, Jacobians, layouts, and the :class:`Derivative` result.
+
+:func:`matcalc.api.derive` and :func:`~matcalc.api.hessian` build the results (as :class:`matcalc.api.Derivative`,
+which adds checking, code generation and the steps on top of this class).
 
 The pipeline for ``derive(F, X)`` is: the differential ``dF`` (:mod:`.rules`), then the matrix form read
 off it (:mod:`.linear`), then the simplifier. Which reading applies depends on the shapes:
@@ -15,15 +18,12 @@ vector or matrix       matrix              a 3- or 4-way tensor: no matrix form 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from .. import nodes as N
 from .. import simplify as S
-from ..budget import budgeted
-from ..errors import DeclarationError, MatcalcError, NoMatrixFormError, UnknownNameError
+from ..errors import DeclarationError, NoMatrixFormError, UnknownNameError
 from ..nodes import Node, symbols_of
 from ..printing import to_latex, to_text, to_unicode
-from ..shapes import is_column, is_matrix, is_row
+from ..shapes import is_column, is_row
 from .linear import forward_jacobian, pullback, substitute
 from .rules import differential
 
@@ -114,7 +114,7 @@ def _kind(n: Node) -> str:
     return "matrix"
 
 
-def _find_variable(expr: Node, name, source: str | None, assumed=None) -> N.Symbol:
+def find_variable(expr: Node, name, source: str | None, assumed=None) -> N.Symbol:
     """The symbol ``name`` of ``expr``; a declared name that does not occur is a symbol of its declared
     shape (its derivative is zero, as in SymPy and the texts), an undeclared one an error (likely a typo)."""
     if isinstance(name, N.Symbol):
@@ -188,13 +188,6 @@ class Derivative:
                 out.append(f"when sum({y}) = 1 (a one-hot or probability vector {y}): {to_unicode(simpler)}")
         return out
 
-    @property
-    def steps(self):
-        """The derivation, step by step, as Parr and Howard write it (see :mod:`matcalc.diff.steps`)."""
-        from .steps import explain
-
-        return explain(self)
-
     def evaluate(self, values=None, /, sizes=None, **named):
         """The value at concrete values (scalars as floats, vectors 1-D, matrices 2-D arrays), given as a
         mapping, as keywords, or both, exactly as for :func:`matcalc.evaluate`."""
@@ -202,35 +195,6 @@ class Derivative:
 
         values = _values(values, named)
         return evaluate(self.expr, values, sizes=sizes_from(self.function, values, sizes, self.variable))
-
-    # --- verification (matcalc.verify) and code generation (matcalc.codegen) ---------------------
-    def check(self, sizes=None, points: int = 3, **options):
-        """Verify against SymPy's entry-by-entry derivative at concrete sizes; returns a report."""
-        from ..verify import check_derivative
-
-        return check_derivative(self, sizes=sizes, points=points, **options)
-
-    def to_numpy(self, **options) -> str:
-        """Source of a standalone NumPy function computing this derivative."""
-        from ..codegen import generate
-
-        return generate(self, "numpy", **options)
-
-    def to_jax(self, **options) -> str:
-        from ..codegen import generate
-
-        return generate(self, "jax", **options)
-
-    def to_torch(self, **options) -> str:
-        from ..codegen import generate
-
-        return generate(self, "torch", **options)
-
-    def compile(self, **options):
-        """The NumPy version as a Python callable taking the variables by name."""
-        from ..codegen import compile_numpy
-
-        return compile_numpy(self, **options)
 
     def to_sympy(self, sizes=None):
         """SymPy: explicit matrices at ``sizes`` (default sizes 2, 3, 4, ... per dimension)."""
@@ -331,153 +295,3 @@ class DerivativeList(list):
 
         values = _values(values, named)
         return evaluate(self.jacobian, values, sizes=sizes_from(self[0].function, values, sizes))
-
-
-def _tensor(F: Node, X: N.Symbol, layout: str, order: int = 1, assumed=None):
-    from .tensor import TensorDerivative
-
-    dF = differential(F, X)
-    if dF is None:
-        dF = S.zero_like(F.shape)
-    t = TensorDerivative(F, X, S.simplify(dF), layout, order)
-    if assumed is not None:
-        t.assumptions = assumed
-    return t
-
-
-def _is_tensor(F: Node, X: N.Symbol) -> bool:
-    """A derivative with three or four axes: a matrix F with a non-scalar X, or a non-scalar F and matrix X."""
-    if X.shape == () or F.shape == ():
-        return False
-    return is_matrix(F.shape) or is_matrix(X.shape)
-
-
-def _first(F: Node, X: N.Symbol, layout: str) -> Node:
-    J = jacobian(F, X)
-    if layout == "numerator":
-        return J
-    # denominator layout: the transpose, except d(matrix)/d(scalar) and d(scalar)/d(scalar)
-    if is_matrix(J.shape) and X.shape == () and is_matrix(F.shape):
-        return J
-    return S.transpose(J)
-
-
-def _second(F: Node, X: N.Symbol) -> Node:
-    if F.shape != ():
-        raise NoMatrixFormError(
-            f"a second derivative of the non-scalar {to_unicode(F)} is a tensor with no matrix form")
-    g = gradient(F, X)
-    if X.shape == ():
-        return jacobian(g, X)
-    if is_column(X.shape):
-        return jacobian(g, X)
-    raise NoMatrixFormError(
-        f"the Hessian of {to_unicode(F)} with respect to the matrix {X.name} is a 4-way tensor with no "
-        "matrix form")
-
-
-@budgeted("the derivation")
-def derive(expr, wrt=None, layout: str = "numerator", order: int = 1, named: bool = True, warn: bool = True,
-           **declarations):
-    """The derivative of ``expr`` with respect to ``wrt``, in closed form.
-
-    ``expr`` is a string of the matcalc language or a parsed node; ``wrt`` a variable name or a list of
-    names (then one Derivative per name, as a :class:`DerivativeList`). ``layout`` is ``"numerator"``
-    (Jacobian layout, as in Parr and Howard) or ``"denominator"`` (gradients shaped like the variable).
-    ``order=2`` gives the Hessian. ``named=False`` prints results whole, without naming their repeated
-    parts (``… where s = …``). Declarations are as for :func:`matcalc.parse`.
-
-    Every result lists what was assumed about each name (``.assumptions``, and the ``where`` line of its
-    ``str()``); readings users rarely intend issue a :class:`matcalc.AssumptionWarning`, which
-    ``warn=False`` silences.
-    """
-    from ..assumed import emit, recall, remember
-    from ..parser import deep_recursion
-    from ..typecheck import analyse
-
-    if layout not in LAYOUTS:
-        raise DeclarationError(f"layout must be 'numerator' or 'denominator', not {layout!r}")
-    if order not in (1, 2):
-        raise DeclarationError(f"order must be 1 or 2, not {order!r}")
-    source = expr if isinstance(expr, str) else None
-    if isinstance(expr, Node):
-        if declarations:
-            raise DeclarationError("declarations go with a string expression, not with a parsed one")
-        node, assumed = expr, recall(expr, symbols_of(expr))
-    elif isinstance(expr, str):
-        node, assumed = analyse(expr, declarations)
-        remember(node, assumed)
-        if warn:
-            emit(assumed.notes)
-    else:
-        raise DeclarationError(f"expr must be a string or a parsed expression, not {type(expr).__name__}")
-    if wrt is None:
-        syms = symbols_of(node)
-        if len(syms) != 1:
-            names = ", ".join(s.name for s in syms) or "none"
-            raise UnknownNameError(f"say which variable to differentiate with respect to (wrt=...); "
-                                   f"the expression has {names}", None, source)
-        wrt = syms[0].name
-    with deep_recursion():
-        if isinstance(wrt, Sequence) and not isinstance(wrt, str):
-            if order == 2:
-                out = _hessian_blocks(node, wrt, layout, source, assumed)
-                for row in out:
-                    _set_named(row, named)
-                return out
-            return _set_named(DerivativeList(_derive_one(node, w, layout, order, source, assumed) for w in wrt),
-                              named)
-        return _set_named([_derive_one(node, wrt, layout, order, source, assumed)], named)[0]
-
-
-def _set_named(derivatives: list, named: bool) -> list:
-    for d in derivatives:
-        d.named = bool(named)
-    return derivatives
-
-
-def _hessian_blocks(node: Node, wrt, layout: str, source, assumed) -> DerivativeList:
-    """Second derivatives by blocks: block (i, j) is ∂²f/∂vᵢ∂vⱼ, the Jacobian with respect to vⱼ of the
-    gradient with respect to vᵢ: len(vᵢ) x len(vⱼ) in numerator layout (entry (a, b) is ∂²f/∂vᵢ_a∂vⱼ_b), its
-    transpose in denominator layout. A diagonal block is the Hessian with respect to that variable."""
-    if node.shape != ():
-        raise NoMatrixFormError("second derivatives need a scalar function")
-    variables = [_find_variable(node, w, source, assumed) for w in wrt]
-    rows = DerivativeList()
-    for vi in variables:
-        g = gradient(node, vi)
-        row = DerivativeList()
-        for vj in variables:
-            if _is_tensor(g, vj):
-                block = _tensor(g, vj, layout, 2, assumed)
-            elif vi is vj:
-                block = Derivative(node, vj, S.simplify(jacobian(g, vj)), layout, 2, assumed)
-            else:
-                J = S.simplify(jacobian(g, vj))
-                block = Derivative(node, vj, J if layout == "numerator" else S.transpose(J), layout, 2, assumed,
-                                   first=vi)
-            block.variables = (vi, vj)
-            row.append(block)
-        rows.append(row)
-    return rows
-
-
-def _derive_one(node: Node, wrt, layout: str, order: int, source, assumed) -> Derivative:
-    X = _find_variable(node, wrt, source, assumed)
-    try:
-        if order == 1 and _is_tensor(node, X):
-            return _tensor(node, X, layout, 1, assumed)
-        if order == 2 and node.shape == () and is_matrix(X.shape):
-            return _tensor(gradient(node, X), X, layout, 2, assumed)
-        if order == 1:
-            expr = _first(node, X, layout)
-        else:
-            expr = S.simplify(_second(node, X))
-    except MatcalcError as exc:
-        raise exc.located(None, source) from None
-    return Derivative(node, X, expr, layout, order, assumed)
-
-
-def hessian(expr, wrt=None, warn: bool = True, **declarations) -> Derivative:
-    """The Hessian (second derivative) of a scalar expression: ``derive(expr, wrt, order=2)``."""
-    return derive(expr, wrt, order=2, warn=warn, **declarations)

@@ -26,7 +26,7 @@ from ..visit import Transformer, find_method
 from .rules import ew_mul, inner
 
 
-def _dependents(root: Node, leaf: Node) -> tuple[list[Node], set[Node]]:
+def dependents(root: Node, leaf: Node) -> tuple[list[Node], set[Node]]:
     """Nodes of ``root`` that depend on ``leaf``, children before parents."""
     order: list[Node] = []
     dep: dict[Node, bool] = {}
@@ -160,9 +160,9 @@ class _Pullback:
 
 def pullback(linear: Node, leaf: Node, seed: Node) -> Node:
     """The transpose of the linear map ``leaf -> linear`` applied to ``seed`` (the cotangent of ``linear``)."""
-    from ..parser import deep_recursion
+    from ..recursion import deep_recursion
 
-    order, deps = _dependents(linear, leaf)
+    order, deps = dependents(linear, leaf)
     if leaf not in deps:
         return S.zero_like(leaf.shape)
     cot: dict[Node, list[Node]] = {linear: [seed]}
@@ -337,9 +337,9 @@ class _MatrixTangent:
 
 def forward_jacobian(linear: Node, leaf: Node) -> Node:
     """The Jacobian (numerator layout) of a vector- or scalar-valued linear map of a vector ``leaf``."""
-    from ..parser import deep_recursion
+    from ..recursion import deep_recursion
 
-    order, deps = _dependents(linear, leaf)
+    order, deps = dependents(linear, leaf)
     n = _length(leaf)
     if leaf not in deps:
         return S.zero_like((_length(linear), n))
@@ -355,7 +355,7 @@ def forward_jacobian(linear: Node, leaf: Node) -> Node:
 
 def substitute(expr: Node, mapping: dict[Node, Node]) -> Node:
     """``expr`` with the nodes of ``mapping`` replaced, rebuilt through the simplifier."""
-    from ..parser import deep_recursion
+    from ..recursion import deep_recursion
 
     with deep_recursion():
         return S.simplify(Transformer().seed(mapping.items()).visit(expr))

@@ -356,7 +356,7 @@ def _short(p: int) -> str:
 
 def differential(expr: Node, variable: N.Symbol) -> Node | None:
     """``dF``: the differential of ``expr`` with respect to ``variable`` (None when it is zero)."""
-    from ..parser import deep_recursion
+    from ..recursion import deep_recursion
 
     with deep_recursion():
         return Differentiator(variable).d(expr)

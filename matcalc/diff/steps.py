@@ -21,7 +21,10 @@ from ..budget import budgeted
 from ..errors import MatcalcError
 from ..nodes import Node, symbols_of
 from ..printing import to_latex, to_unicode
-from .linear import _dependents
+from .derivative import jacobian
+from .linear import dependents
+from .rules import differential
+from .tensor import TensorDerivative
 
 RULES = {
     "Add": "sum rule", "Neg": "negation", "MatMul": "product rule (matrix product)", "Div": "quotient rule",
@@ -125,23 +128,9 @@ def _fresh(taken: set[str], stem: str) -> str:
 @budgeted("the explanation (steps)")
 def explain(derivative) -> Steps:
     """The steps of ``derivative`` (a :class:`~matcalc.diff.derivative.Derivative`)."""
-    from .derivative import jacobian
-    from .rules import differential
-
     F, X = derivative.function, derivative.variable
-    order, deps = _dependents(F, X)
-    taken = {s.name for s in symbols_of(F)}
-    names: dict[Node, N.Symbol] = {X: X}
-    locals_: list[tuple[N.Symbol, Node, Node]] = []
-    for n in order:
-        if n is X or isinstance(n, N.Symbol):
-            continue
-        name = "y" if n is F and "y" not in taken else _fresh(taken, "u")
-        kids = tuple(names.get(c, c) if c in deps else c for c in n.children)
-        local = n.with_children(kids) if kids else n
-        sym = N.Symbol(name, n.shape)
-        names[n] = sym
-        locals_.append((sym, local, n))
+    order, deps = dependents(F, X)
+    locals_, names = _locals(F, X, order, deps)
     title = f"d({to_unicode(F)}) / d{X.name}, {derivative.layout} layout"
     steps = Steps(title)
     for sym, local, _ in locals_:
@@ -174,20 +163,46 @@ def explain(derivative) -> Steps:
     lhs, _, rhs = chain.partition(" = ")
     if chain and lhs != rhs:
         steps.items.append(Step("chain", chain))
-    if derivative.layout == "denominator" and not hasattr(derivative, "linear_map"):
-        steps.items.append(Step("result", "the partials above are Jacobians (numerator layout); the "
-                                          "denominator-layout result is their transpose"))
-    if getattr(derivative, "linear_map", None) is not None and derivative.expr is None:
-        steps.items.append(Step("result", derivative.linear_map))
-    elif hasattr(derivative, "linear_map"):
-        steps.items.append(Step("result", derivative.linear_map))
-        steps.items.append(Step("result", f"∂vec/∂vec = {to_unicode(derivative.expr)}"))
+    steps.items.extend(_results(derivative, F, X))
+    return steps
+
+
+def _locals(F: Node, X: N.Symbol, order: list, deps: set):
+    """A local name (``y`` for the whole, ``u1``, ``u2``, ...) for each node between ``X`` and ``F``: the
+    list of (name, the node over named children, the node) and the names by node."""
+    taken = {s.name for s in symbols_of(F)}
+    names: dict[Node, N.Symbol] = {X: X}
+    locals_: list[tuple[N.Symbol, Node, Node]] = []
+    for n in order:
+        if n is X or isinstance(n, N.Symbol):
+            continue
+        name = "y" if n is F and "y" not in taken else _fresh(taken, "u")
+        kids = tuple(names.get(c, c) if c in deps else c for c in n.children)
+        local = n.with_children(kids) if kids else n
+        sym = N.Symbol(name, n.shape)
+        names[n] = sym
+        locals_.append((sym, local, n))
+    return locals_, names
+
+
+def _results(derivative, F: Node, X: N.Symbol) -> list[Step]:
+    """The closing steps: the result, or for a tensor its linear map (and its Kronecker form)."""
+    out: list[Step] = []
+    tensor = isinstance(derivative, TensorDerivative)
+    if derivative.layout == "denominator" and not tensor:
+        out.append(Step("result", "the partials above are Jacobians (numerator layout); the "
+                                  "denominator-layout result is their transpose"))
+    if tensor and derivative.linear_map is not None and derivative.expr is None:
+        out.append(Step("result", derivative.linear_map))
+    elif tensor:
+        out.append(Step("result", derivative.linear_map))
+        out.append(Step("result", f"∂vec/∂vec = {to_unicode(derivative.expr)}"))
     else:
-        steps.items.append(Step(
+        out.append(Step(
             "result", f"∂{to_unicode(F)}/∂{X.name} = {derivative.unicode()}",
             f"\\frac{{\\partial}}{{\\partial {to_latex(X)}}}\\left({to_latex(F)}\\right) = "
             f"{derivative.latex()}"))
-    return steps
+    return out
 
 
 def _chain_text(locals_, X, deps, names) -> str:

@@ -16,8 +16,6 @@ does not depend on either printed form.
 
 from __future__ import annotations
 
-import numpy as np
-
 from .. import nodes as N
 from .. import simplify as S
 from ..errors import NoMatrixFormError
@@ -25,7 +23,7 @@ from ..nodes import Node
 from ..printing import to_text, to_unicode
 from ..shapes import is_column, is_row
 from .derivative import Derivative
-from .linear import _dependents
+from .linear import dependents
 
 
 def _axes(shape) -> tuple:
@@ -78,7 +76,7 @@ def _side(factor: Node, size) -> Node:
 
 def kronecker_form(dF: Node, dX: Node) -> Node | None:
     """``∂vec(F)/∂vec(X)`` as a sum of Kronecker products ``Rᵀ ⊗ L``, or None when there is none."""
-    _, deps = _dependents(dF, dX)
+    _, deps = dependents(dF, dX)
     try:
         terms = _kron_terms(dF, dX, deps)
     except NoMatrixFormError:
@@ -219,7 +217,7 @@ def index_form(F: Node, X: N.Symbol, dF: Node) -> str:
     out_idx = ("i", "j")[: len(_axes(F.shape))]
     var_idx = ("k", "l")[: len(_axes(X.shape))]
     dX = N.Differential(X)
-    _, deps = _dependents(dF, dX)
+    _, deps = dependents(dF, dX)
     builder = _Index(dX, var_idx, deps)
     row, col = (out_idx + ("", ""))[:2]
     if is_row(F.shape):
@@ -276,8 +274,10 @@ class TensorDerivative(Derivative):
     def linear_map(self) -> str:
         return f"d({to_unicode(self.function)}) = {to_unicode(self.differential)}"
 
-    def evaluate(self, values=None, /, sizes=None, **named) -> np.ndarray:
+    def evaluate(self, values=None, /, sizes=None, **named):
         """The ndarray ``T`` with ``T[out..., var...] = ∂F[out...]/∂X[var...]``."""
+        import numpy as np  # only here: deriving (the command line) does not import NumPy
+
         from ..numeric import _real_array, evaluate, lookup_value
         from .derivative import sizes_from
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..budget import budgeted, check_output, current_limits
 from ..errors import MatcalcError
-from ..nodes import Node, Symbol, symbols_of
+from ..nodes import PRINTERS, Node, Symbol, symbols_of
 from .latex import LatexPrinter
 from .names import print_named
 from .text import TextPrinter
@@ -103,7 +103,7 @@ def to_text(node: Node, declarations: bool = False, named: bool = False) -> str:
     name differently), so that ``parse(to_text(e, True)) == e`` always holds. With ``named=True`` the
     repeated parts are named (``… where s = softmax(…)``, see :mod:`.names`): for reading, not parsing.
     """
-    from ..parser import deep_recursion
+    from ..recursion import deep_recursion
 
     _fits(node, named)
     with deep_recursion():
@@ -131,7 +131,7 @@ def to_text(node: Node, declarations: bool = False, named: bool = False) -> str:
 @budgeted("printing")
 def to_unicode(node: Node, named: bool = False) -> str:
     """The notation of the texts; ``named=True`` names the repeated parts (``… where s = …``)."""
-    from ..parser import deep_recursion
+    from ..recursion import deep_recursion
 
     _fits(node, named)
     with deep_recursion():
@@ -142,7 +142,7 @@ def to_unicode(node: Node, named: bool = False) -> str:
 @budgeted("printing")
 def to_latex(node: Node, named: bool = False) -> str:
     """LaTeX; ``named=True`` names the repeated parts (``… \\quad\\text{where } s = …``)."""
-    from ..parser import deep_recursion
+    from ..recursion import deep_recursion
 
     _fits(node, named)
     with deep_recursion():
@@ -151,3 +151,6 @@ def to_latex(node: Node, named: bool = False) -> str:
             return _bounded(print_named(node, make, "latex", " \\quad\\text{where } ",
                                         _printer(UnicodePrinter, node)))
         return _bounded(make({}).doprint(node))
+
+
+PRINTERS.update(text=to_text, latex=to_latex)  # str(node) and the notebook display (see nodes.PRINTERS)

@@ -1,6 +1,6 @@
 """``matcalc serve``: a local web page for matcalc, and the JSON API behind it.
 
-Installed with the ``web`` extra (``pip install "matcalc[web]"``: Starlette and Uvicorn). Importing this
+Installed with the ``web`` extra (``pip install "matcalc-symbolic[web]"``: Starlette and Uvicorn). Importing this
 package needs neither (``matcalc --help`` stays fast); :func:`serve` imports them. See docs/web.md for
 the page, the API and the limits.
 """
@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         import starlette  # noqa: F401
         import uvicorn  # noqa: F401
     except ImportError:
-        print('error: matcalc serve needs the web extra: pip install "matcalc[web]"', file=sys.stderr)
+        print('error: matcalc serve needs the web extra: pip install "matcalc-symbolic[web]"', file=sys.stderr)
         return 1
     try:
         serve(args.host, args.port, open_browser=args.open, workers=args.workers,
