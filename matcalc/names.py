@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 
 from .errors import DeclarationError
-from .nodes import ELEMENTWISE
+from .ops import FUNCTION_NAMES
 
 __all__ = ["check_name", "check_size", "MAX_NAME_LENGTH", "MAX_SIZE", "RESERVED_NAMES"]
 
@@ -25,12 +25,8 @@ MAX_NAME_LENGTH = 100
 MAX_SIZE = 10**9
 
 #: Names a declaration may not take: the identity, the keyword of the where clause, and every function
-#: (the grammar's FUNCNAME; tests/test_attacks.py checks the two lists agree).
-RESERVED_NAMES = frozenset({
-    "I", "where", "ln", "σ", "max", "min", "sum", "mean", "dot", "norm", "norm1", "norm2", "tr", "trace",
-    "det", "logdet", "logsumexp", "inv", "diag", "softmax", "outer", "kron", "ones", "zeros", "eye", "vector",
-    "matrix", "numel",
-} | set(ELEMENTWISE))
+#: (the grammar's FUNCNAME, generated from the same catalogue :mod:`matcalc.ops`).
+RESERVED_NAMES = frozenset({"I", "where"} | set(FUNCTION_NAMES))
 
 
 def _shown(name: object) -> str:

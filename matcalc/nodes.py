@@ -16,6 +16,7 @@ import threading
 import weakref
 from fractions import Fraction
 
+from . import ops
 from .budget import checkpoint
 from .errors import ShapeError
 from .shapes import (
@@ -32,11 +33,8 @@ from .shapes import (
     vector_length,
 )
 
-#: The element-wise functions of the language, by canonical name.
-ELEMENTWISE = (
-    "exp", "log", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "tanh",
-    "sigmoid", "relu", "softplus", "sqrt", "abs", "sign", "step",
-)
+#: The element-wise functions of the language, by canonical name (their records are in :mod:`matcalc.ops`).
+ELEMENTWISE = tuple(ops.ELEMENTWISE)
 
 _TABLE: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 #: Guards the insertion into ``_TABLE``: without it two threads building the same node could each make

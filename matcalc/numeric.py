@@ -23,14 +23,17 @@ Conventions (shared with :mod:`matcalc.sympy_backend`):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
 
 from . import nodes as N
+from . import ops
 from .budget import budgeted, checkpoint
 from .errors import ArgumentShapeError, CheckError, UnknownNameError
 from .shapes import Dim, DimLike, DimProduct, Shape, describe, is_vector
+from .visit import Visitor, find_method
 
 __all__ = [
     "NumpyEvaluator", "evaluate", "to_user", "SizeBinder", "leaves_of", "lookup_value", "as_internal",
@@ -284,22 +287,8 @@ def _scalar(x: Any) -> np.float64:
 
 
 # --- element-wise functions -------------------------------------------------------------------------
-def _sigmoid(x):
-    # exp(-|x|) never overflows; pick the algebraically equal form that does not cancel.
-    z = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0 / (1.0 + z), z / (1.0 + z))
-
-
-FUNCTIONS: dict[str, Callable] = {
-    "exp": np.exp, "log": np.log, "sin": np.sin, "cos": np.cos, "tan": np.tan,
-    "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan, "tanh": np.tanh,
-    "sigmoid": _sigmoid,
-    "relu": lambda x: np.maximum(x, 0.0),
-    "softplus": lambda x: np.logaddexp(0.0, x),
-    "sqrt": np.sqrt, "abs": np.abs, "sign": np.sign,
-    "step": lambda x: np.where(x > 0, 1.0, 0.0),
-}
-assert set(FUNCTIONS) == set(N.ELEMENTWISE)
+#: NumPy evaluation of each element-wise function, from its record in the catalogue (matcalc.ops).
+FUNCTIONS: dict[str, Callable] = {name: partial(op.numpy, np) for name, op in ops.ELEMENTWISE.items()}
 
 
 def _logsumexp(x) -> np.float64:
@@ -311,7 +300,7 @@ def _logsumexp(x) -> np.float64:
 
 
 # --- the evaluator ----------------------------------------------------------------------------------
-class NumpyEvaluator:
+class NumpyEvaluator(Visitor):
     """Evaluates nodes with NumPy, one ``_eval_<Class>`` method per node class.
 
     Values are memoised per node for the life of the evaluator, so a subexpression shared in the DAG
@@ -320,38 +309,31 @@ class NumpyEvaluator:
     """
 
     def __init__(self, values: Mapping, sizes: Mapping | None = None):
+        super().__init__()
         self.values = values
         self.binder = SizeBinder(sizes)
         self._leaf_values: dict[int, Value] = {}
-        self._memo: dict[int, tuple[N.Node, Value]] = {}
         #: Inverses of singular matrices (and their transposes): NaN placeholders that only a product
         #: ``det(X) ... inv(X)`` may use, as the adjugate; anything else using one raises.
         self._singular: set[int] = set()
 
     def eval(self, node: N.Node) -> Value:
         """The internal value of ``node`` (see the module docstring)."""
-        memo = self._memo
-        if id(node) in memo:
-            return memo[id(node)][1]
+        if id(node) in self._memo:
+            return self._memo[id(node)][1]
         new = [leaf for leaf in leaves_of(node) if id(leaf) not in self._leaf_values]
         self._leaf_values.update(bind_leaves(new, self.values, self.binder))
         with np.errstate(all="ignore"):
-            stack: list[tuple[N.Node, bool]] = [(node, False)]
-            while stack:
-                n, ready = stack.pop()
-                checkpoint()
-                if id(n) in memo:
-                    continue
-                if ready:
-                    memo[id(n)] = (n, self._dispatch(n))
-                    continue
-                stack.append((n, True))
-                stack.extend((c, False) for c in reversed(n.children) if id(c) not in memo)
+            self.visit(node)
         self._refuse_singular([node])
-        return memo[id(node)][1]
+        return self._memo[id(node)][1]
 
-    def _dispatch(self, n: N.Node) -> Value:
-        method = getattr(self, "_eval_" + type(n).__name__, None)
+    def step(self) -> None:
+        checkpoint()
+
+    def apply(self, n: N.Node) -> Value:
+        """The value of one node whose children are evaluated: its ``_eval_<Class>`` method, in float64."""
+        method = find_method(self, "_eval_", type(n))
         if method is None:  # pragma: no cover - every node class has a method
             raise NotImplementedError(f"numeric evaluation of {type(n).__name__}")
         if self._singular and not isinstance(n, N.Transpose | N.MatMul):

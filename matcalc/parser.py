@@ -18,6 +18,7 @@ from fractions import Fraction
 from functools import cache
 
 from .errors import DeclarationError, MatcalcError, MatcalcSyntaxError, NestingError
+from .ops import FUNCTION_NAMES
 from .recursion import deep_recursion  # noqa: F401  (re-exported: matcalc.parser.deep_recursion)
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (start-up time)
@@ -250,6 +251,14 @@ class _RawBuilder:
 
 
 def _grammar_text() -> str:
+    """The grammar, with its FUNCNAME terminal's names filled in from the operation catalogue
+    (:mod:`matcalc.ops`), so that a new operation needs no edit of the grammar. The LALR-table cache is
+    keyed on this text (:func:`_cache_file`), so a changed catalogue gets new tables."""
+    names = "|".join(FUNCTION_NAMES)  # plain names (tests/test_ops.py): nothing to escape
+    return _grammar_file_text().replace("@FUNCTION_NAMES@", names)
+
+
+def _grammar_file_text() -> str:
     """The grammar file, from the installed package or, in a checkout, from ``grammar/``."""
     for path in (os.path.join(os.path.dirname(__file__), "grammar", "matcalc.lark"),  # installed (a wheel)
                  os.path.join(os.path.dirname(os.path.dirname(__file__)), "grammar", "matcalc.lark")):  # checkout

@@ -28,6 +28,7 @@ from . import nodes as N
 from .budget import checkpoint
 from .nodes import Node
 from .shapes import is_column, is_row
+from .visit import Transformer
 
 ZERO = N.Number(0)
 ONE = N.Number(1)
@@ -1258,28 +1259,19 @@ _REBUILD = {
 }
 
 
+class Rebuild(Transformer):
+    """The simplifier's rebuild: every node of a type in ``_REBUILD`` through its smart constructor (one
+    ``transform_<Class>`` each, made from the table below), any other node kept or rebuilt as is."""
+
+
+for _cls, _rebuild in _REBUILD.items():
+    setattr(Rebuild, "transform_" + _cls.__name__, staticmethod(_rebuild))
+del _cls, _rebuild
+
+
 def simplify(node: Node) -> Node:
     """Rebuild ``node`` bottom-up through the smart constructors (memoised over the shared DAG)."""
     from .recursion import deep_recursion
 
-    memo: dict[Node, Node] = {}
-
-    def visit(n: Node) -> Node:
-        done = memo.get(n)
-        if done is not None:
-            return done
-        kids = n.children
-        if not kids:
-            out = n
-        else:
-            new = tuple(visit(k) for k in kids)
-            rebuild = _REBUILD.get(type(n))
-            if rebuild is not None:
-                out = rebuild(n, new)
-            else:
-                out = n if all(a is b for a, b in zip(new, kids, strict=True)) else n.with_children(new)
-        memo[n] = out
-        return out
-
-    with deep_recursion():
-        return visit(node)
+    with deep_recursion():  # the smart constructors themselves may recurse on a deep operand
+        return Rebuild().visit(node)

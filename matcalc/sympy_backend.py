@@ -18,15 +18,18 @@ Conventions (the same as :mod:`matcalc.numeric`):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import numpy as np
 import sympy
 
 from . import nodes as N
+from . import ops
 from .errors import CheckError, UnknownNameError
 from .numeric import SizeBinder, as_internal, leaf_name, leaves_of, to_user
 from .shapes import DimLike, Shape, is_vector
+from .visit import Visitor
 
 __all__ = [
     "default_sizes", "symbol_matrices", "to_explicit", "ExplicitBuilder", "numeric_value", "FUNCTIONS",
@@ -86,23 +89,9 @@ def symbol_matrices(node: N.Node, sizes: Mapping[str, int] | None = None,
 
 
 # --- element-wise functions -------------------------------------------------------------------------
-def _relu(x):
-    return sympy.Piecewise((x, x > 0), (0, True))
-
-
-def _step(x):
-    return sympy.Piecewise((1, x > 0), (0, True))
-
-
+#: SymPy form of each element-wise function, from its record in the catalogue (matcalc.ops).
 FUNCTIONS: dict[str, Callable[[sympy.Expr], sympy.Expr]] = {
-    "exp": sympy.exp, "log": sympy.log, "sin": sympy.sin, "cos": sympy.cos, "tan": sympy.tan,
-    "arcsin": sympy.asin, "arccos": sympy.acos, "arctan": sympy.atan, "tanh": sympy.tanh,
-    "sigmoid": lambda x: 1 / (1 + sympy.exp(-x)),
-    "relu": _relu,
-    "softplus": lambda x: sympy.log(1 + sympy.exp(x)),
-    "sqrt": sympy.sqrt, "abs": sympy.Abs, "sign": sympy.sign, "step": _step,
-}
-assert set(FUNCTIONS) == set(N.ELEMENTWISE)
+    name: partial(op.sympy, sympy) for name, op in ops.ELEMENTWISE.items()}
 
 
 def _is_matrix(v: Any) -> bool:
@@ -138,32 +127,22 @@ def _inv(m: sympy.MatrixBase) -> sympy.Matrix:
     return m.adjugate(method="berkowitz") / m.det(method="berkowitz")
 
 
-class ExplicitBuilder:
+class ExplicitBuilder(Visitor):
     """Builds explicit SymPy values, one ``_build_<Class>`` method per node class, memoised per node.
 
     Like :class:`matcalc.numeric.NumpyEvaluator` it works iteratively, children first, so deep DAGs
     neither recurse nor rebuild shared subexpressions.
     """
 
+    prefix = "_build_"
+
     def __init__(self, sizes: Mapping[str, int], symbols: Mapping[str, Explicit]):
+        super().__init__()
         self.sizes = dict(sizes)
         self.symbols = symbols
-        self._memo: dict[int, tuple[N.Node, Explicit]] = {}
 
     def build(self, node: N.Node) -> Explicit:
-        memo = self._memo
-        stack: list[tuple[N.Node, bool]] = [(node, False)]
-        while stack:
-            n, ready = stack.pop()
-            if id(n) in memo:
-                continue
-            if ready:
-                method = getattr(self, "_build_" + type(n).__name__)
-                memo[id(n)] = (n, method(n))
-                continue
-            stack.append((n, True))
-            stack.extend((c, False) for c in reversed(n.children) if id(c) not in memo)
-        return memo[id(node)][1]
+        return self.visit(node)
 
     def _v(self, n: N.Node) -> Explicit:
         return self._memo[id(n)][1]

@@ -17,6 +17,7 @@ Four passes over the raw tree from :mod:`matcalc.parser`:
 from __future__ import annotations
 
 from . import nodes as N
+from . import ops
 from .assumed import Assumption, Assumptions, split_name
 from .errors import (
     AssumptionWarning,
@@ -43,16 +44,12 @@ GREEK = {
 CONSTANTS = {"pi", "π"}
 _POWER_BASE = "the base of ^, a power of a scalar"
 
-ELEMENTWISE_ALIASES = {name: name for name in N.ELEMENTWISE}
-ELEMENTWISE_ALIASES.update({"ln": "log", "σ": "sigmoid"})
-FUNCTIONS = sorted(set(ELEMENTWISE_ALIASES) | {
-    "max", "min", "sum", "mean", "dot", "norm", "norm1", "norm2", "tr", "trace", "det", "logdet",
-    "logsumexp", "inv", "diag", "softmax", "outer", "kron", "ones", "zeros", "eye", "vector", "matrix",
-    "numel",
-})
-_MATRIX_ARG = {"tr", "trace", "det", "logdet", "inv"}
-_VECTOR_FORCING = {"sum", "mean", "dot", "norm", "norm1", "norm2", "logsumexp", "softmax", "outer", "kron",
-                   "diag", "ones", "zeros", "eye", "vector", "matrix", "numel"} | _MATRIX_ARG
+#: Every spelling of an element-wise function -> its canonical name (from the catalogue, matcalc.ops).
+ELEMENTWISE_ALIASES = {s: name for s, name in ops.ALIASES.items() if name in ops.ELEMENTWISE}
+FUNCTIONS = sorted(ops.FUNCTION_NAMES)
+_MATRIX_ARG = {s for s, name in ops.ALIASES.items() if name in ops.FUNCTIONS and ops.FUNCTIONS[name].matrix_arg}
+_VECTOR_FORCING = {s for s, name in ops.ALIASES.items()
+                   if name in ops.FUNCTIONS and ops.FUNCTIONS[name].forces_vector}
 
 
 class Declaration:

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from . import nodes as N
+from . import ops
 from .errors import CheckError, MatcalcError, NoMatrixFormError
 from .shapes import Dim, is_column, is_matrix, is_row, is_vector
 
@@ -61,9 +62,10 @@ ABS_FLOOR = 1e-9
 DIGITS = 50
 NONZERO = 1e-30
 
-_KINKS = {"relu", "abs", "sign", "step"}
-_POSITIVE = {"log", "sqrt"}
-_UNIT = {"arcsin", "arccos"}
+#: Facts of the element-wise functions, from the catalogue: kinks, and domains to sample inside.
+_KINKS = {name for name, op in ops.ELEMENTWISE.items() if op.kink}
+_POSITIVE = {name for name, op in ops.ELEMENTWISE.items() if op.domain == "positive"}
+_UNIT = {name for name, op in ops.ELEMENTWISE.items() if op.domain == "unit"}
 #: Sampling regimes (low, high) for the entries of the variables, tried in turn when a point is rejected.
 _REGIMES = {"generic": (-1.0, 1.0), "positive": (0.3, 1.3), "small": (-0.45, 0.45),
             "small-positive": (0.1, 0.45)}

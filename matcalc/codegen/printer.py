@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .. import nodes as N
+from .. import ops
 from ..errors import MatcalcError
 from ..nodes import Node
 from ..printing.base import Printer
 from ..shapes import Dim, DimLike, DimProduct, is_column, is_row
+from ..visit import find_method
 from .naming import Namer
 
 # Python's operator precedence, loosest first (only the levels generated code uses).
@@ -96,12 +98,26 @@ class Term:
         return "matrix"
 
 
+class _TemplateFields(dict):
+    """The fields of a code template: ``{x}`` and the like as given, any other ``{name}`` the target
+    module's function ``name`` (``{exp}`` is ``np.exp``)."""
+
+    def __init__(self, fn: Callable[[str], str], **fields: str):
+        super().__init__(fields)
+        self.fn = fn
+
+    def __missing__(self, key: str) -> str:
+        return self.fn(key)
+
+
 class CodePrinter(Printer):
     """Base class of the target printers: every node class, written against a few target hooks."""
 
     #: How the array module is spelled in generated code, and the import lines it needs.
     module = "np"
     imports: tuple[str, ...] = ("import numpy as np",)
+    #: The keys of this target's code templates in the catalogue (matcalc.ops), first match wins.
+    code_targets: tuple[str, ...] = ("numpy",)
     #: Node classes that this target computes with several statements (see ``_assign_<Class>``).
     statement_nodes: tuple[type, ...] = ()
 
@@ -121,7 +137,7 @@ class CodePrinter(Printer):
 
     def define(self, node: Node, name: str) -> list[str]:
         """The statements that compute ``node`` into the variable ``name`` (its own name ignored)."""
-        assign = getattr(self, "_assign_" + type(node).__name__, None)
+        assign = find_method(self, "_assign_", type(node))
         if assign is not None:
             return assign(node, name)
         return [f"{name} = {Printer.print(self, node)[0]}"]
@@ -178,14 +194,12 @@ class CodePrinter(Printer):
 
     # --- target hooks (NumPy spellings; JAX and PyTorch override) ------------------------------
     def elementwise(self, function: str, arg: Node) -> str:
-        x = self.ew_arg(arg)
-        table = {
-            "sigmoid": f"{self.fn('exp')}(-{self.fn('logaddexp')}(0.0, -{self.sub(arg, UNARY)}))",
-            "relu": f"{self.fn('maximum')}({x}, 0.0)",
-            "softplus": f"{self.fn('logaddexp')}(0.0, {x})",
-            "step": f"{self.fn('where')}({x} > 0, 1.0, 0.0)",
-        }
-        return table.get(function) or f"{self.fn(function)}({x})"
+        """The catalogue's code template for this target (matcalc.ops), filled in."""
+        template = ops.ELEMENTWISE[function].code_template(self.code_targets)
+        fields = _TemplateFields(self.fn, x=self.ew_arg(arg))
+        if "{x_unary}" in template:
+            fields["x_unary"] = self.sub(arg, UNARY)
+        return template.format_map(fields)
 
     def ew_arg(self, node: Node) -> str:
         """The argument of an element-wise function (PyTorch wraps plain numbers as tensors)."""

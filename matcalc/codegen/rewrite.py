@@ -12,6 +12,7 @@ from fractions import Fraction
 from math import prod
 
 from .. import nodes as N
+from .. import ops
 from ..nodes import Node
 from ..shapes import is_column, is_row
 
@@ -55,7 +56,7 @@ def _nonnegative(n: Node) -> bool:
     if isinstance(n, N.Number):
         return n.value >= 0
     if isinstance(n, N.Apply):
-        return n.function in ("exp", "sigmoid", "relu", "softplus", "sqrt", "abs", "step")
+        return ops.ELEMENTWISE[n.function].nonnegative
     if isinstance(n, N.Softmax | N.Ones):
         return True
     if (isinstance(n, N.ElemPower) or isinstance(n, N.Power) and n.shape == ()) and isinstance(n.args[1], N.Number):

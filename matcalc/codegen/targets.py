@@ -74,12 +74,8 @@ class JaxPrinter(CodePrinter):
 
     module = "jnp"
     imports = ("import jax", "import jax.numpy as jnp")
+    code_targets = ("jax", "numpy")
     statement_nodes = (N.LogDet,)
-
-    def elementwise(self, function: str, arg: Node) -> str:
-        if function == "sigmoid":
-            return f"jax.nn.sigmoid({self.code(arg)})"
-        return super().elementwise(function, arg)
 
     def logsumexp(self, x: str) -> str:
         return f"jax.nn.logsumexp({x})"
@@ -97,17 +93,8 @@ class TorchPrinter(CodePrinter):
 
     module = "torch"
     imports = ("import torch",)
+    code_targets = ("torch",)
     statement_nodes = (N.LogDet,)
-
-    def elementwise(self, function: str, arg: Node) -> str:
-        x = self.ew_arg(arg)
-        if function in ("sigmoid", "relu"):
-            return f"torch.{function}({x})"
-        if function == "softplus":
-            return f"torch.logaddexp({x}, torch.zeros_like({x}))"
-        if function == "step":
-            return f"({x} > 0).to(dtype)"
-        return f"torch.{function}({x})"
 
     def ew_arg(self, node: Node) -> str:
         code = self.code(node)

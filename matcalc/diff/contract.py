@@ -29,6 +29,7 @@ from ..errors import NoMatrixFormError
 from ..nodes import Node
 from ..printing import to_unicode
 from ..shapes import is_column, is_row
+from ..visit import find_method
 
 NOT_FOUND = "matcalc could not find the matrix form of the derivative through {}"
 
@@ -93,7 +94,7 @@ class Contraction:
         """``∂((W ⊙ M) v)/∂x`` (``tr``: of ``(W ⊙ M)ᵀ v``)."""
         if m not in self.deps:
             return N.Zeros((_out_length(m, tr), self.width))
-        method = getattr(self, "c_" + type(m).__name__, None)
+        method = find_method(self, "c_", type(m))
         if method is None:
             raise not_found(m)
         return method(m, v, w, tr)

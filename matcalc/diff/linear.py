@@ -24,6 +24,7 @@ from ..errors import DerivativeError, NoMatrixFormError
 from ..nodes import Node
 from ..printing import to_unicode
 from ..shapes import is_column, is_row
+from ..visit import Transformer, find_method
 from .contract import Contraction, Dependence, entry, kron_blocks, not_found, unit
 from .rules import ew_mul, inner
 
@@ -93,7 +94,7 @@ class _Pullback:
         self.deps = deps
 
     def rule(self, n: Node, c: Node) -> list[tuple[Node, Node]]:
-        method = getattr(self, "t_" + type(n).__name__, None)
+        method = find_method(self, "t_", type(n))
         if method is None:
             raise not_found(n)
         return method(n, c)
@@ -233,7 +234,7 @@ class _Forward:
             return _MatrixTangent(n)  # consumed by the vector or scalar nodes above it (see contract)
         if any(isinstance(t.get(c), _MatrixTangent) for c in n.children):
             return self._through_matrix(n, t)
-        method = getattr(self, "f_" + type(n).__name__, None)
+        method = find_method(self, "f_", type(n))
         if method is None:
             raise not_found(n)
         return method(n, t)
@@ -243,7 +244,7 @@ class _Forward:
         ``L diag(v) R`` directly, everything else by the contraction rules of :mod:`.contract`."""
         if isinstance(n, N.DiagVec | N.Trace):
             try:
-                return getattr(self, "f_" + type(n).__name__)(n, t)
+                return find_method(self, "f_", type(n))(n, t)
             except NoMatrixFormError:
                 pass
         return Contraction(self.deps, lambda f: self.push(f, t), _length(self.leaf)).reduce(n)
@@ -404,16 +405,5 @@ def substitute(expr: Node, mapping: dict[Node, Node]) -> Node:
     """``expr`` with the nodes of ``mapping`` replaced, rebuilt through the simplifier."""
     from ..recursion import deep_recursion
 
-    memo: dict[Node, Node] = dict(mapping)
-
-    def visit(n: Node) -> Node:
-        done = memo.get(n)
-        if done is not None:
-            return done
-        kids = n.children
-        out = n if not kids else n.with_children(tuple(visit(k) for k in kids))
-        memo[n] = out
-        return out
-
     with deep_recursion():
-        return S.simplify(visit(expr))
+        return S.simplify(Transformer().seed(mapping.items()).visit(expr))

@@ -25,12 +25,15 @@ The kinks of relu, abs, sign and step are given the derivative of the right-hand
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from .. import nodes as N
+from .. import ops
 from .. import simplify as S
 from ..budget import current_limits
 from ..errors import DerivativeError
 from ..nodes import Node
+from ..visit import find_method
 
 ONE = S.ONE
 
@@ -47,25 +50,25 @@ def _ew_recip(u: Node) -> Node:
     return S.ediv(ONE, u)
 
 
-#: f'(u) for each element-wise function f, as an expression in u.
-ELEMENTWISE_DERIVATIVES: dict[str, Callable[[Node], Node]] = {
-    "exp": lambda u: _ew("exp", u),
-    "log": lambda u: _ew_recip(u),
-    "sin": lambda u: _ew("cos", u),
-    "cos": lambda u: S.neg(_ew("sin", u)),
-    "tan": lambda u: S.add(ONE, _ew_square(_ew("tan", u))),
-    "arcsin": lambda u: _ew_recip(_ew("sqrt", S.add(ONE, S.neg(_ew_square(u))))),
-    "arccos": lambda u: S.neg(_ew_recip(_ew("sqrt", S.add(ONE, S.neg(_ew_square(u)))))),
-    "arctan": lambda u: _ew_recip(S.add(ONE, _ew_square(u))),
-    "tanh": lambda u: S.add(ONE, S.neg(_ew_square(_ew("tanh", u)))),
-    "sigmoid": lambda u: S.had(_ew("sigmoid", u), S.add(ONE, S.neg(_ew("sigmoid", u)))),
-    "relu": lambda u: _ew("step", u),
-    "softplus": lambda u: _ew("sigmoid", u),
-    "sqrt": lambda u: S.ediv(N.Number(1), S.mul(N.Number(2), _ew("sqrt", u))),
-    "abs": lambda u: _ew("sign", u),
-    "sign": lambda u: None,
-    "step": lambda u: None,
-}
+class _Builder:
+    """What an element-wise derivative in the catalogue (matcalc.ops) builds f'(u) with: simplifying
+    constructors, so that ops.py needs no import of the node classes."""
+
+    one = ONE
+    apply = staticmethod(_ew)
+    add = staticmethod(S.add)
+    neg = staticmethod(S.neg)
+    mul = staticmethod(S.mul)
+    had = staticmethod(S.had)
+    div = staticmethod(S.ediv)
+    square = staticmethod(_ew_square)
+    recip = staticmethod(_ew_recip)
+    number = staticmethod(N.Number)
+
+
+#: f'(u) for each element-wise function f, as an expression in u (None where f' is 0 almost everywhere).
+ELEMENTWISE_DERIVATIVES: dict[str, Callable[[Node], Node | None]] = {
+    name: partial(op.derivative, _Builder) for name, op in ops.ELEMENTWISE.items()}
 
 
 def ew_mul(a: Node, b: Node) -> Node:
@@ -95,7 +98,7 @@ class Differentiator:
     def d(self, node: Node) -> Node | None:
         if node in self.memo:
             return self.memo[node]
-        rule = getattr(self, "d_" + type(node).__name__, None)
+        rule = find_method(self, "d_", type(node))
         if rule is None:  # pragma: no cover - every node type has a rule
             raise DerivativeError(f"no differentiation rule for {type(node).__name__}")
         out = rule(node)
@@ -113,7 +116,7 @@ class Differentiator:
     def _constant(self, n):
         return None
 
-    d_Number = d_Pi = d_Identity = d_Ones = d_Zeros = d_Numel = d_Differential = _constant
+    d_Number = d_Pi = d_Identity = d_Commutation = d_Ones = d_Zeros = d_Numel = d_Differential = _constant
 
     def d_Fill(self, n):
         dc = self.d(n.value)

@@ -12,6 +12,7 @@ from fractions import Fraction
 
 from ..budget import checkpoint
 from ..nodes import Node
+from ..visit import find_method
 
 ADD, MUL, HAD, EDIV, DIV, DOT, NEG, POW, POST, ATOM = range(1, 11)
 
@@ -68,7 +69,7 @@ class Printer:
         alias = self.aliases.get(node)
         if alias is not None:
             return alias, ATOM
-        method = getattr(self, "_print_" + type(node).__name__, None)
+        method = find_method(self, "_print_", type(node))
         if method is None:  # pragma: no cover - every node class has a method
             raise NotImplementedError(f"{type(self).__name__} cannot print {type(node).__name__}")
         return method(node)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from .. import nodes as N
+from .. import ops
 from ..shapes import is_matrix
 from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text
 
@@ -142,15 +143,10 @@ class LatexPrinter(Printer):
         return f"{name}\\left({inner}\\right)", ATOM
 
     def _print_Apply(self, n):
-        names = {"exp": "\\exp", "log": "\\log", "sin": "\\sin", "cos": "\\cos", "tan": "\\tan",
-                 "tanh": "\\tanh", "arcsin": "\\arcsin", "arccos": "\\arccos", "arctan": "\\arctan",
-                 "sigmoid": "\\sigma"}
-        name = names.get(n.function, f"\\operatorname{{{n.function}}}")
-        if n.function == "sqrt":
-            return f"\\sqrt{{{self.doprint(n.args[1])}}}", ATOM
-        if n.function == "abs":
-            return f"\\left|{self.doprint(n.args[1])}\\right|", ATOM
-        return self.call(name, n.args[1])
+        latex = ops.ELEMENTWISE[n.function].latex  # a command (call form) or a template over {x}
+        if "{x}" in latex:
+            return latex.format(x=self.doprint(n.args[1])), ATOM
+        return self.call(latex, n.args[1])
 
     def _print_Sum(self, n):
         return self.call("\\operatorname{sum}", n.args[0])

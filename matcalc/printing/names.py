@@ -17,10 +17,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .. import nodes as N
+from .. import ops
 from ..nodes import Node
 
-#: the letter a part is named by, by what it is (σ(u) is a probability p, tanh(u) a hidden layer h ...)
-_LETTERS = {"sigmoid": "p", "tanh": "h", "exp": "e", "relu": "h", "sqrt": "r", "log": "l"}
 _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 _MIN_LENGTH = 6  # shorter texts are clearer written out than named
 
@@ -32,7 +31,8 @@ def _letter(node: Node, style: str) -> str:
             isinstance(n, N.Mean) for n in N.walk(node)):  # sqrt(mean((x - mean(x))⊙²) + eps): a deviation
         return {"unicode": "σ", "latex": "\\sigma"}.get(style, "sigma")
     if isinstance(node, N.Apply):
-        return _LETTERS.get(node.function, "u")
+        # by what it is (σ(u) is a probability p, tanh(u) a hidden layer h ...): the catalogue's letter
+        return ops.ELEMENTWISE[node.function].letter or "u"
     return "u"
 
 

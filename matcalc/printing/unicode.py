@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import nodes as N
+from .. import ops
 from .base import ATOM, DOT, MUL, NEG, POST, POW
 from .text import TextPrinter
 
@@ -63,8 +64,7 @@ class UnicodePrinter(TextPrinter):
         return (f"‖{inner}‖", ATOM) if n.order == 2 else (f"‖{inner}‖₁", ATOM)
 
     def _print_Apply(self, n):
-        name = {"sigmoid": "σ"}.get(n.function, n.function)
-        return self.call(name, n.args[1])
+        return self.call(ops.ELEMENTWISE[n.function].unicode, n.args[1])
 
     def _print_Numel(self, n):
         name = self.size_name(n.args[0])
