@@ -15,6 +15,7 @@ import asyncio
 import multiprocessing as mp
 import os
 import time
+import warnings
 from typing import Any
 
 
@@ -41,6 +42,9 @@ def _serve(conn, niceness: int) -> None:
     # core's own CPU budget (2 s by default) must not cut a longer limit short. Output and memory
     # limits stay.
     matcalc.set_limits(time=None)
+    # Replies carry the warnings; a worker must never print them: its standard error may be a pipe that
+    # nobody reads, and a full pipe would block the worker.
+    warnings.simplefilter("ignore")
     service.handle("derive", {"expr": "x' A x"})  # warm the caches before the first real job
     conn.send("ready")
     while True:

@@ -202,10 +202,12 @@ def _derivation(req: Request):
     if key in _MEMO:
         _MEMO.move_to_end(key)
         return _MEMO[key]
-    node = matcalc.parse(req.expr, **req.declarations)
+    # warnings are answered (the reply's "warnings"), never printed: a worker writing them to a standard
+    # error nobody reads would block once the pipe is full
+    node = matcalc.parse(req.expr, warn=False, **req.declarations)
     variables = variables_of(node)
     wrt = req.wrt or default_wrt(variables)
-    d = matcalc.derive(node, wrt, layout=req.layout, order=req.order)
+    d = matcalc.derive(node, wrt, layout=req.layout, order=req.order, warn=False)
     _MEMO[key] = _MEMO[key[:2] + (wrt,) + key[3:]] = (node, variables, wrt, d)  # with wrt as chosen, too
     while len(_MEMO) > MEMO_SIZE:
         _MEMO.popitem(last=False)
@@ -253,6 +255,7 @@ def derive(req: Request) -> dict[str, Any]:
                    "shape": shape, "kind": f"tensor({', '.join(shape)})" if tensor else _describe(d.shape)},
         "tensor": tensor, "notes": list(d.notes),
         "where": str(d.assumptions), "assumptions": d.assumptions.as_list(),
+        "warnings": [n.message for n in getattr(matcalc.assumptions(node), "notes", ())],
     }
     if req.steps:
         out["steps"] = [{"kind": s.kind, "text": s.text, "latex": s.latex, "rule": s.rule} for s in d.steps]
