@@ -244,3 +244,12 @@ def test_keyboard_only_variable_table(page, server):
     wait_for_result(page, "x' (A + A')")
     assert page.evaluate("document.activeElement.dataset.field") == "kind"
     assert "let=" not in page.url
+
+
+def test_assumptions_and_warnings_are_shown(page, server):
+    """Issue 17 on the page: the where line of assumptions, and a note for a reading users rarely mean."""
+    open_page(page, server, "?expr=" + quote("tanh(W x + b)") + "&wrt=x")
+    page.wait_for_function("() => document.querySelector('#notes').textContent.includes('letter convention')")
+    text = page.text_content("#notes")
+    assert "where" in text and "W: matrix" in text
+    assert "note: b is taken to be a scalar" in text

@@ -186,7 +186,10 @@ function render(reply) {
   renderTensor(reply.tensor);
   const notes = $("notes");
   notes.textContent = "";
-  for (const n of reply.notes || []) {
+  // what was assumed about each name, then the readings users rarely intend (AssumptionWarnings)
+  const lines = (reply.where ? [reply.where] : []).concat((reply.warnings || []).map(w => "note: " + w),
+                                                          reply.notes || []);
+  for (const n of lines) {
     const li = document.createElement("li");
     li.textContent = n;
     notes.append(li);
