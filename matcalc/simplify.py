@@ -151,7 +151,10 @@ def _flip_difference(core: Node) -> Node | None:
         if sum(_row_sum(g) is f for g in core.args) > 1:  # (x - y)(x - y)ᵀ: flipping one would hide a sign
             continue
         if isinstance(f, N.Add) and len(f.args) == 2 and isinstance(f.args[1], N.Neg) \
-                and not isinstance(f.args[0], N.Neg):
+                and not isinstance(f.args[0], N.Neg) and not (len(f.shape) == 2 and f.shape[0] == f.shape[1]
+                                                              and f.shape[0] != 1 and _self_transpose(f)):
+            # a symmetric difference (diag(s) - s sᵀ) keeps its orientation: flipped, it would hide that it
+            # is the same matrix as the other factors and terms that contain it
             flipped = N.Add(f.args[1].args[0], N.Neg(f.args[0]))
             return N.MatMul(*core.args[:i], flipped, *core.args[i + 1:])
     return None
@@ -247,7 +250,11 @@ def _common_divisor(terms: tuple) -> tuple | None:
         if len(members) < 2:
             continue
         nums = [scale(split_coeff(terms[i])[0], split_coeff(terms[i])[1].args[0]) for i in members]
-        combined = div(add(*nums), denom)
+        cs = [split_coeff(t)[0] for t in nums]
+        common = cs[0] if all(abs(c) == abs(cs[0]) for c in cs) else (
+            Fraction(-1) if all(c < 0 for c in cs) else Fraction(1))  # -2 (a + b) / N, not (-2 a - 2 b) / N
+        nums = [scale(1 / common, t) for t in nums] if common not in (0, 1) else nums
+        combined = scale(common, div(add(*nums), denom))
         rest = [t for j, t in enumerate(terms) if j not in members]
         rest.insert(members[0], combined)
         return tuple(t for t in rest if not is_zero(t))
@@ -320,7 +327,8 @@ def _factor_common(terms: tuple) -> tuple | None:
         for key, members in groups.items():
             if len(members) < 2:
                 continue
-            c0, _ = _chain(terms[members[0]])
+            # the smallest coefficient comes out, a positive one first: 2 (u G u - 2 D), not -4 (D - 0.5 u G u)
+            c0 = min((_chain(terms[i])[0] for i in members), key=lambda c: (abs(c), c < 0))
             rests = []
             for i in members:
                 c, ch = _chain(terms[i])
@@ -335,8 +343,23 @@ def _factor_common(terms: tuple) -> tuple | None:
             combined = scale(c0, combined) if not is_zero(combined) else combined
             new = [t for j, t in enumerate(terms) if j not in members]
             new.insert(members[0], combined)
-            return tuple(t for t in new if not is_zero(t))
+            new = [t for t in new if not is_zero(t)]
+            if _hides_symmetry(terms, new):
+                continue
+            return tuple(new)
     return None
+
+
+def _hides_symmetry(before, after) -> bool:
+    """Whether factoring would turn a sum that shows its symmetry (``2 S x xᵀ S + 2 c S``, each term its own
+    transpose or paired with it) into one that hides it (``(2 S x xᵀ + 2 c I) S``): a symmetric matrix is
+    printed as a symmetric expression (the Hessians of issue #16)."""
+    if len(before) < 2 or before[0].shape == () or before[0].shape[0] != before[0].shape[1] \
+            or any(t.shape != before[0].shape for t in before):
+        return False
+    if not _self_transpose(N.Add(*before)):
+        return False
+    return not _self_transpose(after[0] if len(after) == 1 else N.Add(*after))
 
 
 @rule("Add", "common scalar factor", "a b A + a b A'", "a b (A + A')")
@@ -1162,6 +1185,24 @@ def _dot_ones(a, b):
     if isinstance(a, N.Ones):
         return ssum(b)
     return ssum(a) if isinstance(b, N.Ones) else None
+
+
+@rule("Dot", "divisor outside", "dot(x / a, y)", "dot(x, y) / a")
+def _dot_quotient(a, b):
+    """``(u / s) · v -> (u · v) / s``: the divisor joins the other scalar factors, where it can cancel."""
+    for i, f in enumerate((a, b)):
+        if isinstance(f, N.Div) and f.args[1].shape == ():
+            other = b if i == 0 else a
+            return div(dot(f.args[0], other) if i == 0 else dot(other, f.args[0]), f.args[1])
+    return None
+
+
+@rule("Dot", "product of a matrix", "dot(A' x, y)", "x' A y")
+def _dot_product(a, b):
+    """``(Aᵀ x) · y -> xᵀ A y``: a dot product with a matrix product in it reads as the quadratic form."""
+    if (isinstance(a, N.MatMul) or isinstance(b, N.MatMul)) and is_column(a.shape) and is_column(b.shape):
+        return mul(transpose(a), b)
+    return None
 
 
 def trace(x: Node) -> Node:

@@ -1,0 +1,215 @@
+"""A Hessian printed as a symmetric expression (issue #16, item 4).
+
+The forward Jacobian of a gradient reads the Hessian off one side of the second differential, so it can come
+out as ``((A + Aᵀ) x xᵀ + c I)(A + Aᵀ)`` or ``G + Hᵀ``-like sums whose symmetry is hidden, although a
+Hessian is symmetric. :func:`symmetric_form` rewrites it as a sum whose terms are each their own transpose
+or come in pairs ``T + Tᵀ``:
+
+1. the Hessian is split into terms (``c · scalars · matrix chain``); a term that is its own transpose stays
+   as it is (``S T S`` with symmetric ``S`` and ``T`` is not multiplied out);
+2. a term whose transpose is not among the terms is multiplied out over one of its sum factors (a sum that
+   is not symmetric first), the like terms are collected, and the pairing is tried again;
+3. a term still without its transpose is replaced by ``(T + Tᵀ)/2``: this is exact because the Hessian is
+   symmetric (``H = (H + Hᵀ)/2``), and it is the only place where that fact is used.
+
+The simplifier then rebuilds the sum (its common-factor rule no longer factors a symmetric sum into a
+product that hides the symmetry). The result is kept only when it shows the symmetry; otherwise, or when
+multiplying out would produce more than :data:`MAX_TERMS` terms, the Hessian is returned unchanged.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from .. import nodes as N
+from .. import simplify as S
+from ..nodes import Node
+from ..visit import Transformer
+
+#: The most terms multiplying out may produce before the Hessian is left as the forward pass built it.
+MAX_TERMS = 24
+
+
+def symmetric_form(h: Node) -> Node:
+    """``h`` (a Hessian, known to be symmetric) as an expression that shows its symmetry, or ``h`` itself."""
+    if len(h.shape) != 2 or h.shape[0] != h.shape[1] or h.shape[0] == 1 or S._self_transpose(h):
+        return h
+    terms = _paired_terms(_terms(h))
+    if terms is None:
+        return h
+    out = S.add(*terms) if len(terms) > 1 else (terms[0] if terms else S.zero_like(h.shape))
+    if out.shape != h.shape or not S._self_transpose(out) or not _same_value(h, out):
+        return h
+    return out
+
+
+def _same_value(h: Node, out: Node) -> bool:
+    """A guard against a wrong rewrite: ``out`` and ``h`` agree at a random point (positive entries,
+    diagonally dominant matrices, sizes 2, 3, ...); a point where ``h`` cannot be evaluated keeps ``h``."""
+    import numpy as np
+
+    from ..errors import MatcalcError
+    from ..numeric import evaluate
+
+    both = N.Add(h, out)
+    sizes = {d.name: 2 + i for i, d in enumerate(N.dims_in(both))}
+    rng = np.random.default_rng(1616)
+    values = {}
+    for sym in N.symbols_of(both):
+        shape = tuple(d if isinstance(d, int) else sizes[d.name] for d in sym.shape)
+        v = rng.uniform(0.5, 1.5, shape)
+        if len(shape) == 2 and shape[0] == shape[1] and shape[1] != 1:
+            v = (v + v.T) / 2 if sym.symmetric else v
+            v = v + shape[0] * np.eye(shape[0])
+        values[sym.name] = v.reshape(-1) if len(shape) == 2 and shape[1] == 1 else v
+    try:
+        with np.errstate(all="ignore"):
+            a = np.asarray(evaluate(h, values, sizes=sizes), float)
+            b = np.asarray(evaluate(out, values, sizes=sizes), float)
+    except (MatcalcError, ArithmeticError, ValueError, np.linalg.LinAlgError):
+        return False
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))):
+        return False
+    return bool(np.allclose(a, b, rtol=1e-8, atol=1e-10 * max(1.0, float(np.abs(a).max()))))
+
+
+def _terms(h: Node) -> dict[Node, Fraction]:
+    """The terms of ``h`` as ``{core: coefficient}``, like terms collected."""
+    out: dict[Node, Fraction] = {}
+    for t in S._flatten_terms([h]):
+        c, core = S.split_coeff(t)
+        if core is None:  # a broadcast number: c 𝟙𝟙ᵀ
+            c, core = c, N.Ones(h.shape)
+        elif core.shape == ():
+            core = S.mul(core, N.Ones(h.shape))
+        c2, core = _signed(core)
+        out[core] = out.get(core, Fraction(0)) + c * c2
+    return {k: v for k, v in out.items() if v != 0}
+
+
+def _paired_terms(terms: dict[Node, Fraction]) -> list[Node] | None:
+    """The terms, each symmetric or with its transpose beside it at the same coefficient; None past MAX_TERMS."""
+    for _ in range(4 * MAX_TERMS):
+        lonely = [k for k in terms if not _own_transpose(k) and S.transpose(k) not in terms]
+        if not lonely:
+            break
+        expanded = next((e for e in (_expand(k) for k in lonely) if e is not None), None)
+        if expanded is None:
+            break
+        core, parts = expanded
+        c = terms.pop(core)
+        for part in parts:
+            pc, pcore = S.split_coeff(part)
+            if pcore is None or pcore.shape == ():
+                pcore, pc = S.mul(pcore or S.ONE, N.Ones(core.shape)), pc
+            sign, pcore = _signed(pcore)
+            terms[pcore] = terms.get(pcore, Fraction(0)) + c * pc * sign
+        terms = {k: v for k, v in terms.items() if v != 0}
+        if len(terms) > MAX_TERMS:
+            return None
+    out: list[Node] = []
+    done: set[Node] = set()
+    for k, c in terms.items():  # H = (H + Hᵀ)/2: a term and its transpose share their coefficients
+        if k in done:
+            continue
+        kt = k if _own_transpose(k) else S.transpose(k)
+        done.update((k, kt))
+        mean = (c + terms.get(kt, Fraction(0))) / 2 if kt is not k else c
+        if mean != 0:
+            out.extend([S.scale(mean, k)] if kt is k else [S.scale(mean, k), S.scale(mean, kt)])
+    return out
+
+
+def _own_transpose(k: Node) -> bool:
+    return S.transpose(k) is k or S._self_transpose(k)
+
+
+def _canonical(core: Node) -> Node:
+    """One spelling of a term whose factors commute: element-wise factors in a fixed order
+    (``s ⊙ y`` and ``y ⊙ s`` are one factor) and inner products inside a chain taken out as scalars in
+    one orientation (``s yᵀ s sᵀ = (sᵀ y) s sᵀ``), so that a term and its transpose are recognised."""
+    return _Canonical().visit(core)
+
+
+class _Canonical(Transformer):
+    def transform_Hadamard(self, n, c):
+        return S.had(*sorted(c, key=S._canonical_key))
+
+    def transform_MatMul(self, n, c):
+        return _inner_products_out(S.mul(*c))
+
+
+def _inner_products_out(m: Node) -> Node:
+    """``L a bᵀ … u vᵀ R -> (bᵀ u) L a … vᵀ R``: a row times a column inside a chain is a scalar factor."""
+    if not isinstance(m, N.MatMul):
+        return _oriented(m)
+    chain = [f for f in m.args if f.shape != ()]
+    for i in range(len(chain) - 1):
+        a, b = chain[i], chain[i + 1]
+        if len(chain) > 2 and a.shape[0] == 1 and b.shape[1] == 1 and a.shape != () and b.shape != ():
+            scalars = [f for f in m.args if f.shape == ()]
+            return _inner_products_out(S.mul(*scalars, _oriented(S.mul(a, b)), *chain[:i], *chain[i + 2:]))
+    return _oriented(m)
+
+
+def _oriented(m: Node) -> Node:
+    """A scalar ``uᵀ v`` written in one of its two orientations (``uᵀ v`` or ``vᵀ u``)."""
+    if isinstance(m, N.MatMul) and m.shape == () and len(m.args) == 2 and all(f.shape != () for f in m.args):
+        other = S.mul(S.transpose(m.args[1]), S.transpose(m.args[0]))
+        return min(m, other, key=S._canonical_key)
+    return m
+
+
+def _signed(core: Node) -> tuple[Fraction, Node]:
+    """``core`` as ``c · core'`` with ``core'`` canonical (:func:`_canonical`) and each matrix sum factor in
+    one orientation of its sign (``diag(s) - s sᵀ`` rather than ``s sᵀ - diag(s)``), so that ``U V (-U)``
+    and ``-U V U`` are one term."""
+    c, core = S.split_coeff(_canonical(core))
+    if core is None:
+        return c, S.ONE
+    if not isinstance(core, N.MatMul):
+        return c, core
+    sign, factors = 1, []
+    for f in core.args:
+        if isinstance(f, N.Add) and f.shape != ():
+            g = S.add(*[S.neg(t) for t in f.args])
+            if isinstance(g, N.Add) and S._canonical_key(g) < S._canonical_key(f):
+                sign, f = -sign, g
+        factors.append(f)
+    if sign == 1:
+        return c, core
+    c2, out = S.split_coeff(S.mul(*factors))
+    return c * sign * c2, (out if out is not None else S.ONE)
+
+
+def _expand(core: Node) -> tuple[Node, list[Node]] | None:
+    """``(core, terms)``: ``core`` multiplied out over one sum factor, or None when it has none."""
+    coeff, scalars, chain = _factors(core)
+    sums = [i for i, f in enumerate(chain) if isinstance(_sum_of(f), N.Add)]
+    if not sums:
+        return None
+    i = next((i for i in sums if not S._self_transpose(chain[i])), sums[0])
+    f = chain[i]
+    whole = _sum_of(f)
+    parts = []
+    for t in whole.args:
+        t = S.mul(t, N.Ones(whole.shape)) if t.shape == () else t
+        piece = S.transpose(t) if f is not whole else t
+        parts.append(S.mul(N.Number(coeff), *scalars, *chain[:i], piece, *chain[i + 1:]))
+    return core, parts
+
+
+def _sum_of(f: Node) -> Node:
+    """The sum a chain factor stands for: ``(A + B)ᵀ`` is the sum ``A + B`` transposed."""
+    return f.args[0] if isinstance(f, N.Transpose) else f
+
+
+def _factors(core: Node) -> tuple[Fraction, list[Node], list[Node]]:
+    """``core`` as (coefficient, scalar factors, matrix chain); a quotient's divisor becomes a scalar factor."""
+    if isinstance(core, N.Div):
+        c, scalars, chain = _factors(core.args[0])
+        return c, scalars + [S.power(core.args[1], N.Number(-1))], chain
+    split = S._split_factors([core])
+    if split is None:  # pragma: no cover - a zero term was dropped when the terms were collected
+        return Fraction(0), [], [core]
+    return split
