@@ -818,6 +818,9 @@ def had(*factors: Node) -> Node:
         elif isinstance(core, N.MatMul) and sum(g.shape != () for g in core.args) == 1 and any(
                 isinstance(g, N.Ones) for g in core.args):
             scalars.extend(g for g in core.args if g.shape == ())  # (s 𝟙) ⊙ u = s u
+        elif isinstance(core, N.MatMul) and sum(g.shape != () for g in core.args) == 1 and len(factors) > 1:
+            scalars.extend(g for g in core.args if g.shape == ())  # A ⊙ (s B) = s (A ⊙ B)
+            stack.append(next(g for g in core.args if g.shape != ()))
         elif isinstance(core, N.ElemDiv) and core.args[1].shape != ():
             stack.append(core.args[0])
             dens.append(core.args[1])
@@ -1060,6 +1063,19 @@ def _t_hadamard(x):
     return None
 
 
+@rule("Transpose", "element-wise function of a matrix", "exp(A)'", "exp(A')")
+def _t_elementwise(x):
+    """``f(A)ᵀ = f(Aᵀ)`` and ``(A⊙ᵖ)ᵀ = (Aᵀ)⊙ᵖ`` for a matrix (a row ``exp(x)ᵀ`` stays as it is), so that
+    ``A⊙²`` and ``(A⊙²)ᵀ`` meet their transposes in a symmetric Hessian."""
+    if len(x.shape) != 2 or 1 in x.shape:
+        return None
+    if isinstance(x, N.ElemPower) and x.args[1].shape == ():
+        return epow(transpose(x.args[0]), x.args[1])
+    if isinstance(x, N.Apply):
+        return N.Apply(x.function, transpose(x.args[1]))
+    return None
+
+
 @rule("Transpose", "symmetric", "(A + A')'", "A + A'")
 def _t_symmetric(x):
     return x if _self_transpose(x) else None
@@ -1083,6 +1099,16 @@ def _inv_identity(x):
 @rule("Inv", "transpose outside", "inv(A')", "inv(A)'")
 def _inv_transpose(x):
     return transpose(inv(x.args[0])) if isinstance(x, N.Transpose) else None
+
+
+@rule("Inv", "Kronecker product", "inv(kron(A, B)) where A: matrix(n, n), B: matrix(m, m)",
+      "kron(inv(A), inv(B)) where A: matrix(n, n), B: matrix(m, m)")
+def _inv_kron(x):
+    """``(A ⊗ B)⁻¹ = A⁻¹ ⊗ B⁻¹`` for square ``A`` and ``B``: the gradient of ``det(A ⊗ X)`` then reads off
+    the blocks."""
+    if isinstance(x, N.Kron) and all(len(f.shape) == 2 and f.shape[0] == f.shape[1] for f in x.args):
+        return N.Kron(inv(x.args[0]), inv(x.args[1]))
+    return None
 
 
 def diagmat(v: Node) -> Node:
@@ -1153,6 +1179,27 @@ def _sum_ones(x):
 @rule("Sum", "transpose", "sum(x')", "sum(x)")
 def _sum_transpose(x):
     return ssum(x.args[0]) if isinstance(x, N.Transpose) else None
+
+
+@rule("Sum", "a matrix and its inverse transposed", "sum(A .* inv(A)') where A: matrix(n, n)",
+      "sum(ones(n)) where A: matrix(n, n)")
+def _sum_inverse_pair(x):
+    """``sum(A ⊙ A⁻ᵀ) = tr(Aᵀ A⁻ᵀ) = n`` (the gradient of ``logdet(A ⊗ X)`` is ``n X⁻ᵀ``)."""
+    if isinstance(x, N.Hadamard) and len(x.args) == 2 and len(x.shape) == 2 and x.shape[0] == x.shape[1] \
+            and x.shape[0] != 1:
+        a, b = x.args
+        if transpose(inv(a)) is b or transpose(inv(b)) is a:
+            return ssum(N.Ones((a.shape[0], 1)))
+    return None
+
+
+@rule("Sum", "scalar factors", "sum(a x) where a: scalar", "a sum(x) where a: scalar")
+def _sum_scalar_factors(x):
+    """``sum(s M) = s sum(M)`` for scalar factors ``s`` of a product with one non-scalar factor."""
+    if isinstance(x, N.MatMul) and x.shape != () and sum(f.shape != () for f in x.args) == 1 and any(
+            f.shape == () and not isinstance(f, N.Number) for f in x.args):
+        return mul(*[f for f in x.args if f.shape == ()], ssum(next(f for f in x.args if f.shape != ())))
+    return None
 
 
 @rule("Sum", "coefficient", "sum(2 x)", "2 sum(x)")

@@ -90,9 +90,7 @@ def _terms(h: Node) -> dict[Node, Fraction]:
 def _paired_terms(terms: dict[Node, Fraction]) -> list[Node] | None:
     """The terms, each symmetric or with its transpose beside it at the same coefficient; None past MAX_TERMS."""
     for _ in range(4 * MAX_TERMS):
-        lonely = [k for k in terms if not _own_transpose(k) and S.transpose(k) not in terms]
-        if not lonely:
-            break
+        lonely = [k for k in terms if _transposed(k)[1] not in terms]
         expanded = next((e for e in (_expand(k) for k in lonely) if e is not None), None)
         if expanded is None:
             break
@@ -101,27 +99,33 @@ def _paired_terms(terms: dict[Node, Fraction]) -> list[Node] | None:
         for part in parts:
             pc, pcore = S.split_coeff(part)
             if pcore is None or pcore.shape == ():
-                pcore, pc = S.mul(pcore or S.ONE, N.Ones(core.shape)), pc
+                pcore = S.mul(pcore or S.ONE, N.Ones(core.shape))
             sign, pcore = _signed(pcore)
             terms[pcore] = terms.get(pcore, Fraction(0)) + c * pc * sign
         terms = {k: v for k, v in terms.items() if v != 0}
         if len(terms) > MAX_TERMS:
             return None
+    sym: dict[Node, Fraction] = {}
+    partner: dict[Node, Node] = {}
+    for k, c in terms.items():  # H = (H + Hᵀ)/2
+        ct, kt = _transposed(k)
+        sym[k] = sym.get(k, Fraction(0)) + c / 2
+        sym[kt] = sym.get(kt, Fraction(0)) + c * ct / 2
+        partner[k] = kt
     out: list[Node] = []
     done: set[Node] = set()
-    for k, c in terms.items():  # H = (H + Hᵀ)/2: a term and its transpose share their coefficients
-        if k in done:
-            continue
-        kt = k if _own_transpose(k) else S.transpose(k)
-        done.update((k, kt))
-        mean = (c + terms.get(kt, Fraction(0))) / 2 if kt is not k else c
-        if mean != 0:
-            out.extend([S.scale(mean, k)] if kt is k else [S.scale(mean, k), S.scale(mean, kt)])
+    for k in list(sym):  # a term and its transpose side by side
+        for m in (k, partner.get(k)):
+            if m is not None and m not in done:
+                done.add(m)
+                if sym[m] != 0:
+                    out.append(S.scale(sym[m], m))
     return out
 
 
-def _own_transpose(k: Node) -> bool:
-    return S.transpose(k) is k or S._self_transpose(k)
+def _transposed(k: Node) -> tuple[Fraction, Node]:
+    """``kᵀ`` as ``c · core`` in the canonical spelling of :func:`_signed`."""
+    return _signed(S.transpose(k))
 
 
 def _canonical(core: Node) -> Node:
@@ -136,7 +140,8 @@ class _Canonical(Transformer):
         return S.had(*sorted(c, key=S._canonical_key))
 
     def transform_MatMul(self, n, c):
-        return _inner_products_out(S.mul(*c))
+        scalars = sorted((f for f in c if f.shape == ()), key=S._canonical_key)
+        return _inner_products_out(S.mul(*scalars, *[f for f in c if f.shape != ()]))
 
 
 def _inner_products_out(m: Node) -> Node:
@@ -161,25 +166,21 @@ def _oriented(m: Node) -> Node:
 
 
 def _signed(core: Node) -> tuple[Fraction, Node]:
-    """``core`` as ``c · core'`` with ``core'`` canonical (:func:`_canonical`) and each matrix sum factor in
-    one orientation of its sign (``diag(s) - s sᵀ`` rather than ``s sᵀ - diag(s)``), so that ``U V (-U)``
+    """``core`` as ``c · core'``: ``core'`` canonical (:func:`_canonical`), its numbers (also those inside
+    ``(4 / (xᵀx)²)``) in ``c``, its scalar factors in one order, and each matrix sum factor in one
+    orientation of its sign (``diag(s) - s sᵀ`` rather than ``s sᵀ - diag(s)``), so that ``U V (-U)``
     and ``-U V U`` are one term."""
-    c, core = S.split_coeff(_canonical(core))
-    if core is None:
-        return c, S.ONE
-    if not isinstance(core, N.MatMul):
-        return c, core
-    sign, factors = 1, []
-    for f in core.args:
+    c, scalars, chain = _factors(_canonical(core))
+    c2, nums, dens = S._scalar_powers(scalars)
+    c *= c2
+    for i, f in enumerate(chain):
         if isinstance(f, N.Add) and f.shape != ():
             g = S.add(*[S.neg(t) for t in f.args])
             if isinstance(g, N.Add) and S._canonical_key(g) < S._canonical_key(f):
-                sign, f = -sign, g
-        factors.append(f)
-    if sign == 1:
-        return c, core
-    c2, out = S.split_coeff(S.mul(*factors))
-    return c * sign * c2, (out if out is not None else S.ONE)
+                c, chain[i] = -c, g
+    rest = sorted(nums, key=S._canonical_key) + [S.power(d, N.Number(-1)) for d in dens] + chain
+    c3, out = S.split_coeff(S.mul(*rest)) if rest else (Fraction(1), S.ONE)
+    return c * c3, (out if out is not None else S.ONE)
 
 
 def _expand(core: Node) -> tuple[Node, list[Node]] | None:
