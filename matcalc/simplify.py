@@ -994,6 +994,9 @@ def _self_transpose(x: Node) -> bool:
     if isinstance(x, N.Hadamard | N.ElemDiv) and x.shape != ():
         return all(f.shape == () or _self_transpose(f) for f in x.args)
     if isinstance(x, N.MatMul) and x.shape != () and x.shape[0] == x.shape[1]:
+        chain = [f for f in x.args if f.shape != ()]
+        if len(chain) < len(x.args):  # σ (1 - σ) w wᵀ: scalars commute
+            return _self_transpose(chain[0] if len(chain) == 1 else N.MatMul(*chain))
         return transpose(x) is x  # Xᵀ C X with C symmetric, Xᵀ X
     if isinstance(x, N.Div | N.Neg):
         return _self_transpose(x.args[0])
