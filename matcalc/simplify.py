@@ -216,7 +216,7 @@ def _flatten_terms(terms) -> list[Node]:
             continue
         c, core = split_coeff(t)
         if isinstance(core, N.Add) and c != 1:  # c (a + b) in a sum: its terms join the sum
-            stack.extend(reversed([scale(c, a) for a in core.args]))
+            stack.extend(reversed([scale(c * split_coeff(a)[0], split_coeff(a)[1]) for a in core.args]))
         elif not is_zero(t):
             flat.append(t)
     return flat
