@@ -861,6 +861,23 @@ def _one_plus_exp(x: Node) -> Node | None:
     return None
 
 
+@rule("Hadamard", "a diagonal factor", "A .* diag(x)", "diag(x .* diag(A))")
+def _diagonal_factor(state):
+    """``M ⊙ diag(v) = diag(diag(M) ⊙ v)`` and ``M ⊙ I = diag(diag(M))``: an element-wise product with a
+    diagonal matrix is diagonal (the Hessian of ``logdet(diag(y)² + I)`` is one diagonal matrix)."""
+    coeff, nums, dens = state
+    if dens or len(nums) < 2 or len(nums[0].shape) != 2 or 1 in nums[0].shape:
+        return None
+    k = next((i for i, f in enumerate(nums) if isinstance(f, N.DiagMat | N.Identity)), None)
+    if k is None:
+        return None
+    d = nums[k]
+    v = d.args[0] if isinstance(d, N.DiagMat) else N.Ones((d.shape[0], 1))
+    rest = nums[:k] + nums[k + 1:]
+    inner = had(v, *[diagvec(f) for f in rest])
+    return coeff, (diagmat(inner),), ()
+
+
 @rule("Hadamard", "numbers of a denominator", "x ./ (2 y)", "0.5 (x ./ y)")
 def _denominator_numbers(state):
     """A numeric factor of an element-wise denominator joins the coefficient, where it cancels."""
@@ -1114,6 +1131,18 @@ def _inv_kron(x):
     return None
 
 
+@rule("Inv", "diagonal", "inv(diag(x))", "diag(1 ./ x)")
+def _inv_diagonal(x):
+    """``diag(v)⁻¹ = diag(1 ⊘ v)``, and ``(diag(v) + c I)⁻¹ = diag(1 ⊘ (v + c))``."""
+    if isinstance(x, N.DiagMat):
+        return diagmat(ediv(ONE, x.args[0]))
+    if isinstance(x, N.Add) and all(isinstance(split_coeff(t)[1], N.DiagMat | N.Identity) for t in x.args):
+        v = add(*[scale(split_coeff(t)[0], split_coeff(t)[1].args[0] if isinstance(split_coeff(t)[1], N.DiagMat)
+                        else None) for t in x.args])
+        return diagmat(ediv(ONE, v))
+    return None
+
+
 def diagmat(v: Node) -> Node:
     """``diag(v)`` through the ``DiagMat`` rules."""
     return rewrite("DiagMat", v) or N.DiagMat(v)
@@ -1142,6 +1171,25 @@ def diagvec(a: Node) -> Node:
 @rule("DiagVec", "diagonal of a diagonal matrix", "diag(diag(x))", "x")
 def _diagvec_diag(a):
     return a.args[0] if isinstance(a, N.DiagMat) else None
+
+
+@rule("DiagVec", "diagonal of a product with a diagonal matrix", "diag(diag(x) A)", "x .* diag(A)")
+def _diagvec_scaled(a):
+    """``diag(diag(v) M) = diag(M diag(v)) = v ⊙ diag(M)``."""
+    if isinstance(a, N.MatMul):
+        chain = [f for f in a.args if f.shape != ()]
+        scalars = [f for f in a.args if f.shape == ()]
+        for i in (0, len(chain) - 1):
+            if len(chain) > 1 and isinstance(chain[i], N.DiagMat):
+                rest = chain[1:] if i == 0 else chain[:-1]
+                return mul(*scalars, had(chain[i].args[0], diagvec(mul(*rest))))
+    return None
+
+
+@rule("DiagVec", "coefficient", "diag(-2 A)", "-2 diag(A)")
+def _diagvec_coefficient(a):
+    c, core = split_coeff(a)
+    return scale(c, diagvec(core)) if c != 1 and core is not None else None
 
 
 @rule("DiagVec", "diagonal of I", "diag(eye(n))", "ones(n)")
@@ -1302,6 +1350,13 @@ def _power_numbers(base, e):
     if isinstance(e, N.Number) and isinstance(base, N.Number) and e.value.denominator == 1 and (
             base.value != 0 or e.value > 0) and _folds(base.value, e.value):
         return N.Number(base.value ** int(e.value))
+    return None
+
+
+@rule("Power", "power of a diagonal", "diag(x)^3", "diag(x.^3)")
+def _power_diagonal(base, e):
+    if isinstance(base, N.DiagMat) and isinstance(e, N.Number):
+        return diagmat(epow(base.args[0], e))
     return None
 
 
