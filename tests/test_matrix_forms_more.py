@@ -70,6 +70,33 @@ HESSIANS = [
     ("tr(kron(x x', x x'))", "x", {}),
     ("(sum(x) + x' x)^2", "x", {}),
     ("sum(exp(A diag(x) y))", "x", {}),
+    # a second batch
+    ('sum(inv(A + diag(x)))', 'x', {}),
+    ('det(A + outer(x, x))', 'x', {}),
+    ("logdet(A A' + diag(x) diag(x) + I)", 'x', {}),
+    ("tr(inv(A A' + I + x x') B B')", 'x', {}),
+    ("norm(inv(A A' + I + diag(x.^2)) y)^2", 'x', {}),
+    ("sum(kron(x, x)' kron(A, B))", 'x', {'x': 'vector(n)', 'A': 'matrix(n, n)', 'B': 'matrix(n, n)'}),
+    ("kron(x, x)' kron(A, A) kron(x, x)", 'x', {'x': 'vector(n)', 'A': 'matrix(n, n)'}),
+    ('norm(kron(x, x) - kron(y, y))^2', 'x', {'y': 'vector(n)', 'x': 'vector(n)'}),
+    ("sum(diag(x x' A))", 'x', {}),
+    ('sum(exp(diag(x) A))', 'x', {}),
+    ("y' softmax(A x) ", 'x', {}),
+    ("softmax(x)' A softmax(x)", 'x', {}),
+    ("log(sum(exp(x)) + x' x)", 'x', {}),
+    ('norm(x)^2 logsumexp(x)', 'x', {}),
+    ('sum(sqrt(x .^ 2 + 1))', 'x', {}),
+    ('sum((A x) .* (B x))', 'x', {'B': 'matrix(m, n)'}),
+    ('tr(diag(x)^2 A)', 'x', {}),
+    ('det(diag(x)^2 + I)', 'x', {}),
+    ('sum(kron(diag(x), diag(x)))', 'x', {}),
+    ("tr(kron(diag(x), x x'))", 'x', {}),
+    ("x' (x x') x", 'x', {}),
+    ("(x' x) (y' x)^2", 'x', {}),
+    ("sum(softmax(x x' y))", 'x', {}),
+    ('sum(tanh(diag(x) A x))', 'x', {}),
+    ("y' diag(softmax(x)) y", 'x', {}),
+    ("sum(inv(x x' + I) y)", 'x', {}),
 ]
 
 #: Jacobians of vector functions of a vector through matrix-valued intermediates.
@@ -99,6 +126,22 @@ JACOBIANS = [
     ("kron(diag(x), A) kron(y, z)", "x", {"x": "vector(n)", "y": "vector(n)", "z": "vector(m)", "A": "matrix(m, m)"}),
     ("diag(inv(I + x x'))", "x", {}),
     ("logdet(I + x x') softmax(x)", "x", {}),
+    # a second batch
+    ('inv(diag(x) + I) diag(x) y', 'x', {}),
+    ('kron(x, x)', 'x', {}),
+    ('kron(diag(x), A) kron(y, y)', 'x', {'x': 'vector(n)', 'y': 'vector(n)', 'A': 'matrix(n, n)'}),
+    ('outer(x, y) A x', 'x', {}),
+    ("(x' A x) softmax(x)", 'x', {}),
+    ("[x' x; sum(x)] ", 'x', {}),
+    ("dot([norm(x), 1, x' A x], [a, b, c]) x", 'x', {}),
+    ('diag(A diag(x) B)', 'x', {'B': 'matrix(n, n)'}),
+    ("(A .* (x x')) (B .* (x x')) y", 'x', {}),
+    ('diag(x)^2 y', 'x', {}),
+    ("tr(inv(I + x x')) x", 'x', {}),
+    ("(x x')^3 y", 'x', {}),
+    ('exp(diag(x)) y', 'x', {}),
+    ('sigmoid(A diag(x) y)', 'x', {}),
+    ("inv(A + x x') inv(B + x x') y", 'x', {'B': 'matrix(n,n)'}),
 ]
 
 #: Gradients with respect to a matrix through kron, trace and det.
@@ -116,14 +159,26 @@ GRADIENTS = [
     ("tr(kron(A, X) kron(B, C))", "X",
      {"A": "matrix(n,n)", "X": "matrix(m,m)", "B": "matrix(n,n)", "C": "matrix(m,m)"}),
     ("y' kron(A, X) z", "X", {"A": "matrix(3,3)", "X": "matrix(2,2)", "y": "vector(6)", "z": "vector(6)"}),
+    # a second batch
+    ('sum(kron(X, X))', 'X', {}),
+    ("tr(kron(X', A))", 'X', {'A': 'matrix(n,n)', 'X': 'matrix(m,m)'}),
+    ('norm(kron(X, x))^2', 'X', {}),
+    ('sum(kron(A, X) kron(y, z))', 'X', {'A': 'matrix(2,2)', 'X': 'matrix(3,3)', 'y': 'vector(2)', 'z': 'vector(3)'}),
+    ('tr(kron(A, X) kron(X, A))', 'X', {'A': 'matrix(n,n)', 'X': 'matrix(n,n)'}),
+    ('logdet(kron(X, X))', 'X', {'X': 'matrix(m,m)'}),
+    ('tr(inv(kron(A, X)))', 'X', {'A': 'matrix(n,n)', 'X': 'matrix(m,m)'}),
+    ('tr(kron(X, eye(3)) A)', 'X', {'X': 'matrix(2,2)', 'A': 'matrix(6, 6)'}),
+    ("x' kron(X, A) y", 'X', {'A': 'matrix(2,2)', 'X': 'matrix(3,3)', 'x': 'vector(6)', 'y': 'vector(6)'}),
 ]
 
 
-#: Gradients whose matrix form needs the reshaping vec⁻¹ (a Kronecker product with a general matrix or
-#: vector around it): refused honestly, with "could not find" (docs/verification.md lists them).
+#: Gradients whose matrix form needs the reshaping vec⁻¹ or a partial trace (a Kronecker product with a
+#: general matrix or vector around it): refused honestly, with "could not find" (see docs/verification.md).
 REFUSED = [
     ("tr(kron(A, X') B)", "X", {"A": "matrix(3,3)", "X": "matrix(2,2)", "B": "matrix(6, 6)"}),
     ("y' kron(A, X) z", "X", {"A": "matrix(3,3)", "X": "matrix(2,2)", "y": "vector(6)", "z": "vector(6)"}),
+    ('tr(kron(X, eye(3)) A)', 'X', {'X': 'matrix(2,2)', 'A': 'matrix(6, 6)'}),
+    ("x' kron(X, A) y", 'X', {'A': 'matrix(2,2)', 'X': 'matrix(3,3)', 'x': 'vector(6)', 'y': 'vector(6)'}),
 ]
 GRADIENTS = [g for g in GRADIENTS if g not in REFUSED]
 

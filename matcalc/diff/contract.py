@@ -515,6 +515,20 @@ def _kron_blocks_compound(c: Node, shape_a, shape_b):
         return None if inner is None else [(S.mul(*scalars, p), q) for p, q in inner]
     if isinstance(c, N.MatMul) and sum(f.shape != () for f in c.args) > 1:
         return _kron_blocks_product(c, shape_a, shape_b)
+    if isinstance(c, N.Inv):  # (P ⊗ Q)⁻¹ = P⁻¹ ⊗ Q⁻¹ for one square block
+        inner = kron_blocks(c.args[0], shape_a, shape_b)
+        if inner is None or len(inner) != 1 or shape_a[0] != shape_a[1] or shape_b[0] != shape_b[1]:
+            return None
+        return [(S.inv(inner[0][0]), S.inv(inner[0][1]))]
+    if isinstance(c, N.Power) and isinstance(c.args[1], N.Number) and c.args[1].value.denominator == 1 \
+            and 1 <= c.args[1].value <= 8:  # (P ⊗ Q)ᵏ = Pᵏ ⊗ Qᵏ
+        base = kron_blocks(c.args[0], shape_a, shape_b)
+        if base is None:
+            return None
+        out = base
+        for _ in range(int(c.args[1].value) - 1):
+            out = [(S.mul(p1, p2), S.mul(q1, q2)) for p1, q1 in out for p2, q2 in base]
+        return out
     if isinstance(c, N.Hadamard) and all(f.shape == c.shape for f in c.args):
         out = [(N.Ones(shape_a), N.Ones(shape_b))]
         for f in c.args:
