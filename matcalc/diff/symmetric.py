@@ -19,20 +19,42 @@ multiplying out would produce more than :data:`MAX_TERMS` terms, the Hessian is 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from fractions import Fraction
 
 from .. import nodes as N
 from .. import simplify as S
 from ..nodes import Node
-from ..visit import Transformer
+from ..printing import to_text, tree_size
 
 #: The most terms multiplying out may produce before the Hessian is left as the forward pass built it.
 MAX_TERMS = 24
+#: Larger Hessians (in DAG nodes) are left as the forward pass built them: no reader reads them whole, and
+#: comparing their terms would cost more than the derivation.
+MAX_NODES = 250
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _order(n: Node) -> tuple:
+    """A deterministic order for commuting factors: by the text for small nodes (``s ⊙ y``), by a digest
+    of the structure for large ones (printing a large DAG whole would cost far more than the rest)."""
+    size = tree_size(n)
+    if size <= 200:
+        return (0, to_text(n))
+    return (1, _digest(n))
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _digest(n: Node) -> str:
+    parts = [type(n).__name__] + [_digest(a) if isinstance(a, Node) else repr(a) for a in n.args]
+    return hashlib.blake2b("|".join(parts).encode(), digest_size=12).hexdigest()
 
 
 def symmetric_form(h: Node) -> Node:
     """``h`` (a Hessian, known to be symmetric) as an expression that shows its symmetry, or ``h`` itself."""
-    if len(h.shape) != 2 or h.shape[0] != h.shape[1] or h.shape[0] == 1 or S._self_transpose(h):
+    if len(h.shape) != 2 or h.shape[0] != h.shape[1] or h.shape[0] == 1 or S._self_transpose(h) \
+            or N.count_nodes(h) > MAX_NODES:
         return h
     terms = _paired_terms(_terms(h))
     if terms is None:
@@ -123,25 +145,34 @@ def _paired_terms(terms: dict[Node, Fraction]) -> list[Node] | None:
     return out
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def _transposed(k: Node) -> tuple[Fraction, Node]:
     """``kᵀ`` as ``c · core`` in the canonical spelling of :func:`_signed`."""
     return _signed(S.transpose(k))
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def _canonical(core: Node) -> Node:
     """One spelling of a term whose factors commute: element-wise factors in a fixed order
-    (``s ⊙ y`` and ``y ⊙ s`` are one factor) and inner products inside a chain taken out as scalars in
-    one orientation (``s yᵀ s sᵀ = (sᵀ y) s sᵀ``), so that a term and its transpose are recognised."""
-    return _Canonical().visit(core)
-
-
-class _Canonical(Transformer):
-    def transform_Hadamard(self, n, c):
-        return S.had(*sorted(c, key=S._canonical_key))
-
-    def transform_MatMul(self, n, c):
-        scalars = sorted((f for f in c if f.shape == ()), key=S._canonical_key)
+    (``s ⊙ y`` and ``y ⊙ s`` are one factor), scalar factors in a fixed order, and inner products inside
+    a chain taken out as scalars in one orientation (``s yᵀ s sᵀ = (sᵀ y) s sᵀ``), so that a term and its
+    transpose are recognised. Only the algebra of the term is visited: the arguments of functions,
+    inverses and reductions are atoms here."""
+    if isinstance(core, N.Hadamard):
+        return S.had(*sorted((_canonical(f) for f in core.args), key=_order))
+    if isinstance(core, N.MatMul):
+        c = [_canonical(f) for f in core.args]
+        scalars = sorted((f for f in c if f.shape == ()), key=_order)
         return _inner_products_out(S.mul(*scalars, *[f for f in c if f.shape != ()]))
+    if isinstance(core, N.Add):
+        return S.add(*[_canonical(t) for t in core.args])
+    if isinstance(core, N.Neg):
+        return S.neg(_canonical(core.args[0]))
+    if isinstance(core, N.Transpose):
+        return S.transpose(_canonical(core.args[0]))
+    if isinstance(core, N.Div):
+        return S.div(_canonical(core.args[0]), core.args[1])
+    return core
 
 
 def _inner_products_out(m: Node) -> Node:
@@ -161,10 +192,11 @@ def _oriented(m: Node) -> Node:
     """A scalar ``uᵀ v`` written in one of its two orientations (``uᵀ v`` or ``vᵀ u``)."""
     if isinstance(m, N.MatMul) and m.shape == () and len(m.args) == 2 and all(f.shape != () for f in m.args):
         other = S.mul(S.transpose(m.args[1]), S.transpose(m.args[0]))
-        return min(m, other, key=S._canonical_key)
+        return min(m, other, key=_order)
     return m
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def _signed(core: Node) -> tuple[Fraction, Node]:
     """``core`` as ``c · core'``: ``core'`` canonical (:func:`_canonical`), its numbers (also those inside
     ``(4 / (xᵀx)²)``) in ``c``, its scalar factors in one order, and each matrix sum factor in one
@@ -176,9 +208,9 @@ def _signed(core: Node) -> tuple[Fraction, Node]:
     for i, f in enumerate(chain):
         if isinstance(f, N.Add) and f.shape != ():
             g = S.add(*[S.neg(t) for t in f.args])
-            if isinstance(g, N.Add) and S._canonical_key(g) < S._canonical_key(f):
+            if isinstance(g, N.Add) and _order(g) < _order(f):
                 c, chain[i] = -c, g
-    rest = sorted(nums, key=S._canonical_key) + [S.power(d, N.Number(-1)) for d in dens] + chain
+    rest = sorted(nums, key=_order) + [S.power(d, N.Number(-1)) for d in dens] + chain
     c3, out = S.split_coeff(S.mul(*rest)) if rest else (Fraction(1), S.ONE)
     return c * c3, (out if out is not None else S.ONE)
 
