@@ -172,6 +172,8 @@ def _canonical(core: Node) -> Node:
         return S.transpose(_canonical(core.args[0]))
     if isinstance(core, N.Div):
         return S.div(_canonical(core.args[0]), core.args[1])
+    if isinstance(core, N.DiagMat):
+        return S.diagmat(_canonical(core.args[0]))
     return core
 
 
