@@ -19,6 +19,8 @@ All constructors memoise through the hash-consed nodes, so shared subexpressions
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -350,12 +352,28 @@ def _factor_common(terms: tuple) -> tuple | None:
     return None
 
 
+#: Set while a Hessian is written as a symmetric expression (:func:`keeping_symmetry`): only then does the
+#: common-factor rule refuse to hide a symmetry. Elsewhere (the intermediate sums of a forward Jacobian)
+#: factoring keeps expressions small, which matters more than their look.
+_KEEP_SYMMETRY: contextvars.ContextVar[bool] = contextvars.ContextVar("keep_symmetry", default=False)
+
+
+@contextlib.contextmanager
+def keeping_symmetry():
+    """Within this block, a symmetric sum is not factored into a product that hides its symmetry."""
+    token = _KEEP_SYMMETRY.set(True)
+    try:
+        yield
+    finally:
+        _KEEP_SYMMETRY.reset(token)
+
+
 def _hides_symmetry(before, after) -> bool:
     """Whether factoring would turn a sum that shows its symmetry (``2 S x xᵀ S + 2 c S``, each term its own
     transpose or paired with it) into one that hides it (``(2 S x xᵀ + 2 c I) S``): a symmetric matrix is
     printed as a symmetric expression (the Hessians of issue #16)."""
-    if len(before) < 2 or before[0].shape == () or before[0].shape[0] != before[0].shape[1] \
-            or any(t.shape != before[0].shape for t in before):
+    if not _KEEP_SYMMETRY.get() or len(before) < 2 or before[0].shape == () \
+            or before[0].shape[0] != before[0].shape[1] or any(t.shape != before[0].shape for t in before):
         return False
     if not _self_transpose(N.Add(*before)):
         return False

@@ -56,10 +56,11 @@ def symmetric_form(h: Node) -> Node:
     if len(h.shape) != 2 or h.shape[0] != h.shape[1] or h.shape[0] == 1 or S._self_transpose(h) \
             or N.count_nodes(h) > MAX_NODES:
         return h
-    terms = _paired_terms(_terms(h))
-    if terms is None:
-        return h
-    out = S.add(*terms) if len(terms) > 1 else (terms[0] if terms else S.zero_like(h.shape))
+    with S.keeping_symmetry():
+        terms = _paired_terms(_terms(h))
+        if terms is None:
+            return h
+        out = S.add(*terms) if len(terms) > 1 else (terms[0] if terms else S.zero_like(h.shape))
     if out.shape != h.shape or not S._self_transpose(out) or not _same_value(h, out):
         return h
     return out
@@ -210,11 +211,16 @@ def _signed(core: Node) -> tuple[Fraction, Node]:
     for i, f in enumerate(chain):
         if isinstance(f, N.Add) and f.shape != ():
             g = S.add(*[S.neg(t) for t in f.args])
-            if isinstance(g, N.Add) and _order(g) < _order(f):
+            if isinstance(g, N.Add) and (_negatives(g), _order(g)) < (_negatives(f), _order(f)):
                 c, chain[i] = -c, g
     rest = sorted(nums, key=_order) + [S.power(d, N.Number(-1)) for d in dens] + chain
     c3, out = S.split_coeff(S.mul(*rest)) if rest else (Fraction(1), S.ONE)
     return c * c3, (out if out is not None else S.ONE)
+
+
+def _negatives(f: N.Add) -> int:
+    """How many terms of a sum are negative: ``A + Aᵀ`` is preferred to ``-A - Aᵀ``."""
+    return sum(S.split_coeff(t)[0] < 0 for t in f.args)
 
 
 def _expand(core: Node) -> tuple[Node, list[Node]] | None:
