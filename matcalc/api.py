@@ -17,6 +17,7 @@ from .diff import derivative as _math
 from .diff import tensor as _tensor_math
 from .diff.derivative import LAYOUTS, DerivativeList, axes_of, find_variable, gradient, jacobian
 from .diff.rules import differential
+from .diff.symmetric import symmetric_form
 from .errors import DeclarationError, MatcalcError, NoMatrixFormError, UnknownNameError
 from .nodes import Node, symbols_of
 from .printing import to_unicode
@@ -190,7 +191,7 @@ def _hessian_blocks(node: Node, wrt, layout: str, source, assumed) -> Derivative
             if _is_tensor(g, vj):
                 block = _tensor(g, vj, layout, 2, assumed)
             elif vi is vj:
-                block = Derivative(node, vj, S.simplify(jacobian(g, vj)), layout, 2, assumed)
+                block = Derivative(node, vj, symmetric_form(S.simplify(jacobian(g, vj))), layout, 2, assumed)
             else:
                 J = S.simplify(jacobian(g, vj))
                 block = Derivative(node, vj, J if layout == "numerator" else S.transpose(J), layout, 2, assumed,
@@ -215,6 +216,7 @@ def _derive_one(node: Node, wrt, layout: str, order: int, source, assumed) -> De
             expr = _first(node, X, layout)
         else:
             expr = S.simplify(_second(node, X))
+            expr = symmetric_form(expr) if node.shape == () else expr
     except MatcalcError as exc:
         raise exc.located(None, source) from None
     return Derivative(node, X, expr, layout, order, assumed)

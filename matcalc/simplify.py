@@ -19,6 +19,8 @@ All constructors memoise through the hash-consed nodes, so shared subexpressions
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,7 +153,10 @@ def _flip_difference(core: Node) -> Node | None:
         if sum(_row_sum(g) is f for g in core.args) > 1:  # (x - y)(x - y)ᵀ: flipping one would hide a sign
             continue
         if isinstance(f, N.Add) and len(f.args) == 2 and isinstance(f.args[1], N.Neg) \
-                and not isinstance(f.args[0], N.Neg):
+                and not isinstance(f.args[0], N.Neg) and not (len(f.shape) == 2 and f.shape[0] == f.shape[1]
+                                                              and f.shape[0] != 1 and _self_transpose(f)):
+            # a symmetric difference (diag(s) - s sᵀ) keeps its orientation: flipped, it would hide that it
+            # is the same matrix as the other factors and terms that contain it
             flipped = N.Add(f.args[1].args[0], N.Neg(f.args[0]))
             return N.MatMul(*core.args[:i], flipped, *core.args[i + 1:])
     return None
@@ -213,7 +218,7 @@ def _flatten_terms(terms) -> list[Node]:
             continue
         c, core = split_coeff(t)
         if isinstance(core, N.Add) and c != 1:  # c (a + b) in a sum: its terms join the sum
-            stack.extend(reversed([scale(c, a) for a in core.args]))
+            stack.extend(reversed([scale(c * split_coeff(a)[0], split_coeff(a)[1]) for a in core.args]))
         elif not is_zero(t):
             flat.append(t)
     return flat
@@ -247,7 +252,11 @@ def _common_divisor(terms: tuple) -> tuple | None:
         if len(members) < 2:
             continue
         nums = [scale(split_coeff(terms[i])[0], split_coeff(terms[i])[1].args[0]) for i in members]
-        combined = div(add(*nums), denom)
+        cs = [split_coeff(t)[0] for t in nums]
+        common = cs[0] if all(abs(c) == abs(cs[0]) for c in cs) else (
+            Fraction(-1) if all(c < 0 for c in cs) else Fraction(1))  # -2 (a + b) / N, not (-2 a - 2 b) / N
+        nums = [scale(1 / common, t) for t in nums] if common not in (0, 1) else nums
+        combined = scale(common, div(add(*nums), denom))
         rest = [t for j, t in enumerate(terms) if j not in members]
         rest.insert(members[0], combined)
         return tuple(t for t in rest if not is_zero(t))
@@ -320,7 +329,8 @@ def _factor_common(terms: tuple) -> tuple | None:
         for key, members in groups.items():
             if len(members) < 2:
                 continue
-            c0, _ = _chain(terms[members[0]])
+            # the smallest coefficient comes out, a positive one first: 2 (u G u - 2 D), not -4 (D - 0.5 u G u)
+            c0 = min((_chain(terms[i])[0] for i in members), key=lambda c: (abs(c), c < 0))
             rests = []
             for i in members:
                 c, ch = _chain(terms[i])
@@ -335,8 +345,39 @@ def _factor_common(terms: tuple) -> tuple | None:
             combined = scale(c0, combined) if not is_zero(combined) else combined
             new = [t for j, t in enumerate(terms) if j not in members]
             new.insert(members[0], combined)
-            return tuple(t for t in new if not is_zero(t))
+            new = [t for t in new if not is_zero(t)]
+            if _hides_symmetry(terms, new):
+                continue
+            return tuple(new)
     return None
+
+
+#: Set while a Hessian is written as a symmetric expression (:func:`keeping_symmetry`): only then does the
+#: common-factor rule refuse to hide a symmetry. Elsewhere (the intermediate sums of a forward Jacobian)
+#: factoring keeps expressions small, which matters more than their look.
+_KEEP_SYMMETRY: contextvars.ContextVar[bool] = contextvars.ContextVar("keep_symmetry", default=False)
+
+
+@contextlib.contextmanager
+def keeping_symmetry():
+    """Within this block, a symmetric sum is not factored into a product that hides its symmetry."""
+    token = _KEEP_SYMMETRY.set(True)
+    try:
+        yield
+    finally:
+        _KEEP_SYMMETRY.reset(token)
+
+
+def _hides_symmetry(before, after) -> bool:
+    """Whether factoring would turn a sum that shows its symmetry (``2 S x xᵀ S + 2 c S``, each term its own
+    transpose or paired with it) into one that hides it (``(2 S x xᵀ + 2 c I) S``): a symmetric matrix is
+    printed as a symmetric expression (the Hessians of issue #16)."""
+    if not _KEEP_SYMMETRY.get() or len(before) < 2 or before[0].shape == () \
+            or before[0].shape[0] != before[0].shape[1] or any(t.shape != before[0].shape for t in before):
+        return False
+    if not _self_transpose(N.Add(*before)):
+        return False
+    return not _self_transpose(after[0] if len(after) == 1 else N.Add(*after))
 
 
 @rule("Add", "common scalar factor", "a b A + a b A'", "a b (A + A')")
@@ -795,6 +836,9 @@ def had(*factors: Node) -> Node:
         elif isinstance(core, N.MatMul) and sum(g.shape != () for g in core.args) == 1 and any(
                 isinstance(g, N.Ones) for g in core.args):
             scalars.extend(g for g in core.args if g.shape == ())  # (s 𝟙) ⊙ u = s u
+        elif isinstance(core, N.MatMul) and sum(g.shape != () for g in core.args) == 1 and len(factors) > 1:
+            scalars.extend(g for g in core.args if g.shape == ())  # A ⊙ (s B) = s (A ⊙ B)
+            stack.append(next(g for g in core.args if g.shape != ()))
         elif isinstance(core, N.ElemDiv) and core.args[1].shape != ():
             stack.append(core.args[0])
             dens.append(core.args[1])
@@ -833,6 +877,23 @@ def _one_plus_exp(x: Node) -> Node | None:
         if is_number(a, 1) and _is_exp(b):
             return b.args[1]
     return None
+
+
+@rule("Hadamard", "a diagonal factor", "A .* diag(x)", "diag(x .* diag(A))")
+def _diagonal_factor(state):
+    """``M ⊙ diag(v) = diag(diag(M) ⊙ v)`` and ``M ⊙ I = diag(diag(M))``: an element-wise product with a
+    diagonal matrix is diagonal (the Hessian of ``logdet(diag(y)² + I)`` is one diagonal matrix)."""
+    coeff, nums, dens = state
+    if dens or len(nums) < 2 or len(nums[0].shape) != 2 or 1 in nums[0].shape:
+        return None
+    k = next((i for i, f in enumerate(nums) if isinstance(f, N.DiagMat | N.Identity)), None)
+    if k is None:
+        return None
+    d = nums[k]
+    v = d.args[0] if isinstance(d, N.DiagMat) else N.Ones((d.shape[0], 1))
+    rest = nums[:k] + nums[k + 1:]
+    inner = had(v, *[diagvec(f) for f in rest])
+    return coeff, (diagmat(inner),), ()
 
 
 @rule("Hadamard", "numbers of a denominator", "x ./ (2 y)", "0.5 (x ./ y)")
@@ -968,6 +1029,9 @@ def _self_transpose(x: Node) -> bool:
     if isinstance(x, N.Hadamard | N.ElemDiv) and x.shape != ():
         return all(f.shape == () or _self_transpose(f) for f in x.args)
     if isinstance(x, N.MatMul) and x.shape != () and x.shape[0] == x.shape[1]:
+        chain = [f for f in x.args if f.shape != ()]
+        if len(chain) < len(x.args):  # σ (1 - σ) w wᵀ: scalars commute
+            return _self_transpose(chain[0] if len(chain) == 1 else N.MatMul(*chain))
         return transpose(x) is x  # Xᵀ C X with C symmetric, Xᵀ X
     if isinstance(x, N.Div | N.Neg):
         return _self_transpose(x.args[0])
@@ -1037,6 +1101,19 @@ def _t_hadamard(x):
     return None
 
 
+@rule("Transpose", "element-wise function of a matrix", "exp(A)'", "exp(A')")
+def _t_elementwise(x):
+    """``f(A)ᵀ = f(Aᵀ)`` and ``(A⊙ᵖ)ᵀ = (Aᵀ)⊙ᵖ`` for a matrix (a row ``exp(x)ᵀ`` stays as it is), so that
+    ``A⊙²`` and ``(A⊙²)ᵀ`` meet their transposes in a symmetric Hessian."""
+    if len(x.shape) != 2 or 1 in x.shape:
+        return None
+    if isinstance(x, N.ElemPower) and x.args[1].shape == ():
+        return epow(transpose(x.args[0]), x.args[1])
+    if isinstance(x, N.Apply):
+        return N.Apply(x.function, transpose(x.args[1]))
+    return None
+
+
 @rule("Transpose", "symmetric", "(A + A')'", "A + A'")
 def _t_symmetric(x):
     return x if _self_transpose(x) else None
@@ -1060,6 +1137,28 @@ def _inv_identity(x):
 @rule("Inv", "transpose outside", "inv(A')", "inv(A)'")
 def _inv_transpose(x):
     return transpose(inv(x.args[0])) if isinstance(x, N.Transpose) else None
+
+
+@rule("Inv", "Kronecker product", "inv(kron(A, B)) where A: matrix(n, n), B: matrix(m, m)",
+      "kron(inv(A), inv(B)) where A: matrix(n, n), B: matrix(m, m)")
+def _inv_kron(x):
+    """``(A ⊗ B)⁻¹ = A⁻¹ ⊗ B⁻¹`` for square ``A`` and ``B``: the gradient of ``det(A ⊗ X)`` then reads off
+    the blocks."""
+    if isinstance(x, N.Kron) and all(len(f.shape) == 2 and f.shape[0] == f.shape[1] for f in x.args):
+        return N.Kron(inv(x.args[0]), inv(x.args[1]))
+    return None
+
+
+@rule("Inv", "diagonal", "inv(diag(x))", "diag(1 ./ x)")
+def _inv_diagonal(x):
+    """``diag(v)⁻¹ = diag(1 ⊘ v)``, and ``(diag(v) + c I)⁻¹ = diag(1 ⊘ (v + c))``."""
+    if isinstance(x, N.DiagMat):
+        return diagmat(ediv(ONE, x.args[0]))
+    if isinstance(x, N.Add) and all(isinstance(split_coeff(t)[1], N.DiagMat | N.Identity) for t in x.args):
+        v = add(*[scale(split_coeff(t)[0], split_coeff(t)[1].args[0] if isinstance(split_coeff(t)[1], N.DiagMat)
+                        else None) for t in x.args])
+        return diagmat(ediv(ONE, v))
+    return None
 
 
 def diagmat(v: Node) -> Node:
@@ -1090,6 +1189,25 @@ def diagvec(a: Node) -> Node:
 @rule("DiagVec", "diagonal of a diagonal matrix", "diag(diag(x))", "x")
 def _diagvec_diag(a):
     return a.args[0] if isinstance(a, N.DiagMat) else None
+
+
+@rule("DiagVec", "diagonal of a product with a diagonal matrix", "diag(diag(x) A)", "x .* diag(A)")
+def _diagvec_scaled(a):
+    """``diag(diag(v) M) = diag(M diag(v)) = v ⊙ diag(M)``."""
+    if isinstance(a, N.MatMul):
+        chain = [f for f in a.args if f.shape != ()]
+        scalars = [f for f in a.args if f.shape == ()]
+        for i in (0, len(chain) - 1):
+            if len(chain) > 1 and isinstance(chain[i], N.DiagMat):
+                rest = chain[1:] if i == 0 else chain[:-1]
+                return mul(*scalars, had(chain[i].args[0], diagvec(mul(*rest))))
+    return None
+
+
+@rule("DiagVec", "coefficient", "diag(-2 A)", "-2 diag(A)")
+def _diagvec_coefficient(a):
+    c, core = split_coeff(a)
+    return scale(c, diagvec(core)) if c != 1 and core is not None else None
 
 
 @rule("DiagVec", "diagonal of I", "diag(eye(n))", "ones(n)")
@@ -1132,6 +1250,27 @@ def _sum_transpose(x):
     return ssum(x.args[0]) if isinstance(x, N.Transpose) else None
 
 
+@rule("Sum", "a matrix and its inverse transposed", "sum(A .* inv(A)') where A: matrix(n, n)",
+      "sum(ones(n)) where A: matrix(n, n)")
+def _sum_inverse_pair(x):
+    """``sum(A ⊙ A⁻ᵀ) = tr(Aᵀ A⁻ᵀ) = n`` (the gradient of ``logdet(A ⊗ X)`` is ``n X⁻ᵀ``)."""
+    if isinstance(x, N.Hadamard) and len(x.args) == 2 and len(x.shape) == 2 and x.shape[0] == x.shape[1] \
+            and x.shape[0] != 1:
+        a, b = x.args
+        if transpose(inv(a)) is b or transpose(inv(b)) is a:
+            return ssum(N.Ones((a.shape[0], 1)))
+    return None
+
+
+@rule("Sum", "scalar factors", "sum(a x) where a: scalar", "a sum(x) where a: scalar")
+def _sum_scalar_factors(x):
+    """``sum(s M) = s sum(M)`` for scalar factors ``s`` of a product with one non-scalar factor."""
+    if isinstance(x, N.MatMul) and x.shape != () and sum(f.shape != () for f in x.args) == 1 and any(
+            f.shape == () and not isinstance(f, N.Number) for f in x.args):
+        return mul(*[f for f in x.args if f.shape == ()], ssum(next(f for f in x.args if f.shape != ())))
+    return None
+
+
 @rule("Sum", "coefficient", "sum(2 x)", "2 sum(x)")
 def _sum_coefficient(x):
     c, core = split_coeff(x)
@@ -1162,6 +1301,24 @@ def _dot_ones(a, b):
     if isinstance(a, N.Ones):
         return ssum(b)
     return ssum(a) if isinstance(b, N.Ones) else None
+
+
+@rule("Dot", "divisor outside", "dot(x / a, y)", "dot(x, y) / a")
+def _dot_quotient(a, b):
+    """``(u / s) · v -> (u · v) / s``: the divisor joins the other scalar factors, where it can cancel."""
+    for i, f in enumerate((a, b)):
+        if isinstance(f, N.Div) and f.args[1].shape == ():
+            other = b if i == 0 else a
+            return div(dot(f.args[0], other) if i == 0 else dot(other, f.args[0]), f.args[1])
+    return None
+
+
+@rule("Dot", "product of a matrix", "dot(A' x, y)", "x' A y")
+def _dot_product(a, b):
+    """``(Aᵀ x) · y -> xᵀ A y``: a dot product with a matrix product in it reads as the quadratic form."""
+    if (isinstance(a, N.MatMul) or isinstance(b, N.MatMul)) and is_column(a.shape) and is_column(b.shape):
+        return mul(transpose(a), b)
+    return None
 
 
 def trace(x: Node) -> Node:
@@ -1211,6 +1368,13 @@ def _power_numbers(base, e):
     if isinstance(e, N.Number) and isinstance(base, N.Number) and e.value.denominator == 1 and (
             base.value != 0 or e.value > 0) and _folds(base.value, e.value):
         return N.Number(base.value ** int(e.value))
+    return None
+
+
+@rule("Power", "power of a diagonal", "diag(x)^3", "diag(x.^3)")
+def _power_diagonal(base, e):
+    if isinstance(base, N.DiagMat) and isinstance(e, N.Number):
+        return diagmat(epow(base.args[0], e))
     return None
 
 

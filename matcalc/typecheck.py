@@ -52,6 +52,9 @@ _VECTOR_FORCING = {s for s, name in ops.ALIASES.items()
                    if name in ops.FUNCTIONS and ops.FUNCTIONS[name].forces_vector}
 
 
+#: what a one-column literal may hold besides scalars (a Jacobian printed as its stacked rows)
+_STACKED = " (or row vectors of one length, one per row: [x'; y'] stacks them)"
+
 class Declaration:
     """``name: kind(dims)``; ``dims`` holds ints, dimension names, or None where left to inference.
 
@@ -708,6 +711,10 @@ class _Checker:
         u = self.u
         rows = r.items
         width = len(rows[0])
+        if width == 1 and len(rows) > 1:
+            stacked = self.stacked_rows_shape(rows)
+            if stacked is not None:
+                return stacked
         for row in rows:
             if len(row) != width:
                 raise self.shape_error(f"the rows of this matrix have {width} and {len(row)} entries",
@@ -716,11 +723,23 @@ class _Checker:
                 s = self.check(e)
                 if s != ():
                     raise self.shape_error(
-                        f"the entries of [...] must be scalars; {self.text(e)} is {_describe(s, u)}",
+                        f"the entries of [...] must be scalars{_STACKED if width == 1 else ''}; "
+                        f"{self.text(e)} is {_describe(s, u)}",
                         e.start)
         if len(rows) == 1:
             return () if width == 1 else (width, 1)
         return (len(rows), width)
+
+    def stacked_rows_shape(self, rows):
+        """``[r₁; r₂; …]`` with row vectors ``rᵢ`` of one length (a Jacobian as printed, one gradient per
+        row): a matrix with those rows, as MATLAB stacks them; None when the entries are not all rows."""
+        shapes = [self.check(row[0]) for row in rows]
+        if not all(self.row_like(sh) for sh in shapes):
+            return None
+        for row, sh in zip(rows, shapes, strict=True):
+            self.unify_or_fail(sh[1], shapes[0][1], f"the rows of this matrix have different lengths "
+                               f"({self.text(rows[0][0])} and {self.text(row[0])})", row[0].start)
+        return (len(rows), shapes[0][1])
 
     def _shape_call(self, r: Raw):
         return self.check_call(r)
@@ -1052,6 +1071,10 @@ class _Checker:
         rows = [[self.build(e) for e in row] for row in r.items]
         if len(rows) == 1:
             return rows[0][0] if len(rows[0]) == 1 else N.VectorLit(*rows[0])
+        if len(rows[0]) == 1 and rows[0][0].shape != ():  # stacked rows: Σ eᵢ rᵢ, as the printers show it
+            k = len(rows)
+            units = [N.VectorLit(*[N.Number(1 if j == i else 0) for j in range(k)]) for i in range(k)]
+            return N.Add(*[N.MatMul(e, row[0]) for e, row in zip(units, rows, strict=True)])
         return N.MatrixLit(rows)
 
     def _build_call(self, r: Raw) -> N.Node:

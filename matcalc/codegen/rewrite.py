@@ -116,6 +116,9 @@ def _factors(node: Node, scalars: list[Node], factors: list[Node]) -> None:
     elif isinstance(node, N.MatMul):
         for f in node.args:
             _factors(f, scalars, factors)
+    elif isinstance(node, N.Transpose) and isinstance(node.args[0], N.MatMul):  # (W2 u)ᵀ = uᵀ W2ᵀ, so an
+        for f in reversed(node.args[0].args):  # inner Gram product W1ᵀ (W2 u)ᵀ (W2 u) W1 is seen whole
+            _factors(_transpose_of(f) if f.shape != () else f, scalars, factors)
     elif isinstance(node, N.Identity):
         pass
     elif factors and isinstance(node, N.DiagMat) and isinstance(factors[-1], N.DiagMat):

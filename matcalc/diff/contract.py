@@ -513,6 +513,22 @@ def _kron_blocks_compound(c: Node, shape_a, shape_b):
         scalars = [f for f in c.args if f.shape == ()]
         inner = kron_blocks(next(f for f in c.args if f.shape != ()), shape_a, shape_b)
         return None if inner is None else [(S.mul(*scalars, p), q) for p, q in inner]
+    if isinstance(c, N.MatMul) and sum(f.shape != () for f in c.args) > 1:
+        return _kron_blocks_product(c, shape_a, shape_b)
+    if isinstance(c, N.Inv):  # (P ⊗ Q)⁻¹ = P⁻¹ ⊗ Q⁻¹ for one square block
+        inner = kron_blocks(c.args[0], shape_a, shape_b)
+        if inner is None or len(inner) != 1 or shape_a[0] != shape_a[1] or shape_b[0] != shape_b[1]:
+            return None
+        return [(S.inv(inner[0][0]), S.inv(inner[0][1]))]
+    if isinstance(c, N.Power) and isinstance(c.args[1], N.Number) and c.args[1].value.denominator == 1 \
+            and 1 <= c.args[1].value <= 8:  # (P ⊗ Q)ᵏ = Pᵏ ⊗ Qᵏ
+        base = kron_blocks(c.args[0], shape_a, shape_b)
+        if base is None:
+            return None
+        out = base
+        for _ in range(int(c.args[1].value) - 1):
+            out = [(S.mul(p1, p2), S.mul(q1, q2)) for p1, q1 in out for p2, q2 in base]
+        return out
     if isinstance(c, N.Hadamard) and all(f.shape == c.shape for f in c.args):
         out = [(N.Ones(shape_a), N.Ones(shape_b))]
         for f in c.args:
@@ -522,3 +538,36 @@ def _kron_blocks_compound(c: Node, shape_a, shape_b):
             out = [(S.had(p1, p2), S.had(q1, q2)) for p1, q1 in out for p2, q2 in blocks]
         return out
     return None
+
+
+def _kron_split(f: Node, side: int):
+    """How the rows (``side`` 0) or columns (1) of ``f`` split into a Kronecker pair, read off a
+    Kronecker product (or its transpose), else None."""
+    if isinstance(f, N.Kron):
+        return f.args[0].shape[side], f.args[1].shape[side]
+    if isinstance(f, N.Transpose) and isinstance(f.args[0], N.Kron):
+        k = f.args[0]
+        return k.args[0].shape[1 - side], k.args[1].shape[1 - side]
+    return None
+
+
+def _kron_blocks_product(c: N.MatMul, shape_a, shape_b):
+    """The mixed-product rule ``(P ⊗ Q)(R ⊗ S) = (P R) ⊗ (Q S)``, summed over the blocks of each factor:
+    the inner sizes are read off a neighbouring Kronecker product (``𝟙 kron(y, z)ᵀ``)."""
+    scalars = [f for f in c.args if f.shape == ()]
+    chain = [f for f in c.args if f.shape != ()]
+    out = [(N.Number(1), N.Number(1))]
+    rows = (shape_a[0], shape_b[0])
+    for i, f in enumerate(chain):
+        if i == len(chain) - 1:
+            cols = (shape_a[1], shape_b[1])
+        else:
+            cols = _kron_split(f, 1) or _kron_split(chain[i + 1], 0)
+        if cols is None:
+            return None
+        blocks = kron_blocks(f, (rows[0], cols[0]), (rows[1], cols[1]))
+        if blocks is None:
+            return None
+        out = [(S.mul(p1, p2), S.mul(q1, q2)) for p1, q1 in out for p2, q2 in blocks]
+        rows = cols
+    return [(S.mul(*scalars, p), q) for p, q in out]

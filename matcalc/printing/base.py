@@ -89,3 +89,56 @@ class Printer:
 
     def paren(self, text: str) -> str:
         return f"({text})"
+
+
+def stacked_rows(n: Node) -> list[Node] | None:
+    """The rows ``[r₁; r₂; …]`` of a matrix written as the sum ``Σ eᵢ rᵢ`` over unit vectors ``eᵢ`` (the
+    Jacobian of a vector literal, one gradient per row), with a row of zeros for a missing ``i``; None
+    for any other node. The printers write such a sum as the stacked literal, which parses back to it."""
+    from .. import nodes as N
+
+    if not isinstance(n, N.Add) or len(n.shape) != 2 or n.shape[0] == 1:
+        return None
+    rows: dict[int, Node] = {}
+    size = None
+    for t in n.args:
+        found = _unit_row(t)
+        if found is None or found[0] in rows or (size is not None and found[1] != size):
+            return None
+        i, size, row = found
+        rows[i] = row
+    width = n.shape[1]
+    return [rows.get(i, N.Zeros((1, width))) for i in range(size)]
+
+
+def _unit_row(t: Node):
+    """``(i, k, r)`` when ``t`` is ``c eᵢ r`` or ``(c eᵢ r) / s`` with ``eᵢ`` the i-th of ``k`` unit vectors
+    (a literal of 0s and one 1) and ``r`` a row; the row returned carries ``c`` and ``s``."""
+    from .. import nodes as N
+
+    sign, divisor = 1, None
+    if isinstance(t, N.Neg):
+        sign, t = -1, t.args[0]
+    if isinstance(t, N.Div):
+        t, divisor = t.args
+    if not isinstance(t, N.MatMul):
+        return None
+    factors = list(t.args)
+    coeff = None
+    if isinstance(factors[0], N.Number):
+        coeff = factors.pop(0)
+    if len(factors) < 2 or not isinstance(factors[0], N.VectorLit):
+        return None
+    unit = factors[0].args
+    ones = [i for i, e in enumerate(unit) if isinstance(e, N.Number) and e.value == 1]
+    if len(ones) != 1 or not all(isinstance(e, N.Number) and e.value in (0, 1) for e in unit):
+        return None
+    rest = factors[1:]
+    row = rest[0] if len(rest) == 1 else N.MatMul(*rest)
+    if row.shape == () or row.shape[0] != 1:
+        return None
+    if coeff is not None:
+        row = N.MatMul(coeff, *(row.args if isinstance(row, N.MatMul) else (row,)))
+    if divisor is not None:
+        row = N.Div(row, divisor)
+    return ones[0], len(unit), (N.Neg(row) if sign < 0 else row)

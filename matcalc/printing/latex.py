@@ -7,7 +7,7 @@ import re
 from .. import nodes as N
 from .. import ops
 from ..shapes import is_matrix
-from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text
+from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text, stacked_rows
 
 _GREEK = {
     "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu",
@@ -86,6 +86,10 @@ class LatexPrinter(Printer):
         return f"{self.sub(n.value, MUL)} \\mathbf{{1}}", MUL
 
     def _print_Add(self, n):
+        rows = stacked_rows(n)
+        if rows is not None:  # the Jacobian of a vector literal: its rows stacked
+            body = " \\\\ ".join(self.doprint(r) for r in rows)
+            return f"\\begin{{bmatrix}} {body} \\end{{bmatrix}}", ATOM
         parts = [self.sub(n.args[0], ADD)]
         for t in n.args[1:]:
             if isinstance(t, N.Neg):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import nodes as N
 from ..shapes import Dim
-from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text
+from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text, stacked_rows
 
 #: node types that a product's factor puts in parentheses whatever their precedence
 MISREADABLE_IN_PRODUCT = (N.Hadamard, N.ElemDiv, N.Div, N.Dot)
@@ -71,6 +71,9 @@ class TextPrinter(Printer):
         return self.sub(head, level + 1 if type(head) is type(n) else level)
 
     def _print_Add(self, n):
+        rows = stacked_rows(n)
+        if rows is not None:  # the Jacobian of a vector literal: its rows stacked, [r₁; r₂; …]
+            return "[" + "; ".join(self.doprint(r) for r in rows) + "]", ATOM
         parts = [self._chain_head(n, ADD)]
         for t in n.args[1:]:
             if isinstance(t, N.Neg):
