@@ -242,3 +242,19 @@ def test_kronecker_forms_of_the_linear_axis_operations(text):
             entry = out[i, j] if len(f_shape) == 2 else out[i if f_cols == 1 else j]
             want[i + j * f_rows] = entry.reshape(-1, order="F")
     np.testing.assert_allclose(kron, want, atol=1e-12)
+
+
+def test_a_row_wise_softmax_is_one_step_with_its_rule():
+    d = matcalc.derive("sum(Y .* log(softmax(X W)))", "W", X="matrix(m, n)", W="matrix(n, k)", Y="matrix(m, k)")
+    text = str(d.steps)
+    assert "u2 = softmax(u1)" in text and "[softmax of each row]" in text
+    values = _values(d.function, seed=4)
+    want = first(d.function, [s for s in N.symbols_of(d.function) if s.name == "W"][0], values)
+    np.testing.assert_allclose(np.asarray(d.evaluate(**values)), want, rtol=1e-5, atol=1e-6)
+
+
+def test_the_bias_gradient_sums_over_the_batch():
+    d = matcalc.derive("sum(relu(X W + b'))", "b", X="matrix(m, n)", W="matrix(n, k)", b="vector(k)")
+    assert d.unicode().startswith("𝟙ᵀ step(X W + 𝟙 bᵀ)"), d.unicode()
+    code = d.to_numpy()
+    assert "np.sum(" in code and "np.ones" not in code  # an axis sum and a broadcast view, no ones vectors
