@@ -863,9 +863,9 @@ class _Checker:
     def check_call(self, r: Raw):
         """The shape of a call: sized constants, then the functions of one shape rule each."""
         fname, args = r.items
+        self.call_axis(r)
         if fname in ("ones", "zeros", "eye"):
             return self.check_sized(r)
-        self.call_axis(r)
         shapes = [self.check(a) for a in args]
         shape = self.axis_call_shape(r, shapes) if fname in _AXIS_CALLS else None
         if shape is None:
