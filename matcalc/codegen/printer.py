@@ -326,7 +326,7 @@ class CodePrinter(Printer):
         return self.call(self.fn("mean"), self.code(n.args[0]))
 
     def _print_Numel(self, n):
-        dims = [self.dim(d) for d in n.args[0].shape]
+        dims = [self.dim(d) for d in n.args[0].shape if d != 1]  # a vector's length, not "n * 1"
         return (" * ".join(dims) if dims else "1"), (MUL if len(dims) > 1 else ATOM)
 
     def _print_LogSumExp(self, n):
