@@ -133,6 +133,8 @@ def test_every_other_call_is_in_the_grammar_and_names_a_node_class(name):
     op = ops.FUNCTIONS[name]
     if op.node is not None:
         assert isinstance(getattr(N, op.node), type) and issubclass(getattr(N, op.node), N.Node)
+    if op.rows is not None:  # the row-wise node of an axis call (issue 15)
+        assert op.axis and issubclass(getattr(N, op.rows), N.Node)
     least, most = op.arity
     assert 1 <= least and (most is None or most >= least)
     for spelling in (name, *op.aliases):  # the lexer reads it as a function: a wrong call is a shape error

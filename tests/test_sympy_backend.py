@@ -88,6 +88,12 @@ CASES = [
     ("softplus(x) + abs(x) + exp(x) + arctan(x)", {}, "normal"),
     ("sin(A) + cos(A) + tan(A)", dict(A="matrix(n,m)"), "unit"),
     ("log(x) + sqrt(x) + arcsin(x) + arccos(x)", {}, "unit"),
+    # issue 15: the row-wise nodes, axes and broadcasting
+    ("softmax(A) + log_softmax(A, axis=0)", dict(A="matrix(n,m)"), "normal"),
+    ("logsumexp(A, axis=1) + max(A, axis=1) + min(A, axis=1)", dict(A="matrix(n,m)"), "normal"),
+    ("maxmask(A) + var(A, axis=0) .* norm(A, axis=0)", dict(A="matrix(n,m)"), "normal"),
+    ("max(x) + max(A) + var(x)", dict(A="matrix(n,m)"), "normal"),
+    ("A .* x + y' + mean(A, axis=1)", dict(A="matrix(n,m)", y="vector(m)"), "normal"),
     (N.Add(N.Numel(M), N.Sum(M)), {}, "normal"),
     (N.Trace(N.MatMul(N.Inv(X), N.Differential(X))), {}, "spd"),
     (N.MatMul(N.Differential(M), N.Transpose(M)), {}, "normal"),

@@ -17,7 +17,7 @@ from ..budget import checkpoint
 from ..nodes import Node
 
 #: Nodes that are never worth a temporary: names, literals and constants.
-CHEAP = (N.Symbol, N.Number, N.Pi, N.Identity, N.Differential, N.Ones, N.Zeros)
+CHEAP = (N.Symbol, N.Number, N.Pi, N.Identity, N.Differential, N.Ones, N.Zeros, N.Numel)  # Numel: a size
 #: Nodes that stay inline so products can use them well (``v @ X`` for ``Xᵀ v``, broadcasting for
 #: ``diag(v) M``): when one is shared, its operand gets the temporary instead.
 INLINE = (N.Transpose, N.DiagMat)

@@ -86,6 +86,8 @@ class Term:
     transpose_of: str | None = None
     diag_of: str | None = None
     inv_of: str | None = None
+    #: the term is a vector of ones (𝟙): a product with it is a sum along an axis or a broadcast
+    ones: bool = False
 
     @property
     def kind(self) -> str:
@@ -324,7 +326,7 @@ class CodePrinter(Printer):
         return self.call(self.fn("mean"), self.code(n.args[0]))
 
     def _print_Numel(self, n):
-        dims = [self.dim(d) for d in n.args[0].shape]
+        dims = [self.dim(d) for d in n.args[0].shape if d != 1]  # a vector's length, not "n * 1"
         return (" * ".join(dims) if dims else "1"), (MUL if len(dims) > 1 else ATOM)
 
     def _print_LogSumExp(self, n):
@@ -344,6 +346,9 @@ class CodePrinter(Printer):
 
     def _print_Inv(self, n):
         return self.call(self.linalg("inv"), self.code(n.args[0]))
+
+    def _print_MaxRows(self, n):
+        return f"{self.fn('max')}({self.code(n.args[0])}, axis=-1)", ATOM
 
     def _print_Softmax(self, n):
         return self.softmax(self.code(n.args[0])), ATOM
@@ -421,6 +426,8 @@ class CodePrinter(Printer):
             term.diag_of = self.sub(f.args[0], ATOM)
         elif isinstance(f, N.Inv):
             term.inv_of = self.sub(f.args[0], ATOM)
+        elif isinstance(f, N.Ones):
+            term.ones = True
         return term
 
     def _chain(self, terms: list[Term]) -> Term:
@@ -452,6 +459,24 @@ class CodePrinter(Printer):
         s = split[i][j]
         return self.product(self._build(terms, split, i, s), self._build(terms, split, s + 1, j))
 
+    def ones_product(self, a: Term, b: Term) -> Term | None:
+        """A product with a vector of ones, without the ones (issue 15: the batch operations build them):
+        ``X 𝟙`` and ``𝟙ᵀ X`` are sums along an axis, ``c 𝟙ᵀ`` and ``𝟙 r`` broadcasts (views, not copies)."""
+        rows, cols, ka, kb = a.rows, b.cols, a.kind, b.kind
+        if b.ones and kb == "column" and ka in ("matrix", "row"):  # X 𝟙: the row sums
+            return Term(f"{self.fn('sum')}({a.code}, {1 if ka == 'matrix' else 0})", ATOM, rows, cols)
+        if a.ones and ka == "row" and kb in ("matrix", "column"):  # 𝟙ᵀ X: the column sums
+            return Term(f"{self.fn('sum')}({b.code}, 0)", ATOM, rows, cols)
+        if b.ones and ka == "column" and kb == "row":  # c 𝟙ᵀ: c repeated over the columns
+            return Term(self.spread(f"{self.paren_term(a, ATOM)}[:, None]", rows, cols), ATOM, rows, cols)
+        if a.ones and ka == "column" and kb == "row":  # 𝟙 r: r repeated over the rows
+            return Term(self.spread(self.paren_term(b, ATOM), rows, cols), ATOM, rows, cols)
+        return None
+
+    def spread(self, code: str, rows: DimLike, cols: DimLike) -> str:
+        """``code`` (a row, or a column as ``c[:, None]``) broadcast to a rows x cols matrix, as a view."""
+        return f"{self.fn('broadcast_to')}({code}, ({self.dim(rows)}, {self.dim(cols)}))"
+
     def paren_term(self, t: Term, level: int = MUL + 1) -> str:
         return t.code if t.prec >= level else f"({t.code})"
 
@@ -470,6 +495,9 @@ class CodePrinter(Printer):
             return Term(f"{left} * {lb}", MUL, rows, cols)
         if b.diag_of is not None:  # M diag(v) scales the columns of M
             return Term(f"{la} * {b.diag_of}", MUL, rows, cols)
+        with_ones = self.ones_product(a, b)
+        if with_ones is not None:
+            return with_ones
         if ka == "column" and kb == "row":
             return Term(f"{self.fn('outer')}({a.code}, {b.code})", ATOM, rows, cols)
         if ka == "matrix" and kb == "column":
