@@ -75,6 +75,8 @@ def expand(v: N.Node, shape) -> N.Node:
     scalar or a node of that shape as it is."""
     if v.shape == () or v.shape == shape or shape == ():
         return v
+    if isinstance(v, N.Neg):  # -(μ) 𝟙ᵀ is -(μ 𝟙ᵀ): one node for the centring, as var() builds it
+        return N.Neg(expand(v.args[0], shape))
     if v.shape[0] == 1 and v.shape[1] == shape[1]:
         return N.MatMul(N.Ones((shape[0], 1)), v)
     if v.shape[1] == 1 and v.shape[0] == shape[0]:

@@ -258,3 +258,15 @@ def test_the_bias_gradient_sums_over_the_batch():
     assert d.unicode().startswith("𝟙ᵀ step(X W + 𝟙 bᵀ)"), d.unicode()
     code = d.to_numpy()
     assert "np.sum(" in code and "np.ones" not in code  # an axis sum and a broadcast view, no ones vectors
+
+
+def test_centring_is_one_node_in_mean_and_var():
+    """``X - mean(X, axis=1)`` and the centring inside ``var(X, axis=1)`` are the same node, so layer norm
+    computes (and its steps name) the centred matrix once."""
+    from matcalc import parse
+    from matcalc.nodes import walk
+
+    centred = parse("X - mean(X, axis=1)", X="matrix(m, k)")
+    assert any(n is centred for n in walk(parse("var(X, axis=1)", X="matrix(m, k)")))
+    centred0 = parse("X - mean(X, axis=0)", X="matrix(m, k)")
+    assert any(n is centred0 for n in walk(parse("var(X, axis=0)", X="matrix(m, k)")))
