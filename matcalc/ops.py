@@ -230,8 +230,8 @@ _ELEMENTWISE_RECORDS = (
        sympy=lambda sp, x: sp.Piecewise((1, x > 0), (0, True)),
        code={"numpy": "{where}({x} > 0, 1.0, 0.0)", "torch": "({x} > 0).to(dtype)"},
        kink=True, nonnegative=True),
-    _E("erf", derivative=lambda d, u: d.div(d.mul(d.number(2), d.apply("exp", d.neg(d.square(u)))),
-                                            d.apply("sqrt", d.pi)),
+    _E("erf", derivative=lambda d, u: d.mul(d.div(d.number(2), d.apply("sqrt", d.pi)),  # (2/√π) exp(-u²)
+                                            d.apply("exp", d.neg(d.square(u)))),
        numpy=_erf_numpy, sympy=lambda sp, x: sp.erf(x),
        code={"numpy": "_matcalc_erf({x})", "jax": "jax.scipy.special.erf({x})"},
        preamble={"numpy": ERF_PREAMBLE}),
