@@ -299,3 +299,19 @@ def test_a_declared_pi_is_a_variable():
         np.testing.assert_array_equal(d.evaluate(**{spelling: np.zeros(3), "x": np.array([1.0, 2.0, 3.0])}),
                                       [1.0, 2.0, 3.0])
     assert matcalc.derive("pi^2 where pi: scalar", "pi").evaluate(pi=3.0) == 6.0
+
+
+def test_constant_arguments_in_every_target():
+    """``cosh(2 pi)`` is a Python float in generated code until made a tensor: PyTorch's functions take
+    tensors only (also when the constant is a shared temporary)."""
+    text = ("sum((gelu(2) + erf(pi) + silu(1/2) + elu(-1) + log1p(1) + sinh(pi/4) + cosh(2 pi) + expm1(1)) x"
+            " .* gelu(x))")
+    d = matcalc.derive(text, "x")
+    x = np.array([0.3, -0.2, 1.1])
+    want = np.asarray(d.evaluate(x=x), float)
+    constant = (0.5 * 2 * (1 + math.erf(2 / SQRT2)) + math.erf(math.pi) + 0.5 * _sigmoid(0.5) + math.expm1(-1)
+                + math.log1p(1) + math.sinh(math.pi / 4) + math.cosh(2 * math.pi) + math.expm1(1))
+    gelu = _entrywise(REFERENCE["gelu"][0], x)
+    np.testing.assert_allclose(want, constant * (gelu + x * _entrywise(REFERENCE["gelu"][1], x)), rtol=1e-12)
+    for target in TARGETS:
+        assert not differences(run_code(d, target, {"x": x}), want, rtol=1e-12), target
