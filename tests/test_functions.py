@@ -147,9 +147,10 @@ def test_far_from_zero_no_overflow_nor_cancellation(name):
     with np.errstate(over="raise", invalid="raise", divide="raise"):  # underflow to 0 is right
         got = matcalc.evaluate(f"{name}(x) where x: vector({big.size})", x=big)
         code = compile_numpy(matcalc.derive(f"{name}(x) where x: vector({big.size})", "x"), value_and_grad=True)
-        value, _ = code(big)
+        value, jacobian = code(big)
     np.testing.assert_allclose(got, ref, rtol=1e-14, atol=0)
     np.testing.assert_allclose(value, ref, rtol=1e-14, atol=0)
+    np.testing.assert_allclose(np.diag(jacobian), _entrywise(REFERENCE[name][1], big), rtol=1e-13, atol=1e-300)
 
 
 def test_printed_derivatives_read_as_the_literature_writes_them():
