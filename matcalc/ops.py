@@ -36,7 +36,9 @@ class Elementwise:
     ``sympy(sp, x)`` evaluate it. ``code`` maps a code-generation target (``numpy``, ``jax``, ``torch``)
     to a template over ``{x}`` (the argument), ``{x_unary}`` (the argument bracketed as an operand of
     unary minus) and ``{<name>}`` (the target module's function ``name``, e.g. ``{exp}`` is ``np.exp``);
-    a target without a template calls the module's function of the same name; ``preamble`` holds, per
+    a target without a template calls the module's function of the same name. The code printer takes a
+    filled template for an atom (``f(u)^2``, ``1 / f(u)``): one that is not a single call is bracketed as
+    a whole (``(({x}) * ...)``). ``preamble`` holds, per
     target, the module-level definitions a template calls (NumPy has no erf). ``latex`` is the LaTeX
     command of the call form, or a template over ``{x}`` for a non-call form (``\\sqrt{{{x}}}``).
     """
@@ -237,12 +239,13 @@ _ELEMENTWISE_RECORDS = (
        preamble={"numpy": ERF_PREAMBLE}),
     _E("gelu", derivative=_gelu_derivative, numpy=_gelu_numpy,
        sympy=lambda sp, x: x * (1 + sp.erf(x / sp.sqrt(2))) / 2,
-       code={"numpy": f"0.5 * ({{x}}) * _matcalc_erfc(({{x}}) * -{_SQRT_HALF!r})",
+       code={"numpy": f"(0.5 * ({{x}}) * _matcalc_erfc(({{x}}) * -{_SQRT_HALF!r}))",
              "jax": "jax.nn.gelu({x}, approximate=False)", "torch": "torch.nn.functional.gelu({x})"},
        preamble={"numpy": ERF_PREAMBLE}, latex="\\operatorname{GELU}", unicode="gelu"),
     _E("silu", aliases=("swish",), derivative=_silu_derivative, numpy=_silu_numpy,
        sympy=lambda sp, x: x / (1 + sp.exp(-x)),
-       code={"numpy": f"({{x}}) * {_SIGMOID}", "jax": "jax.nn.silu({x})", "torch": "torch.nn.functional.silu({x})"}),
+       code={"numpy": f"(({{x}}) * {_SIGMOID})", "jax": "jax.nn.silu({x})",
+             "torch": "torch.nn.functional.silu({x})"}),
     _E("elu", derivative=lambda d, u: d.apply("exp", d.neg(d.apply("relu", d.neg(u)))),  # 1 above 0, exp(u) below
        numpy=lambda np, x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
        sympy=lambda sp, x: sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True)),

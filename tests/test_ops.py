@@ -88,7 +88,9 @@ def test_the_derivative_matches_finite_differences(name):
 def test_generated_code_computes_the_function_and_its_derivative(name, target):
     op = ops.ELEMENTWISE[name]
     x = _points(op)
-    for text in (f"{name}(x)", f"{name}(x / 2 - 1/8) .* x", f"sum({name}(x))"):  # an operand: precedence
+    # an operand, a base and a divisor: the filled template must bind as one atom (precedence)
+    for text in (f"{name}(x)", f"{name}(x / 2 - 1/8) .* x", f"sum({name}(x))", f"{name}(x) .^ 3",
+                 f"x ./ ({name}(x) .^ 2 + 2)", f"-{name}(x)"):
         d = matcalc.derive(f"{text} where x: vector(4)", "x")
         got = run_code(d, target, {"x": x})
         want = np.asarray(d.evaluate(x=x), dtype=float)
