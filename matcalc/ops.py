@@ -39,7 +39,8 @@ class Elementwise:
     a target without a template calls the module's function of the same name. The code printer takes a
     filled template for an atom (``f(u)^2``, ``1 / f(u)``): one that is not a single call is bracketed as
     a whole (``(({x}) * ...)``). ``preamble`` holds, per
-    target, the module-level definitions a template calls (NumPy has no erf). ``latex`` is the LaTeX
+    target, the module-level definitions a template calls (NumPy has no erf; a record with a NumPy
+    preamble gives JAX a template of its own, since generated JAX code does not import NumPy). ``latex`` is the LaTeX
     command of the call form, or a template over ``{x}`` for a non-call form (``\\sqrt{{{x}}}``).
     """
 
