@@ -32,16 +32,16 @@ class Elementwise:
 
     ``derivative(d, u)`` builds f'(u) with the differentiation builder ``d`` (``d.apply(name, u)``,
     ``d.add``, ``d.neg``, ``d.mul``, ``d.had``, ``d.div``, ``d.square``, ``d.recip``, ``d.number(k)``,
-    ``d.one``) and returns None where f' is 0 almost everywhere (sign, step). ``numpy(np, x)`` and
+    ``d.one``, ``d.pi``) and returns None where f' is 0 almost everywhere (sign, step). ``numpy(np, x)`` and
     ``sympy(sp, x)`` evaluate it. ``code`` maps a code-generation target (``numpy``, ``jax``, ``torch``)
     to a template over ``{x}`` (the argument), ``{x_unary}`` (the argument bracketed as an operand of
     unary minus) and ``{<name>}`` (the target module's function ``name``, e.g. ``{exp}`` is ``np.exp``);
     a target without a template calls the module's function of the same name. The code printer takes a
     filled template for an atom (``f(u)^2``, ``1 / f(u)``): one that is not a single call is bracketed as
-    a whole (``(({x}) * ...)``). ``preamble`` holds, per
-    target, the module-level definitions a template calls (NumPy has no erf; a record with a NumPy
-    preamble gives JAX a template of its own, since generated JAX code does not import NumPy). ``latex`` is the LaTeX
-    command of the call form, or a template over ``{x}`` for a non-call form (``\\sqrt{{{x}}}``).
+    a whole (``(({x}) * ...)``). ``preamble`` holds, per target, the module-level definitions a template
+    calls (NumPy has no erf; a record with a NumPy preamble gives JAX a template of its own, since
+    generated JAX code does not import NumPy). ``latex`` is the LaTeX command of the call form, or a
+    template over ``{x}`` for a non-call form (``\\sqrt{{{x}}}``).
     """
 
     __slots__ = ("name", "aliases", "derivative", "numpy", "sympy", "code", "preamble", "latex", "unicode",
