@@ -261,11 +261,15 @@ def _derive_json(args, source: str, blocks, reports, assumed) -> str:
 def _derive_code(args, blocks, reports, assumed) -> str:
     from .codegen import generate
 
-    chunks = []
+    chunks: list[str] = []
+    written: set[str] = set()
     for (_, d), report in zip(blocks, reports, strict=True):
         code = generate(d, args.format, value_and_grad=args.value_and_grad, name=_code_name(d))
-        if chunks:  # the imports once, at the top
-            code = "\n".join(line for line in code.splitlines() if not line.startswith("import ")).lstrip()
+        # the imports and each helper (a preamble: NumPy's erf) once, where first needed
+        head, _, body = code.partition("\n\n\ndef ")
+        parts = [part for part in head.split("\n\n\n") if part not in written]
+        written.update(parts)
+        code = "\n\n\n".join([*parts, "def " + body])
         extra = [str(d.steps)] if args.steps else []
         extra += [f"check: {report}"] if report is not None else []
         chunks.append((_comment("\n".join(extra)) + "\n" if extra else "") + code.rstrip())

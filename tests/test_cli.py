@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import matcalc
 from matcalc.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +125,19 @@ def test_numpy_format_runs(capsys):
     assert value == pytest.approx(x @ A @ x)
     np.testing.assert_allclose(grad, x @ (A + A.T))
     np.testing.assert_allclose(namespace["value_and_derivative_A"](x=x, A=A)[1], np.outer(x, x))
+
+
+def test_numpy_format_writes_a_helper_once(capsys):
+    """NumPy has no erf: the generated module defines it once (a preamble), above the first function."""
+    code, out, _ = run(capsys, "derive", "sum(gelu(W x) .* erf(x))", "--wrt", "x", "--wrt", "W", "--format", "numpy")
+    assert code == 0 and out.count("import numpy") == 1 and out.count("def _matcalc_erf(") == 1
+    assert out.index("def _matcalc_erf(") < out.index("def derivative_x(")
+    namespace: dict = {}
+    exec(out, namespace)
+    W, x = np.array([[1.0, -0.5], [0.3, 2.0]]), np.array([0.4, -1.2])
+    for name in ("x", "W"):
+        d = matcalc.derive("sum(gelu(W x) .* erf(x))", name)
+        np.testing.assert_allclose(namespace[f"derivative_{name}"](W=W, x=x), d.evaluate(W=W, x=x), rtol=1e-13)
 
 
 def test_sympy_format(capsys):

@@ -46,6 +46,11 @@ CASES = [
     ("relu(x)", "x", {}, {}), ("softplus(A x)", "x", {}, {}), ("sqrt(x)", "x", {}, {"positive": "x"}),
     ("abs(x)", "x", {}, {}), ("x .^ 3", "x", {}, {}), ("x .^ a", "a", {}, {"positive": "x"}),
     ("2 .^ x", "x", {}, {}), ("min(0, x)", "x", {}, {}), ("max(x, 0)", "x", {}, {}),
+    # the functions of current networks (issue #15)
+    ("erf(A x)", "x", {}, {}), ("gelu(W x + b)", "x", {"b": "vector(m)"}, {}), ("sum(silu(X w))", "w", {}, {}),
+    ("swish(x)", "x", {}, {}), ("elu(A x)", "x", {}, {}), ("sinh(x) .* cosh(x)", "x", {}, {}),
+    ("log1p(x .^ 2)", "x", {}, {}), ("expm1(A x)", "x", {}, {}), ("leaky_relu(W x, a)", "x", {}, {}),
+    ("leaky_relu(W x, a)", "a", {}, {}), ("clip(x, lo, hi)", "x", {}, {}), ("sum(clip(x, lo, hi))", "hi", {}, {}),
     # vector functions: softmax, literals
     ("softmax(z)", "z", {}, {}), ("softmax(W x)", "x", {}, {}), ("[ln(x^2), sin(3x)]", "x", {}, {"positive": "x"}),
     ("[x y, x + y]", "y", {}, {}),
@@ -116,6 +121,14 @@ PRINTED = [
     ("max(0, w·x + b)", "w", {}, "numerator", "step(w · x + b) xᵀ"),
     ("max(0, w·x + b)", "b", {}, "numerator", "step(w · x + b)"),
     ("β' x", "x", {"β": "vector(n)"}, "denominator", "β"),
+    ("sum(gelu(X w))", "w", {}, "denominator",  # Xᵀ (Φ(X w) + (X w) ⊙ φ(X w))
+     "Xᵀ (0.5 erf((X w) / sqrt(2)) + ((X w) ⊙ exp(-0.5 (X w)⊙²)) / sqrt(2 π) + 0.5)"),
+    ("sum(silu(X w))", "w", {}, "denominator", "Xᵀ (σ(X w) ⊙ (X w - (X w) ⊙ σ(X w) + 1))"),
+    ("sum(erf(x))", "x", {}, "denominator", "(2 / sqrt(π)) exp(-x⊙²)"),
+    ("elu(x)", "x", {}, "numerator", "diag(exp(-relu(-x)))"),
+    ("leaky_relu(W x, a)", "a", {}, "numerator", "-relu(-(W x))"),
+    ("clip(x, -1, 1)", "x", {}, "numerator", "diag(step(x + 1) - step(x - 1))"),
+    ("sum(log1p(exp(x)))", "x", {}, "denominator", "σ(x)"),
     ("x' A x", "x", {}, "denominator", "(A + Aᵀ) x"),
     ("x' A x", "x", {}, "numerator", "xᵀ (A + Aᵀ)"),
     ("tr(A X)", "X", {}, "denominator", "Aᵀ"),

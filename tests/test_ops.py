@@ -27,7 +27,8 @@ from matcalc.typecheck import FUNCTIONS as TYPECHECK_FUNCTIONS
 
 ELEMENTWISE = sorted(ops.ELEMENTWISE)
 #: Sample points inside each domain and away from the kinks at 0.
-_POINTS = {None: [-0.8, -0.3, 0.4, 0.9], "positive": [0.3, 0.7, 1.2, 2.5], "unit": [-0.7, -0.2, 0.3, 0.6]}
+_POINTS = {None: [-0.8, -0.3, 0.4, 0.9], "positive": [0.3, 0.7, 1.2, 2.5], "unit": [-0.7, -0.2, 0.3, 0.6],
+           "above-1": [-0.7, -0.2, 0.3, 1.5]}
 
 
 def _points(op: ops.Elementwise) -> np.ndarray:
@@ -87,7 +88,9 @@ def test_the_derivative_matches_finite_differences(name):
 def test_generated_code_computes_the_function_and_its_derivative(name, target):
     op = ops.ELEMENTWISE[name]
     x = _points(op)
-    for text in (f"{name}(x)", f"{name}(x / 2 - 1/8) .* x", f"sum({name}(x))"):  # an operand: precedence
+    # an operand, a base and a divisor: the filled template must bind as one atom (precedence)
+    for text in (f"{name}(x)", f"{name}(x / 2 - 1/8) .* x", f"sum({name}(x))", f"{name}(x) .^ 3",
+                 f"x ./ ({name}(x) .^ 2 + 2)", f"-{name}(x)"):
         d = matcalc.derive(f"{text} where x: vector(4)", "x")
         got = run_code(d, target, {"x": x})
         want = np.asarray(d.evaluate(x=x), dtype=float)
@@ -125,7 +128,7 @@ def test_verify_accepts_the_derivative(name):
     d = matcalc.derive(f"sum({name}(x)) where x: vector(3)", "x")
     report = d.check(points=2)
     assert report.ok, report
-    assert op.domain in (None, "positive", "unit")
+    assert op.domain in (None, "positive", "unit", "above-1")
 
 
 @pytest.mark.parametrize("name", sorted(ops.FUNCTIONS))

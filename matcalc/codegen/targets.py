@@ -129,6 +129,8 @@ class TorchPrinter(CodePrinter):
         code = self.code(node)
         if isinstance(node, N.Number | N.Pi) and node not in self.names:  # torch functions need tensors
             return f"torch.tensor({code}, dtype=dtype)"
+        if node.shape == () and not N.symbols_of(node):  # sqrt(2 pi), or a temporary of it: a Python float
+            return f"torch.as_tensor({code}, dtype=dtype)"
         return code
 
     def constant(self, what: str, size: str) -> str:
