@@ -77,6 +77,9 @@ class JaxPrinter(CodePrinter):
     code_targets = ("jax", "numpy")
     statement_nodes = (N.LogDet,)
 
+    def constant(self, what: str, size: str) -> str:
+        return f"jnp.{what}({size}, dtype=dtype)"
+
     def logsumexp(self, x: str) -> str:
         return f"jax.nn.logsumexp({x})"
 
