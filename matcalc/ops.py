@@ -36,17 +36,19 @@ class Elementwise:
     ``sympy(sp, x)`` evaluate it. ``code`` maps a code-generation target (``numpy``, ``jax``, ``torch``)
     to a template over ``{x}`` (the argument), ``{x_unary}`` (the argument bracketed as an operand of
     unary minus) and ``{<name>}`` (the target module's function ``name``, e.g. ``{exp}`` is ``np.exp``);
-    a target without a template calls the module's function of the same name. ``latex`` is the LaTeX
+    a target without a template calls the module's function of the same name; ``preamble`` holds, per
+    target, the module-level definitions a template calls (NumPy has no erf). ``latex`` is the LaTeX
     command of the call form, or a template over ``{x}`` for a non-call form (``\\sqrt{{{x}}}``).
     """
 
-    __slots__ = ("name", "aliases", "derivative", "numpy", "sympy", "code", "latex", "unicode", "letter",
-                 "kink", "nonnegative", "domain")
+    __slots__ = ("name", "aliases", "derivative", "numpy", "sympy", "code", "preamble", "latex", "unicode",
+                 "letter", "kink", "nonnegative", "domain")
 
     def __init__(self, name: str, *, derivative: Callable, numpy: Callable, sympy: Callable,
-                 code: dict[str, str] | None = None, latex: str | None = None, unicode: str | None = None,
-                 letter: str | None = None, aliases: tuple[str, ...] = (), kink: bool = False,
-                 nonnegative: bool = False, domain: str | None = None):
+                 code: dict[str, str] | None = None, preamble: dict[str, str] | None = None,
+                 latex: str | None = None, unicode: str | None = None, letter: str | None = None,
+                 aliases: tuple[str, ...] = (), kink: bool = False, nonnegative: bool = False,
+                 domain: str | None = None):
         self.name = name
         #: other spellings the parser accepts (``ln`` for log, ``σ`` for sigmoid)
         self.aliases = aliases
@@ -54,6 +56,9 @@ class Elementwise:
         self.numpy = numpy
         self.sympy = sympy
         self.code = code or {}
+        #: per target, module-level source the template calls (a helper the library lacks: NumPy's erf);
+        #: the helpers' names start with ``_matcalc_``, which generated code never gives a variable
+        self.preamble = preamble or {}
         self.latex = latex if latex is not None else f"\\operatorname{{{name}}}"
         #: the Unicode printer's spelling of the name
         self.unicode = unicode or name
@@ -63,15 +68,20 @@ class Elementwise:
         self.kink = kink
         #: every value is >= 0 (the code rewrites use it, e.g. sqrt of a weight)
         self.nonnegative = nonnegative
-        #: None (all reals), "positive" (x > 0) or "unit" (|x| < 1): where verify samples
+        #: None (all reals), "positive" (x > 0), "unit" (|x| < 1) or "above-1" (x > -1): where verify samples
         self.domain = domain
 
     def code_template(self, targets: tuple[str, ...]) -> str:
         """The code template of the first of ``targets`` that has one, else the plain call."""
+        return self.code_and_preamble(targets)[0]
+
+    def code_and_preamble(self, targets: tuple[str, ...]) -> tuple[str, str | None]:
+        """The code template of the first of ``targets`` that has one and the preamble it needs (or None);
+        else the plain call."""
         for target in targets:
             if target in self.code:
-                return self.code[target]
-        return "{" + self.name + "}({x})"
+                return self.code[target], self.preamble.get(target)
+        return "{" + self.name + "}({x})", None
 
     def __repr__(self) -> str:
         return f"Elementwise({self.name!r})"
@@ -113,6 +123,66 @@ def _sigmoid_numpy(np: Any, x: Any) -> Any:
 def _sqrt1m2(d: Any, u: Any) -> Any:
     """sqrt(1 - u⊙²), the denominator of arcsin' and arccos'."""
     return d.apply("sqrt", d.add(d.one, d.neg(d.square(u))))
+
+
+#: NumPy has no erf, and SciPy is no dependency of matcalc: SciPy's where it is installed, else the C
+#: library's (math.erf, accurate to about 1 ulp) entry by entry. Evaluation and the generated NumPy code
+#: (this text is its preamble) compute it the same way.
+ERF_PREAMBLE = """\
+try:  # erf and erfc: SciPy's where it is installed, else the C library's (math.erf), entry by entry
+    from scipy.special import erf as _matcalc_erf, erfc as _matcalc_erfc
+except ImportError:
+    import math as _matcalc_math
+
+    def _matcalc_erf(x):
+        return np.asarray(np.frompyfunc(_matcalc_math.erf, 1, 1)(x), dtype=float)
+
+    def _matcalc_erfc(x):
+        return np.asarray(np.frompyfunc(_matcalc_math.erfc, 1, 1)(x), dtype=float)
+"""
+_ERF: dict[str, Callable] = {}
+
+
+def erf_functions(np: Any) -> dict[str, Callable]:
+    """``{"_matcalc_erf": ..., "_matcalc_erfc": ...}`` as :data:`ERF_PREAMBLE` defines them: the very code
+    the generated NumPy functions run, so evaluation and code agree."""
+    namespace: dict[str, Any] = {"np": np}
+    exec(ERF_PREAMBLE, namespace)  # noqa: S102 - matcalc's own constant source
+    return {k: v for k, v in namespace.items() if k.startswith("_matcalc_erf")}
+
+
+def _erf_numpy(np: Any, x: Any, name: str = "_matcalc_erf") -> Any:
+    if not _ERF:
+        _ERF.update(erf_functions(np))
+    return _ERF[name](x)
+
+
+def _gelu_numpy(np: Any, x: Any) -> Any:
+    # x Φ(x) with Φ(x) = erfc(-x/√2)/2: no cancellation of 1 + erf(x/√2) far below 0
+    return 0.5 * x * _erf_numpy(np, -x * _SQRT_HALF, "_matcalc_erfc")
+
+
+def _silu_numpy(np: Any, x: Any) -> Any:
+    return x * _sigmoid_numpy(np, x)
+
+
+def _gelu_derivative(d: Any, u: Any) -> Any:
+    """GELU'(u) = Φ(u) + u φ(u), with Φ(u) = (1 + erf(u/√2))/2 and φ(u) = exp(-u²/2)/√(2π)."""
+    half = d.number(_HALF)
+    cdf = d.mul(half, d.add(d.one, d.apply("erf", d.div(u, d.apply("sqrt", d.number(2))))))
+    pdf = d.div(d.apply("exp", d.neg(d.mul(half, d.square(u)))), d.apply("sqrt", d.mul(d.number(2), d.pi)))
+    return d.add(cdf, d.had(u, pdf))
+
+
+def _silu_derivative(d: Any, u: Any) -> Any:
+    """silu'(u) = σ(u) (1 + u (1 - σ(u)))."""
+    p = d.apply("sigmoid", u)
+    return d.had(p, d.add(d.one, d.had(u, d.add(d.one, d.neg(p)))))
+
+
+_HALF = "1/2"
+_SQRT_HALF = 0.7071067811865476  # 1/√2 rounded to a float64
+_SIGMOID = "{exp}(-{logaddexp}(0.0, -{x_unary}))"
 
 
 _E = Elementwise
@@ -160,6 +230,32 @@ _ELEMENTWISE_RECORDS = (
        sympy=lambda sp, x: sp.Piecewise((1, x > 0), (0, True)),
        code={"numpy": "{where}({x} > 0, 1.0, 0.0)", "torch": "({x} > 0).to(dtype)"},
        kink=True, nonnegative=True),
+    _E("erf", derivative=lambda d, u: d.div(d.mul(d.number(2), d.apply("exp", d.neg(d.square(u)))),
+                                            d.apply("sqrt", d.pi)),
+       numpy=_erf_numpy, sympy=lambda sp, x: sp.erf(x),
+       code={"numpy": "_matcalc_erf({x})", "jax": "jax.scipy.special.erf({x})"},
+       preamble={"numpy": ERF_PREAMBLE}),
+    _E("gelu", derivative=_gelu_derivative, numpy=_gelu_numpy,
+       sympy=lambda sp, x: x * (1 + sp.erf(x / sp.sqrt(2))) / 2,
+       code={"numpy": f"0.5 * ({{x}}) * _matcalc_erfc(({{x}}) * -{_SQRT_HALF!r})",
+             "jax": "jax.nn.gelu({x}, approximate=False)", "torch": "torch.nn.functional.gelu({x})"},
+       preamble={"numpy": ERF_PREAMBLE}, latex="\\operatorname{GELU}", unicode="gelu"),
+    _E("silu", aliases=("swish",), derivative=_silu_derivative, numpy=_silu_numpy,
+       sympy=lambda sp, x: x / (1 + sp.exp(-x)),
+       code={"numpy": f"({{x}}) * {_SIGMOID}", "jax": "jax.nn.silu({x})", "torch": "torch.nn.functional.silu({x})"}),
+    _E("elu", derivative=lambda d, u: d.apply("exp", d.neg(d.apply("relu", d.neg(u)))),  # 1 above 0, exp(u) below
+       numpy=lambda np, x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+       sympy=lambda sp, x: sp.Piecewise((x, x > 0), (sp.exp(x) - 1, True)),
+       code={"numpy": "{where}({x} > 0, {x}, {expm1}({minimum}({x}, 0.0)))", "jax": "jax.nn.elu({x})",
+             "torch": "torch.nn.functional.elu({x})"}),
+    _E("sinh", derivative=lambda d, u: d.apply("cosh", u), numpy=lambda np, x: np.sinh(x),
+       sympy=lambda sp, x: sp.sinh(x), latex="\\sinh"),
+    _E("cosh", derivative=lambda d, u: d.apply("sinh", u), numpy=lambda np, x: np.cosh(x),
+       sympy=lambda sp, x: sp.cosh(x), latex="\\cosh", nonnegative=True),
+    _E("log1p", derivative=lambda d, u: d.recip(d.add(d.one, u)), numpy=lambda np, x: np.log1p(x),
+       sympy=lambda sp, x: sp.log(1 + x), domain="above-1"),
+    _E("expm1", derivative=lambda d, u: d.apply("exp", u), numpy=lambda np, x: np.expm1(x),
+       sympy=lambda sp, x: sp.exp(x) - 1),
 )
 
 #: The element-wise functions by canonical name, in the language's order.
@@ -190,6 +286,8 @@ _FUNCTION_RECORDS = (
     _F("vector", "VectorLit", (1, None), forces_vector=True),
     _F("matrix", "MatrixLit", (1, None), forces_vector=True),
     _F("numel", "Numel", forces_vector=True),
+    _F("leaky_relu", None, (2, 2)),  # leaky_relu(e, a) = relu(e) - a relu(-e)
+    _F("clip", None, (3, 3)),  # clip(e, lo, hi) = lo + relu(e - lo) - relu(e - hi)
 )
 
 #: The other calls by canonical name.

@@ -16,6 +16,8 @@ Four passes over the raw tree from :mod:`matcalc.parser`:
 
 from __future__ import annotations
 
+import math
+
 from . import nodes as N
 from . import ops
 from .assumed import Assumption, Assumptions, split_name
@@ -47,6 +49,8 @@ _POWER_BASE = "the base of ^, a power of a scalar"
 #: Every spelling of an element-wise function -> its canonical name (from the catalogue, matcalc.ops).
 ELEMENTWISE_ALIASES = {s: name for s, name in ops.ALIASES.items() if name in ops.ELEMENTWISE}
 FUNCTIONS = sorted(ops.FUNCTION_NAMES)
+#: The calls rewritten into relu at build time, and the role of each argument (None: the operand).
+_PIECEWISE = {"leaky_relu": (None, "slope"), "clip": (None, "lower bound", "upper bound")}
 _MATRIX_ARG = {s for s, name in ops.ALIASES.items() if name in ops.FUNCTIONS and ops.FUNCTIONS[name].matrix_arg}
 _VECTOR_FORCING = {s for s, name in ops.ALIASES.items()
                    if name in ops.FUNCTIONS and ops.FUNCTIONS[name].forces_vector}
@@ -420,7 +424,7 @@ class _Checker:
                 fname, args = r.items
                 if fname in ELEMENTWISE_ALIASES and len(args) == 1:
                     stack.append(args[0])
-                elif fname in ("max", "min"):
+                elif fname in ("max", "min") or fname in _PIECEWISE:
                     stack.extend(args)
 
     # --- assumptions and the notes about them -----------------------------------------------------
@@ -594,6 +598,9 @@ class _Checker:
             self.force_bare(args[0], VECTOR, "the argument of softmax()")
         if fname in ("vector", "matrix") and args:
             self.demand_scalar(args[0], why=f"the fill value of {fname}()")
+        for i, role in enumerate(_PIECEWISE.get(fname, ())[:len(args)]):
+            if role:  # leaky_relu's slope, clip's bounds: scalars (a name by the convention a vector too)
+                self.demand_scalar(args[i], why=f"the {role} of {fname}()")
         return fname in _VECTOR_FORCING
 
     def _check(self, r: Raw):
@@ -884,6 +891,8 @@ class _Checker:
         if fname in ELEMENTWISE_ALIASES:
             self.arity(r, 1)
             return shapes[0]
+        if fname in _PIECEWISE:
+            return self.piecewise_call_shape(r, shapes)
         if fname in ("max", "min"):
             self.arity(r, 2)
             return self.broadcast(shapes[0], shapes[1], args[0], args[1], f"take the {fname} of", r.start)
@@ -898,6 +907,17 @@ class _Checker:
             self.arity(r, 1)
             return self.check_square_arg(r, shapes[0])
         return None
+
+    def piecewise_call_shape(self, r: Raw, shapes: list):
+        """``leaky_relu(e, a)``, ``clip(e, lo, hi)``: element-wise in ``e``, with scalar parameters."""
+        fname, args = r.items
+        roles = _PIECEWISE[fname]
+        self.arity(r, len(roles))
+        for a, s, role in zip(args[1:], shapes[1:], roles[1:], strict=True):
+            if s != ():
+                raise self.shape_error(f"the {role} of {fname}() must be a scalar; {self.text(a)} is "
+                                       f"{_describe(s, self.u)}", a.start)
+        return shapes[0]
 
     def structured_call_shape(self, r: Raw, shapes: list):
         """diag, softmax, outer, kron and the fills vector(c), matrix(c); else None."""
@@ -1073,8 +1093,8 @@ class _Checker:
         a = [self.build(x) for x in args]
         if self.decided.get(id(r)) == "scalar":  # tr(s) = s
             return a[0]
-        if fname in ELEMENTWISE_ALIASES:
-            return N.Apply(ELEMENTWISE_ALIASES[fname], a[0])
+        if fname in ELEMENTWISE_ALIASES or fname in _PIECEWISE:
+            return self.build_elementwise(r, a)
         if fname in ("max", "min"):
             x, y = a
             zero_x = isinstance(x, N.Number) and x.value == 0
@@ -1106,6 +1126,59 @@ class _Checker:
         if fname in ("vector", "matrix"):
             return N.Fill(a[0], self.resolve_shape(self.fills[id(r)]))
         raise MatcalcError(f"internal: unknown function {fname}", r.start, self.source)  # pragma: no cover
+
+
+    def build_elementwise(self, r: Raw, a: list[N.Node]) -> N.Node:
+        """An element-wise function of the catalogue; ``leaky_relu`` and ``clip`` as exact identities in
+        relu, as ``max(a, b) = b + relu(a - b)``: their derivatives, code and verification are relu's (a
+        step at each kink)."""
+        fname, args = r.items
+        e = a[0]
+        if fname in ELEMENTWISE_ALIASES:
+            return N.Apply(ELEMENTWISE_ALIASES[fname], e)
+        if fname == "leaky_relu":  # relu(e) - a relu(-e)
+            return N.Add(N.Apply("relu", e), N.Neg(N.MatMul(a[1], N.Apply("relu", N.Neg(e)))))
+        lo, hi = a[1], a[2]
+        low, high = _constant_value(lo), _constant_value(hi)
+        if low is not None and high is not None and low > high:
+            raise MatcalcError(f"clip() needs its lower bound at most its upper bound; {self.text(args[1])} > "
+                               f"{self.text(args[2])}", args[1].start, self.source)
+        # clip(e, lo, hi) = lo + relu(e - lo) - relu(e - hi), for lo <= hi
+        return N.Add(lo, N.Apply("relu", _minus(e, lo)), N.Neg(N.Apply("relu", _minus(e, hi))))
+
+
+def _minus(e: N.Node, c: N.Node) -> N.Node:
+    """``e - c`` as it reads: ``x + 1`` for c = -1, not ``x - -1``."""
+    positive = _negated(c)
+    return N.Add(e, positive) if positive is not None else N.Add(e, N.Neg(c))
+
+
+def _negated(c: N.Node) -> N.Node | None:
+    """``-c`` without a minus sign when ``c`` is written with one in front (``-1``, ``-pi/2``), else None."""
+    if isinstance(c, N.Number):
+        return N.Number(-c.value) if c.value < 0 else None
+    if isinstance(c, N.Neg):
+        return c.args[0]
+    if isinstance(c, (N.Div, N.MatMul)):
+        first = _negated(c.args[0])
+        return type(c)(first, *c.args[1:]) if first is not None else None
+    return None
+
+
+def _constant_value(node: N.Node) -> float | None:
+    """The value of a constant scalar built from numbers and π (``-1``, ``pi/2``), else None."""
+    if isinstance(node, N.Number):
+        return float(node.value)
+    if isinstance(node, N.Pi):
+        return math.pi
+    parts = [_constant_value(c) for c in node.children] if isinstance(node, (N.Neg, N.MatMul, N.Div)) else [None]
+    if None in parts:
+        return None
+    if isinstance(node, N.Neg):
+        return -parts[0]
+    if isinstance(node, N.Div):
+        return parts[0] / parts[1] if parts[1] else None
+    return math.prod(parts)
 
 
 def _absent_shape(decl: Declaration, used: set) -> tuple:

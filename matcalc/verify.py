@@ -66,6 +66,7 @@ NONZERO = 1e-30
 _KINKS = {name for name, op in ops.ELEMENTWISE.items() if op.kink}
 _POSITIVE = {name for name, op in ops.ELEMENTWISE.items() if op.domain == "positive"}
 _UNIT = {name for name, op in ops.ELEMENTWISE.items() if op.domain == "unit"}
+_ABOVE_MINUS_ONE = {name for name, op in ops.ELEMENTWISE.items() if op.domain == "above-1"}
 #: Sampling regimes (low, high) for the entries of the variables, tried in turn when a point is rejected.
 _REGIMES = {"generic": (-1.0, 1.0), "positive": (0.3, 1.3), "small": (-0.45, 0.45),
             "small-positive": (0.1, 0.45)}
@@ -285,6 +286,8 @@ def _guards(nodes) -> tuple[list, list, list, list, set[str]]:
                 elif n.function in _UNIT:
                     units.append(u)
                     features.add("small")
+                elif n.function in _ABOVE_MINUS_ONE:  # log1p(u): a pole at u = -1, NaN below (not finite)
+                    poles.append(N.Add(N.Number(1), u))
                 elif n.function == "tan":
                     features.add("small")
             elif isinstance(n, N.Norm):

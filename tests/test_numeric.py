@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -99,6 +101,11 @@ FUNCTION_CASES = {
     "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan, "tanh": np.tanh,
     "sigmoid": sig, "relu": lambda v: np.maximum(v, 0), "softplus": lambda v: np.log1p(np.exp(v)),
     "sqrt": np.sqrt, "abs": np.abs, "sign": np.sign, "step": lambda v: np.where(np.asarray(v) > 0, 1.0, 0.0),
+    # issue #15, against the C library entry by entry and the textbook formulas
+    "erf": np.vectorize(math.erf), "sinh": np.vectorize(math.sinh), "cosh": np.vectorize(math.cosh),
+    "log1p": np.vectorize(math.log1p), "expm1": np.vectorize(math.expm1),
+    "gelu": lambda v: v * (1 + np.vectorize(math.erf)(v / math.sqrt(2))) / 2, "silu": lambda v: v / (1 + np.exp(-v)),
+    "elu": lambda v: np.where(np.asarray(v) > 0, v, np.exp(v) - 1),
 }
 
 
@@ -117,7 +124,7 @@ def test_elementwise_functions(name):
     if name in ("log", "sqrt"):
         v = np.abs(v) + 0.1
     for arg, value in ((N.Symbol("v", (n, 1)), v), (N.Symbol("s", ()), 0.3), (N.Symbol("M", (n, m)), C)):
-        arg_value = value if name not in ("log", "sqrt", "arcsin", "arccos") else np.abs(value) / 3 + 0.05
+        arg_value = value if name not in ("log", "sqrt", "arcsin", "arccos", "log1p") else np.abs(value) / 3 + 0.05
         got = evaluate(N.Apply(name, arg), {arg.name: arg_value})
         expected = np.reshape(FUNCTION_CASES[name](arg_value), np.shape(got))  # columns come back 1-D
         np.testing.assert_allclose(got, expected, rtol=1e-12)

@@ -3,10 +3,11 @@
 Random well-typed expressions (depth up to 6) are built with the constructors of :mod:`matcalc.nodes`
 over scalars ``a, b``, vectors ``x, y`` (length n) and matrices ``A, B`` (n x n), ``C`` (n x m). Every
 operator and function of the language appears: + - * ⊙ ⊘ / · ^ .^ ' exp log sin cos tan arcsin arccos
-arctan tanh sigmoid relu softplus sqrt abs sign max(0, e) min(0, e) sum mean dot norm norm1 tr det logdet
-logsumexp inv diag softmax outer kron. Domains are kept safe by construction: log and sqrt see
-``u.^2 + 1`` or ``exp(u)``, arcsin and arccos see ``0.5 tanh(u)``, tan sees ``tanh(u)``, divisors are
-positive forms, and inv / det / logdet see ``M M' + I``.
+arctan tanh sigmoid relu softplus sqrt abs sign max(0, e) min(0, e) erf gelu silu elu sinh cosh log1p expm1
+leaky_relu clip sum mean dot norm norm1 tr det logdet logsumexp inv diag softmax outer kron. Domains are
+kept safe by construction: log and sqrt see ``u.^2 + 1`` or ``exp(u)``, log1p those or ``0.5 tanh(u)``,
+arcsin and arccos see ``0.5 tanh(u)``, tan sees ``tanh(u)``, divisors are positive forms,
+and inv / det / logdet see ``M M' + I``.
 
 Each expression is differentiated with respect to its variables (numerator layout, and denominator for
 some) and the result is checked with :func:`matcalc.verify.check_derivative` (numeric method). The only
@@ -58,7 +59,8 @@ HALF, ONE, TWO, THREE = N.Number(Fraction(1, 2)), N.Number(1), N.Number(2), N.Nu
 
 LEAVES = {"s": [a, b], "v": [x, y], "M": [A, B], "C": [C]}
 #: Element-wise functions that are defined and smooth enough everywhere (kinks are avoided by the checker).
-SAFE = ["exp", "sin", "cos", "arctan", "tanh", "sigmoid", "relu", "softplus", "abs", "sign"]
+SAFE = ["exp", "sin", "cos", "arctan", "tanh", "sigmoid", "relu", "softplus", "abs", "sign",
+        "erf", "gelu", "silu", "elu", "sinh", "cosh", "expm1"]  # the last line: issue #15
 MAX_DEPTH = 6
 
 
@@ -81,10 +83,15 @@ def well_conditioned(M):
 
 
 def apply_fn(draw, u):
-    f = draw(st.sampled_from(SAFE + ["log", "sqrt", "arcsin", "arccos", "tan", "min0", "max0"]))
+    f = draw(st.sampled_from(SAFE + ["log", "sqrt", "arcsin", "arccos", "tan", "min0", "max0", "log1p", "leaky",
+                                     "clip"]))
     if f in ("log", "sqrt"):
         inner = positive(u) if draw(st.booleans()) else N.Apply("exp", u)
         return N.Apply(f, inner)
+    if f == "log1p":  # u > -1: u.^2 + 1, exp(u) or 0.5 tanh(u)
+        return N.Apply(f, draw(st.sampled_from([positive(u), N.Apply("exp", u), bounded(u)])))
+    if f in ("leaky", "clip"):
+        return _piecewise(draw, f, u)
     if f in ("arcsin", "arccos"):
         return N.Apply(f, bounded(u))
     if f == "tan":
@@ -94,6 +101,18 @@ def apply_fn(draw, u):
     if f == "min0":  # min(0, e) = -relu(-e)
         return N.Neg(N.Apply("relu", N.Neg(u)))
     return N.Apply(f, u)
+
+
+def _piecewise(draw, f, u):
+    """``leaky_relu(u, slope)`` and ``clip(u, lo, hi)`` as the parser builds them (identities in relu)."""
+    def minus(c):
+        return N.Add(u, N.Neg(c))
+
+    if f == "leaky":  # relu(u) - slope relu(-u)
+        slope = draw(st.sampled_from([a, b, N.Number(Fraction(1, 100))]))
+        return N.Add(N.Apply("relu", u), N.Neg(N.MatMul(slope, N.Apply("relu", N.Neg(u)))))
+    lo, hi = draw(st.sampled_from([(N.Neg(HALF), ONE), (a, b), (N.Neg(ONE), a)]))
+    return N.Add(lo, N.Apply("relu", minus(lo)), N.Neg(N.Apply("relu", minus(hi))))
 
 
 # --- the strategy -------------------------------------------------------------------------------------------------

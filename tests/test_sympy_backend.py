@@ -88,6 +88,9 @@ CASES = [
     ("softplus(x) + abs(x) + exp(x) + arctan(x)", {}, "normal"),
     ("sin(A) + cos(A) + tan(A)", dict(A="matrix(n,m)"), "unit"),
     ("log(x) + sqrt(x) + arcsin(x) + arccos(x)", {}, "unit"),
+    ("erf(x) + gelu(A x) + silu(x) .* elu(y)", {}, "normal"),  # issue #15
+    ("sinh(A) + cosh(A) + expm1(A) + log1p(A)", dict(A="matrix(n,m)"), "unit"),
+    ("leaky_relu(W x, a) + clip(y, -1, b)", dict(W="matrix(n,n)"), "normal"),
     (N.Add(N.Numel(M), N.Sum(M)), {}, "normal"),
     (N.Trace(N.MatMul(N.Inv(X), N.Differential(X))), {}, "spd"),
     (N.MatMul(N.Differential(M), N.Transpose(M)), {}, "normal"),

@@ -239,7 +239,10 @@ class _Builder:
     def source(self) -> str:
         args = ", ".join(self.names[s] for s in self.params)
         inner = self.docstring() + self.conversions() + self.shape_checks() + self.body()
-        lines = list(self.printer.imports) + ["", "", f"def {self.name}({args}):"]
+        lines = list(self.printer.imports)
+        for preamble in self.printer.preambles:  # helpers the library lacks (NumPy's erf), once each
+            lines += ["", "", *preamble.rstrip("\n").split("\n")]
+        lines += ["", "", f"def {self.name}({args}):"]
         lines += [("    " + line) if line else "" for line in inner]
         return "\n".join(lines) + "\n"
 

@@ -17,6 +17,10 @@ import unicodedata
 RESERVED = frozenset({"np", "jnp", "jax", "torch", "dtype", "value", "grad", "self", "cls"}
                      | set(dir(builtins)))
 
+#: The prefix of the module-level helpers of generated code (matcalc.ops preambles: ``_matcalc_erf``); no
+#: argument or temporary ever gets a name with it.
+HELPER_PREFIX = "_matcalc_"
+
 
 def valid_identifier(name: str) -> bool:
     return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
@@ -36,7 +40,7 @@ class Namer:
         if not (base[0].isidentifier() or base[0] == "_"):
             base = "_" + base
         name = base
-        while not valid_identifier(name) or name in self.taken:
+        while not valid_identifier(name) or name in self.taken or name.startswith(HELPER_PREFIX):
             name += suffix
         self.taken.add(name)
         return name
@@ -46,6 +50,6 @@ class Namer:
         while True:
             self.counters[prefix] = self.counters.get(prefix, 0) + 1
             name = f"{prefix}{self.counters[prefix]}"
-            if name not in self.taken:
+            if name not in self.taken and not name.startswith(HELPER_PREFIX):
                 self.taken.add(name)
                 return name

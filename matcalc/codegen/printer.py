@@ -127,6 +127,8 @@ class CodePrinter(Printer):
         self.dims: dict[str, str] = dims if dims is not None else {}
         #: Hands out new local names for statements that need scratch variables.
         self.fresh: Callable[[str], str] = fresh or Namer().fresh
+        #: The module-level definitions the printed code calls (the catalogue's preambles), in order of use.
+        self.preambles: list[str] = []
 
     # --- entry points --------------------------------------------------------------------------
     def print(self, node: Node) -> tuple[str, int]:
@@ -195,7 +197,9 @@ class CodePrinter(Printer):
     # --- target hooks (NumPy spellings; JAX and PyTorch override) ------------------------------
     def elementwise(self, function: str, arg: Node) -> str:
         """The catalogue's code template for this target (matcalc.ops), filled in."""
-        template = ops.ELEMENTWISE[function].code_template(self.code_targets)
+        template, preamble = ops.ELEMENTWISE[function].code_and_preamble(self.code_targets)
+        if preamble is not None and preamble not in self.preambles:
+            self.preambles.append(preamble)
         fields = _TemplateFields(self.fn, x=self.ew_arg(arg))
         if "{x_unary}" in template:
             fields["x_unary"] = self.sub(arg, UNARY)

@@ -101,8 +101,12 @@ class TorchPrinter(CodePrinter):
 
     def ew_arg(self, node: Node) -> str:
         code = self.code(node)
-        if isinstance(node, N.Number | N.Pi) and node not in self.names:  # torch functions need tensors
+        if node in self.names:
+            return code
+        if isinstance(node, N.Number | N.Pi):  # torch functions need tensors
             return f"torch.tensor({code}, dtype=dtype)"
+        if node.shape == () and not N.symbols_of(node):  # sqrt(2 pi): a constant computed as a Python float
+            return f"torch.as_tensor({code}, dtype=dtype)"
         return code
 
     def constant(self, what: str, size: str) -> str:

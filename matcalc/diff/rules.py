@@ -55,6 +55,8 @@ class _Builder:
     constructors, so that ops.py needs no import of the node classes."""
 
     one = ONE
+    #: the number π, for derivatives with a Gaussian or an erf in them
+    pi = N.Pi()
     apply = staticmethod(_ew)
     add = staticmethod(S.add)
     neg = staticmethod(S.neg)
