@@ -123,10 +123,15 @@ class TorchPrinter(CodePrinter):
     def fill(self, size: str, value: str) -> str:
         return f"torch.full({size}, 1.0, dtype=dtype) * {value}"
 
+    def broadcast(self, code: str, size: str) -> str:
+        return f"{code}.expand{size}"
+
     def concat(self) -> str:
         return "torch.cat"
 
     def power(self, base: Node, exponent: Node) -> tuple[str, int]:
+        if isinstance(exponent, N.Number) and exponent.value == 2:  # a square is a product (torch's pow is slower)
+            return super().power(base, exponent)
         return f"{self.sub(base, POW + 1)} ** {self.sub(exponent, UNARY)}", POW
 
     def array_of(self, entries: list[str]) -> str:
