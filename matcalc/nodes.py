@@ -603,6 +603,56 @@ class Softmax(Node):
         return v.shape
 
 
+class _RowWise(Node):
+    """A function of each row of a vector or matrix (``axis=1``; ``axis=0`` is the same of the transpose)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _check(x) -> Shape:
+        if x.shape == ():
+            _fail("a row-wise operation needs a vector or a matrix, not a scalar")
+        return x.shape
+
+
+class SoftmaxRows(_RowWise):
+    """``softmax(X)`` of a matrix: each row ``exp(x) / sum(exp(x))``, a distribution (as attention uses it)."""
+
+    __slots__ = ()
+
+
+class MaxRowsMask(_RowWise):
+    """The derivative weights of ``max(X, axis=1)``: ``1/t`` on the ``t`` entries of a row that tie for its
+    largest value, 0 elsewhere (ties split evenly, as PyTorch's ``amax`` and JAX's ``max`` do). Piecewise
+    constant: its own derivative is 0, like ``step``."""
+
+    __slots__ = ()
+
+
+class _RowReduction(Node):
+    """A reduction of each row to one entry: m x n gives a column of length m (a 1 x n row, a scalar)."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _check(x) -> Shape:
+        if x.shape == ():
+            _fail("a row-wise reduction needs a vector or a matrix, not a scalar")
+        return () if x.shape[0] == 1 else (x.shape[0], 1)
+
+
+class LogSumExpRows(_RowReduction):
+    """``logsumexp(X, axis=1)``: ``log(sum(exp(x)))`` of each row, the row-wise log-normaliser."""
+
+    __slots__ = ()
+
+
+class MaxRows(_RowReduction):
+    """``max(X, axis=1)``: the largest entry of each row."""
+
+    __slots__ = ()
+
+
 class DiagMat(Node):
     """``diag(v)``: the diagonal matrix with the column vector ``v`` on its diagonal."""
 

@@ -484,6 +484,30 @@ class NumpyEvaluator(Visitor):
         e = np.exp(v - np.max(v))
         return e / np.sum(e)
 
+    def _rows(self, n):
+        """The argument of a row-wise node as a 2-D array (a scalar result is a reduction of one row)."""
+        return np.atleast_2d(self._v(n.args[0]))
+
+    def _out(self, n, value):
+        return np.float64(value[0, 0]) if n.shape == () else value
+
+    def _eval_SoftmaxRows(self, n):
+        x = self._rows(n)
+        e = np.exp(x - np.max(x, axis=1, keepdims=True))
+        return self._out(n, e / np.sum(e, axis=1, keepdims=True))
+
+    def _eval_LogSumExpRows(self, n):
+        x = self._rows(n)
+        return self._out(n, np.array([[_logsumexp(row)] for row in x]).reshape(-1, 1))
+
+    def _eval_MaxRows(self, n):
+        return self._out(n, np.max(self._rows(n), axis=1, keepdims=True))
+
+    def _eval_MaxRowsMask(self, n):
+        x = self._rows(n)
+        top = (x == np.max(x, axis=1, keepdims=True)).astype(np.float64)
+        return self._out(n, top / np.sum(top, axis=1, keepdims=True))
+
     def _eval_DiagMat(self, n):
         return np.diag(np.ravel(self._v(n.args[0])))
 

@@ -93,15 +93,19 @@ class Function:
     ``arity`` is (least, most) arguments, most None for any number. ``matrix_arg``: the argument is a
     square matrix (tr, det, logdet, inv). ``forces_vector``: an argument of undeclared kind is inferred to
     be a vector rather than a scalar. ``node`` names the :mod:`matcalc.nodes` class the call builds (None
-    where it is rewritten: ``max(a, b) = b + relu(a - b)``; a size constant).
+    where it is rewritten: ``max(a, b) = b + relu(a - b)``; a size constant). ``axis``: the call takes the
+    keyword ``axis=0|1|-1`` (``dim=`` too) of one argument (docs/language.md, "Axes"); ``rows`` names the
+    node class of its row-wise form on a matrix, where it has one of its own.
     """
 
-    __slots__ = ("name", "aliases", "arity", "node", "matrix_arg", "forces_vector", "latex")
+    __slots__ = ("name", "aliases", "arity", "node", "matrix_arg", "forces_vector", "latex", "axis", "rows")
 
     def __init__(self, name: str, node: str | None, arity: tuple[int, int | None] = (1, 1), *,
                  aliases: tuple[str, ...] = (), matrix_arg: bool = False, forces_vector: bool = False,
-                 latex: str | None = None):
+                 latex: str | None = None, axis: bool = False, rows: str | None = None):
         self.name = name
+        self.axis = axis
+        self.rows = rows
         self.node = node
         self.arity = arity
         self.aliases = aliases
@@ -264,20 +268,26 @@ ELEMENTWISE: dict[str, Elementwise] = {op.name: op for op in _ELEMENTWISE_RECORD
 # --- the other calls --------------------------------------------------------------------------------------
 _F = Function
 _FUNCTION_RECORDS = (
-    _F("max", None, (1, 2)),  # max(u) is max(u, 0); max(a, b) = b + relu(a - b)
-    _F("min", None, (1, 2)),
-    _F("sum", "Sum", forces_vector=True),
-    _F("mean", "Mean", forces_vector=True),
+    # max(e) reduces (MaxRows, the row maxima; its derivative the tie-splitting MaxRowsMask);
+    # max(a, b) = b + relu(a - b) is element-wise
+    _F("max", "MaxRows", (1, 2), axis=True, rows="MaxRows"),
+    _F("min", "MaxRows", (1, 2), axis=True, rows="MaxRows"),  # min(e) = -max(-e)
+    _F("sum", "Sum", forces_vector=True, axis=True),
+    _F("mean", "Mean", forces_vector=True, axis=True),
+    _F("var", None, forces_vector=True, axis=True),  # mean((e - mean(e)).^2), biased as numpy.var
     _F("dot", "Dot", (2, 2), forces_vector=True),
-    _F("norm", "Norm", forces_vector=True, aliases=("norm2",)),
+    _F("norm", "Norm", forces_vector=True, aliases=("norm2",), axis=True),
     _F("norm1", "Norm", forces_vector=True),
     _F("tr", "Trace", aliases=("trace",), matrix_arg=True, latex="\\operatorname{tr}"),
     _F("det", "Det", matrix_arg=True, latex="\\det"),
     _F("logdet", "LogDet", matrix_arg=True, latex="\\log\\det"),
-    _F("logsumexp", "LogSumExp", forces_vector=True),
+    _F("logsumexp", "LogSumExp", forces_vector=True, axis=True, rows="LogSumExpRows"),
     _F("inv", "Inv", matrix_arg=True),
     _F("diag", "DiagMat", forces_vector=True),  # diag(vector) is DiagMat; diag(matrix) is DiagVec
-    _F("softmax", "Softmax", forces_vector=True),
+    _F("softmax", "Softmax", forces_vector=True, axis=True, rows="SoftmaxRows"),
+    # maxmask(X): the derivative weights of max(X, axis=1), 1/t on each row's t tied largest entries
+    _F("maxmask", "MaxRowsMask", forces_vector=True, axis=True, rows="MaxRowsMask"),
+    _F("log_softmax", None, forces_vector=True, axis=True, latex="\\operatorname{log\\_softmax}"),
     _F("outer", "MatMul", (2, 2), forces_vector=True),
     _F("kron", "Kron", (2, 2), forces_vector=True),
     _F("ones", "Ones", (1, 2), forces_vector=True),

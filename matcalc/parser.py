@@ -55,7 +55,7 @@ def __getattr__(name):
 class Raw:
     """A node of the raw tree: ``kind``, its ``items``, and where it stands in the input."""
 
-    __slots__ = ("kind", "items", "start", "end", "op", "depth", "grouped")
+    __slots__ = ("kind", "items", "start", "end", "op", "depth", "grouped", "keywords")
 
     def __init__(self, kind: str, items, start: int, end: int, op: int | None = None, depth: int = 1):
         self.kind = kind
@@ -65,6 +65,8 @@ class Raw:
         self.op = op
         self.depth = depth
         self.grouped = False
+        #: a call's keyword arguments: (name, value Raw, position of the name) triples (``axis=1``)
+        self.keywords = ()
 
     def __repr__(self) -> str:  # pragma: no cover - debugging aid
         return f"Raw({self.kind}, {self.items!r})"
@@ -196,12 +198,25 @@ class _RawBuilder:
     def arguments(self, c):
         return [x for x in c if isinstance(x, Raw)]
 
+    def keyword(self, c):
+        name, _eq, value = c
+        return Raw("keyword", (str(name), value), name.start_pos, value.end, name.start_pos, _depth(value))
+
     def call(self, c):
+        """A call: its positional arguments in ``items``, its keyword arguments in ``keywords`` (a
+        positional argument after a keyword is refused here, as Python does)."""
         fname = c[0]
-        args = c[2] if len(c) == 4 else []
+        given = c[2] if len(c) == 4 else []
         rpar = c[-1]
-        return Raw("call", (str(fname), args), fname.start_pos, _tok_end(rpar), fname.start_pos,
-                   _depth(*args) if args else 1)
+        args = [a for a in given if a.kind != "keyword"]
+        keywords = [a for a in given if a.kind == "keyword"]
+        if keywords and given.index(keywords[0]) < len(args):
+            late = next(a for a in given[given.index(keywords[0]):] if a.kind != "keyword")
+            raise MatcalcSyntaxError("a positional argument follows a keyword argument", late.start)
+        raw = Raw("call", (str(fname), args), fname.start_pos, _tok_end(rpar), fname.start_pos,
+                  _depth(*given) if given else 1)
+        raw.keywords = tuple((k.items[0], k.items[1], k.start) for k in keywords)
+        return raw
 
     def norm(self, c):
         open_bar, inner = c[0], c[1]
@@ -356,7 +371,7 @@ def _tables(start: str):
 
 _TOKEN_NAMES = {
     "NAME": "a name", "NUMBER": "a number", "FUNCNAME": "a function", "LPAR": "'('", "RPAR": "')'",
-    "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "SEMI": "';'", "COLON": "':'", "PLUS": "'+'",
+    "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "SEMI": "';'", "COLON": "':'", "EQUALS": "'='", "PLUS": "'+'",
     "MINUS": "'-'", "STAR": "'*'", "SLASH": "'/'", "HADAMARD": "'.*'", "ELEMDIV": "'./'", "DOT": "'·'",
     "CARET": "'^'", "ELEMPOW": "'.^'", "MATMUL": "'@'", "POWSTAR": "'**'", "TRANSPOSE": "a transpose (')",
     "NORMBAR": "'||'",

@@ -292,6 +292,34 @@ class ExplicitBuilder(Visitor):
         e = self._v(n.args[0]).applyfunc(sympy.exp)
         return e / sympy.Add(*e)
 
+    def _row_lists(self, n) -> list[list]:
+        """The rows of a row-wise node's argument, each a list of entries."""
+        v = self._v(n.args[0])
+        return [list(v.row(i)) for i in range(v.rows)]
+
+    def _column(self, n, entries: list) -> Explicit:
+        return entries[0] if n.shape == () else sympy.Matrix(len(entries), 1, entries)
+
+    def _build_SoftmaxRows(self, n):
+        rows = [[sympy.exp(e) for e in row] for row in self._row_lists(n)]
+        return sympy.Matrix([[e / sympy.Add(*row) for e in row] for row in rows])
+
+    def _build_LogSumExpRows(self, n):
+        return self._column(n, [sympy.log(sympy.Add(*[sympy.exp(e) for e in row])) for row in self._row_lists(n)])
+
+    def _build_MaxRows(self, n):
+        return self._column(n, [sympy.Max(*row) for row in self._row_lists(n)])
+
+    def _build_MaxRowsMask(self, n):
+        def mask(row):
+            # Heaviside(·, 1) rather than a Piecewise: lambdify simplifies a Piecewise's conditions, which
+            # takes seconds when they compare Max expressions (max of a matrix)
+            top = [sympy.Mul(*[sympy.Heaviside(e - f, 1) for k, f in enumerate(row) if k != j])
+                   for j, e in enumerate(row)]
+            return [t / sympy.Add(*top) for t in top]
+
+        return sympy.Matrix([mask(row) for row in self._row_lists(n)])
+
     def _build_DiagMat(self, n):
         v = list(self._v(n.args[0]))
         return sympy.Matrix(len(v), len(v), lambda i, j: v[i] if i == j else 0)
@@ -329,6 +357,10 @@ def to_explicit(node: N.Node, sizes: Mapping[str, int] | None = None,
 
 
 # --- numbers back -----------------------------------------------------------------------------------
+def _heaviside(x, at_zero=0.5):
+    return np.heaviside(x, at_zero)
+
+
 def _named_values(values: Mapping) -> dict[str, Any]:
     """Values keyed by leaf name: Symbol nodes become ``name``, Differential nodes ``"d" + name``."""
     out: dict[str, Any] = {}
@@ -383,7 +415,9 @@ def numeric_value(explicit: Explicit, symbols: Mapping[str, Explicit], values: M
         raise UnknownNameError(f"no value for the SymPy symbols {sorted(map(str, missing))}")
     # lambdify only ever sees expressions matcalc built itself, never user text.
     with np.errstate(all="ignore"):
-        result = sympy.lambdify(args, explicit, modules="numpy")(*nums)
+        # Heaviside as NumPy's own: lambdify would print it as a Piecewise and simplify its condition,
+        # which takes seconds when it compares Max expressions (the derivative of max of a matrix)
+        result = sympy.lambdify(args, explicit, modules=[{"Heaviside": _heaviside}, "numpy"])(*nums)
     if shape is not None:
         return to_user(result, shape)
     if not _is_matrix(explicit):

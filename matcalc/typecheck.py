@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import math
 
+from . import axes, ops
 from . import nodes as N
-from . import ops
 from .assumed import Assumption, Assumptions, split_name
 from .errors import (
     AssumptionWarning,
@@ -54,6 +54,9 @@ _PIECEWISE = {"leaky_relu": (None, "slope"), "clip": (None, "lower bound", "uppe
 _MATRIX_ARG = {s for s, name in ops.ALIASES.items() if name in ops.FUNCTIONS and ops.FUNCTIONS[name].matrix_arg}
 _VECTOR_FORCING = {s for s, name in ops.ALIASES.items()
                    if name in ops.FUNCTIONS and ops.FUNCTIONS[name].forces_vector}
+#: The spellings of the calls that take ``axis=`` (docs/language.md, "Axes and broadcasting").
+_AXIS_CALLS = {s for s, name in ops.ALIASES.items() if name in ops.FUNCTIONS and ops.FUNCTIONS[name].axis}
+_AXIS_HELP = "axis=1 or axis=-1 (along each row), axis=0 (down each column)"
 
 
 class Declaration:
@@ -267,11 +270,8 @@ def _describe(shape, u: _Unifier) -> str:
 
 
 # --- the checker --------------------------------------------------------------------------------------
-#: Raw operators that build one node class from their built operands: one operand, a list of
-#: (term, position) pairs, two operands.
+#: Raw operators that build one node class from their built operand.
 _UNARY = {"neg": N.Neg, "transpose": N.Transpose}
-_NARY = {"mul": N.MatMul, "hadamard": N.Hadamard}
-_BINARY = {"elemdiv": N.ElemDiv, "dot": N.Dot}
 
 
 class _Checker:
@@ -288,6 +288,7 @@ class _Checker:
         self.identities: dict[int, _Var] = {}
         self.fills: dict[int, tuple] = {}
         self.decided: dict[int, object] = {}  # id(raw) -> extra decisions (diag kind, max form ...)
+        self.axes: dict[int, int | None] = {}  # id(raw) of a call -> its axis keyword (0, 1 or None)
         self.origin: dict[str, tuple[str, str]] = {}  # name -> (declaration | usage | convention, reason)
         self.why: dict[str, str] = {}  # name -> the usage that forced its kind
         self.notes: list = []  # (position, render) pairs, rendered by assumptions()
@@ -574,10 +575,23 @@ class _Checker:
         return shape
 
     def broadcast(self, a, b, ra: Raw, rb: Raw, op: str, pos: int):
+        """The shape of an element-wise operation: a scalar is expanded, a row vector is repeated over the
+        rows of a matrix and a column over its columns (NumPy's broadcasting), two vectors of different
+        orientations are refused (NumPy would make a matrix of them, which users rarely mean)."""
         if a == ():
             return b
         if b == ():
             return a
+        if self.vec_like(a) != self.vec_like(b):
+            (m, rm), (v, rv) = ((a, ra), (b, rb)) if self.vec_like(b) else ((b, rb), (a, ra))
+            axis = 1 if self.row_like(v) else 0
+            if self.u.unify(m[axis], v[axis]):
+                return m
+        elif self.col_like(a) and self.row_like(b) or self.row_like(a) and self.col_like(b):
+            raise self.shape_error(
+                f"cannot {op} {self.text(ra)} ({_describe(a, self.u)}) and {self.text(rb)} "
+                f"({_describe(b, self.u)}): matcalc never broadcasts two vectors into a matrix; for the matrix "
+                "of all pairs write outer(x, y) (x y'), or x ones(n)' + ones(m) y' for the sums", pos)
         ok = self.u.unify(a[0], b[0]) and self.u.unify(a[1], b[1])
         if not ok:
             raise self.shape_error(
@@ -594,8 +608,9 @@ class _Checker:
         if fname in ("dot", "outer"):  # outer(a, b) takes two vectors, like dot(a, b)
             for a in args:
                 self.force_bare(a, VECTOR, f"an argument of {fname}()")
-        if fname == "softmax" and args:
-            self.force_bare(args[0], VECTOR, "the argument of softmax()")
+        # softmax(X) of a matrix is row-wise: only a name that is not a capital is forced to be a vector
+        if fname in ("softmax", "log_softmax") and args and not self.matrix_name(args[0]):
+            self.force_bare(args[0], VECTOR, f"the argument of {fname}()")
         if fname in ("vector", "matrix") and args:
             self.demand_scalar(args[0], why=f"the fill value of {fname}()")
         for i, role in enumerate(_PIECEWISE.get(fname, ())[:len(args)]):
@@ -853,8 +868,11 @@ class _Checker:
         fname, args = r.items
         if fname in ("ones", "zeros", "eye"):
             return self.check_sized(r)
+        self.call_axis(r)
         shapes = [self.check(a) for a in args]
-        shape = self.simple_call_shape(r, shapes)
+        shape = self.axis_call_shape(r, shapes) if fname in _AXIS_CALLS else None
+        if shape is None:
+            shape = self.simple_call_shape(r, shapes)
         if shape is None:
             shape = self.structured_call_shape(r, shapes)
         if shape is None:  # pragma: no cover
@@ -885,6 +903,60 @@ class _Checker:
         self.fills[id(r)] = shape
         return self.normalise(shape)
 
+    def call_axis(self, r: Raw) -> None:
+        """Read a call's keyword arguments: ``axis=0|1|-1`` (``dim=`` as PyTorch spells it) and
+        ``keepdims=True`` (the reduced axis is always kept); anything else is refused at its position."""
+        fname, args = r.items
+        axis = None
+        for key, value, pos in r.keywords:
+            if fname not in _AXIS_CALLS:
+                raise self.shape_error(f"{fname}() takes no keyword arguments ({key}= is not accepted); the "
+                                       f"calls that take axis= are {', '.join(sorted(_AXIS_CALLS))}", pos)
+            if key in ("axis", "dim"):
+                v = self.constant(value)
+                if axis is not None or v not in (0, 1, -1):
+                    what = "a second axis" if axis is not None else f"{key}={self.text(value)}"
+                    raise self.shape_error(f"{fname}() takes one axis, {_AXIS_HELP}; not {what} (matcalc's "
+                                           "values have at most two axes)", value.start)
+                axis = 1 if v == -1 else int(v)
+            elif key == "keepdims":
+                if not (value.kind == "name" and value.items == "True"):
+                    raise self.shape_error(f"keepdims={self.text(value)} is not supported: matcalc always keeps "
+                                           "the reduced axis (as keepdims=True); leave it out", value.start)
+            else:
+                raise self.shape_error(f"{fname}() takes the keywords axis= ({_AXIS_HELP}), dim= (the same) "
+                                       f"and keepdims=True, not {key}=", pos)
+        if axis is not None and fname in ("max", "min") and len(args) == 2:
+            raise self.shape_error(f"{fname}(a, b) is element-wise and takes no axis; {fname}(e, axis=1) "
+                                   "reduces one argument", r.keywords[0][2])
+        self.axes[id(r)] = axis
+
+    def axis_call_shape(self, r: Raw, shapes: list):
+        """The calls that take ``axis=``: the reduced axis is kept (m x n -> m x 1 along the rows, 1 x n down
+        the columns); a positional axis is refused with the keyword form. None for ``max(a, b)``."""
+        fname, args = r.items
+        name = ops.ALIASES[fname]
+        if name in ("max", "min") and len(args) == 2:
+            return None
+        if len(args) == 2:
+            first = self.text(args[0])
+            raise self.shape_error(
+                f"{fname}() takes its axis as a keyword: {fname}({first}, axis=1) along each row, {fname}({first}, "
+                "axis=0) down each column (MATLAB's dimension 2 is axis=1, dimension 1 is axis=0)", args[1].start)
+        self.arity(r, 1)
+        s, axis = shapes[0], self.axes[id(r)]
+        if name in ("softmax", "log_softmax", "maxmask"):
+            if s == ():
+                raise self.shape_error(f"{fname}() needs a vector or a matrix; {self.text(args[0])} is a scalar",
+                                       args[0].start)
+            return s
+        if axis is None:
+            return ()
+        if s == ():
+            raise self.shape_error(f"{fname}(..., axis={axis}) needs a vector or a matrix; {self.text(args[0])} "
+                                   "is a scalar", args[0].start)
+        return self.normalise((s[0], 1) if axis == 1 else (1, s[1]))
+
     def simple_call_shape(self, r: Raw, shapes: list):
         """Element-wise functions, max/min, reductions, dot, the square-matrix functions; else None."""
         fname, args = r.items
@@ -896,7 +968,7 @@ class _Checker:
         if fname in ("max", "min"):
             self.arity(r, 2)
             return self.broadcast(shapes[0], shapes[1], args[0], args[1], f"take the {fname} of", r.start)
-        if fname in ("sum", "mean", "numel", "logsumexp", "norm", "norm1", "norm2"):
+        if fname in ("numel", "norm1"):
             self.arity(r, 1)
             return ()
         if fname == "dot":
@@ -936,12 +1008,6 @@ class _Checker:
                 return (s[0], 1)
             raise self.shape_error(f"diag() needs a column vector or a square matrix; {self.text(args[0])} is "
                                    f"{_describe(s, u)}", args[0].start)
-        if fname == "softmax":
-            self.arity(r, 1)
-            if not self.col_like(shapes[0]):
-                raise self.shape_error(f"softmax() needs a column vector; {self.text(args[0])} is "
-                                       f"{_describe(shapes[0], u)}", args[0].start)
-            return shapes[0]
         if fname == "outer":
             self.arity(r, 2)
             for a, s in zip(args, shapes, strict=True):
@@ -1017,10 +1083,14 @@ class _Checker:
         k, b = r.kind, self.build
         if k in _UNARY:
             return _UNARY[k](b(r.items))
-        if k in _NARY:
-            return _NARY[k](*[b(t) for t, _ in r.items])
-        if k in _BINARY:
-            return _BINARY[k](b(r.items[0]), b(r.items[1]))
+        if k == "mul":
+            return N.MatMul(*[b(t) for t, _ in r.items])
+        if k == "hadamard":
+            return N.Hadamard(*axes.broadcast([b(t) for t, _ in r.items]))
+        if k == "elemdiv":
+            return N.ElemDiv(*axes.broadcast([b(r.items[0]), b(r.items[1])]))
+        if k == "dot":
+            return N.Dot(b(r.items[0]), b(r.items[1]))
         method = getattr(self, "_build_" + k, None)
         if method is None:  # pragma: no cover
             raise MatcalcError(f"internal: unknown raw node {k}", r.start, self.source)
@@ -1044,7 +1114,7 @@ class _Checker:
         for sign, t, _ in r.items:
             node = self.build(t)
             terms.append(node if sign > 0 else N.Neg(node))
-        return N.Add(*terms)
+        return N.Add(*axes.broadcast(terms))
 
     def _build_div(self, r: Raw) -> N.Node:
         x, s = self.build(r.items[0]), self.build(r.items[1])
@@ -1095,8 +1165,10 @@ class _Checker:
             return a[0]
         if fname in ELEMENTWISE_ALIASES or fname in _PIECEWISE:
             return self.build_elementwise(r, a)
+        if fname in _AXIS_CALLS and not (fname in ("max", "min") and len(a) == 2):
+            return axes.BUILDERS[ops.ALIASES[fname]](a[0], self.axes.get(id(r)))
         if fname in ("max", "min"):
-            x, y = a
+            x, y = axes.broadcast(a)
             zero_x = isinstance(x, N.Number) and x.value == 0
             zero_y = isinstance(y, N.Number) and y.value == 0
             if fname == "max":
@@ -1107,12 +1179,10 @@ class _Checker:
                 e = y if zero_x else x
                 return N.Neg(N.Apply("relu", N.Neg(e)))  # min(0, e) = -relu(-e)
             return N.Add(x, N.Neg(N.Apply("relu", N.Add(x, N.Neg(y)))))  # min(a, b) = a - relu(a - b)
-        simple = {"sum": N.Sum, "mean": N.Mean, "numel": N.Numel, "logsumexp": N.LogSumExp, "tr": N.Trace,
-                  "trace": N.Trace, "det": N.Det, "logdet": N.LogDet, "inv": N.Inv, "softmax": N.Softmax}
+        simple = {"numel": N.Numel, "tr": N.Trace, "trace": N.Trace, "det": N.Det, "logdet": N.LogDet,
+                  "inv": N.Inv}
         if fname in simple:
             return simple[fname](a[0])
-        if fname in ("norm", "norm2"):
-            return N.Norm(a[0], 2)
         if fname == "norm1":
             return N.Norm(a[0], 1)
         if fname == "dot":

@@ -143,8 +143,12 @@ def test_the_notes_are_kept_with_the_assumptions():
 
 def test_a_shape_error_caused_by_an_assumed_scalar_says_so():
     with pytest.raises(matcalc.ShapeError) as info:
-        matcalc.parse("||y - X beta||^2")
+        matcalc.parse("dot(X beta, y)")
     assert "beta is taken to be a scalar" in str(info.value) and "where beta: vector" in str(info.value)
+    # since issue 15 y - X beta broadcasts the column y over the columns of the matrix X beta (as NumPy
+    # does), so it parses: the warning says what was assumed
+    with pytest.warns(matcalc.AssumptionWarning, match="beta is taken to be a scalar"):
+        matcalc.parse("||y - X beta||^2")
     d = matcalc.derive("||y - X beta||^2", "beta", beta="vector(k)", layout="denominator")
     check_numerically(d)
 

@@ -91,6 +91,12 @@ CASES = [
     ("erf(x) + gelu(A x) + silu(x) .* elu(y)", {}, "normal"),  # issue #15
     ("sinh(A) + cosh(A) + expm1(A) + log1p(A)", dict(A="matrix(n,m)"), "unit"),
     ("leaky_relu(W x, a) + clip(y, -1, b)", dict(W="matrix(n,n)"), "normal"),
+    # issue 15: the row-wise nodes, axes and broadcasting
+    ("softmax(A) + log_softmax(A, axis=0)", dict(A="matrix(n,m)"), "normal"),
+    ("logsumexp(A, axis=1) + max(A, axis=1) + min(A, axis=1)", dict(A="matrix(n,m)"), "normal"),
+    ("maxmask(A) + var(A, axis=0) .* norm(A, axis=0)", dict(A="matrix(n,m)"), "normal"),
+    ("max(x) + max(A) + var(x)", dict(A="matrix(n,m)"), "normal"),
+    ("A .* x + y' + mean(A, axis=1)", dict(A="matrix(n,m)", y="vector(m)"), "normal"),
     (N.Add(N.Numel(M), N.Sum(M)), {}, "normal"),
     (N.Trace(N.MatMul(N.Inv(X), N.Differential(X))), {}, "spd"),
     (N.MatMul(N.Differential(M), N.Transpose(M)), {}, "normal"),

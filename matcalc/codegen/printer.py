@@ -350,6 +350,9 @@ class CodePrinter(Printer):
     def _print_Inv(self, n):
         return self.call(self.linalg("inv"), self.code(n.args[0]))
 
+    def _print_MaxRows(self, n):
+        return f"{self.fn('max')}({self.code(n.args[0])}, axis=-1)", ATOM
+
     def _print_Softmax(self, n):
         return self.softmax(self.code(n.args[0])), ATOM
 

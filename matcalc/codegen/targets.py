@@ -27,7 +27,7 @@ class NumpyPrinter(CodePrinter):
 
     module = "np"
     imports = ("import numpy as np",)
-    statement_nodes = (N.LogDet, N.Softmax, WeightedGram)
+    statement_nodes = (N.LogDet, N.Softmax, N.SoftmaxRows, N.LogSumExpRows, N.MaxRowsMask, WeightedGram)
 
     def _assign_LogDet(self, n: Node, name: str) -> list[str]:
         # log of a negative determinant is not real: NaN, as matcalc.numeric.evaluate gives
@@ -38,6 +38,24 @@ class NumpyPrinter(CodePrinter):
         return [f"{name} = {self.code(n.args[0])}",
                 f"{name} = np.exp({name} - np.max({name}))",
                 f"{name} = {name} / np.sum({name})"]
+
+    # Row-wise nodes work along the last axis: a matrix's rows, or the one row of a row vector (1-D here).
+    def _assign_SoftmaxRows(self, n: Node, name: str) -> list[str]:
+        return [f"{name} = {self.code(n.args[0])}",
+                f"{name} = np.exp({name} - np.max({name}, axis=-1, keepdims=True))",
+                f"{name} = {name} / np.sum({name}, axis=-1, keepdims=True)"]
+
+    def _assign_LogSumExpRows(self, n: Node, name: str) -> list[str]:
+        shift = self.fresh("shift")
+        return [f"{name} = {self.code(n.args[0])}",
+                f"{shift} = np.max({name}, axis=-1, keepdims=True)",
+                f"{shift} = np.where(np.isfinite({shift}), {shift}, 0.0)",
+                f"{name} = np.log(np.sum(np.exp({name} - {shift}), axis=-1)) + {shift}[..., 0]"]
+
+    def _assign_MaxRowsMask(self, n: Node, name: str) -> list[str]:
+        return [f"{name} = {self.code(n.args[0])}",
+                f"{name} = ({name} == np.max({name}, axis=-1, keepdims=True)).astype(float)",
+                f"{name} = {name} / np.sum({name}, axis=-1, keepdims=True)"]
 
     def _assign_WeightedGram(self, n: Node, name: str) -> list[str]:
         w, x, nonnegative = n.args
@@ -75,7 +93,7 @@ class JaxPrinter(CodePrinter):
     module = "jnp"
     imports = ("import jax", "import jax.numpy as jnp")
     code_targets = ("jax", "numpy")
-    statement_nodes = (N.LogDet,)
+    statement_nodes = (N.LogDet, N.MaxRowsMask)
 
     def constant(self, what: str, size: str) -> str:
         return f"jnp.{what}({size}, dtype=dtype)"
@@ -85,6 +103,17 @@ class JaxPrinter(CodePrinter):
 
     def softmax(self, x: str) -> str:
         return f"jax.nn.softmax({x})"
+
+    def _print_SoftmaxRows(self, n):
+        return f"jax.nn.softmax({self.code(n.args[0])}, axis=-1)", ATOM
+
+    def _print_LogSumExpRows(self, n):
+        return f"jax.nn.logsumexp({self.code(n.args[0])}, axis=-1)", ATOM
+
+    def _assign_MaxRowsMask(self, n: Node, name: str) -> list[str]:
+        return [f"{name} = {self.code(n.args[0])}",
+                f"{name} = ({name} == jnp.max({name}, axis=-1, keepdims=True)).astype({name}.dtype)",
+                f"{name} = {name} / jnp.sum({name}, axis=-1, keepdims=True)"]
 
     def _assign_LogDet(self, n: Node, name: str) -> list[str]:
         return [f"{name} = jnp.linalg.slogdet({self.code(n.args[0])})",
@@ -97,7 +126,7 @@ class TorchPrinter(CodePrinter):
     module = "torch"
     imports = ("import torch",)
     code_targets = ("torch",)
-    statement_nodes = (N.LogDet,)
+    statement_nodes = (N.LogDet, N.MaxRowsMask)
 
     def ew_arg(self, node: Node) -> str:
         code = self.code(node)
@@ -145,6 +174,20 @@ class TorchPrinter(CodePrinter):
 
     def softmax(self, x: str) -> str:
         return f"torch.softmax({x}, 0)"
+
+    def _print_SoftmaxRows(self, n):
+        return f"torch.softmax({self.code(n.args[0])}, dim=-1)", ATOM
+
+    def _print_LogSumExpRows(self, n):
+        return f"torch.logsumexp({self.code(n.args[0])}, dim=-1)", ATOM
+
+    def _print_MaxRows(self, n):
+        return f"torch.amax({self.code(n.args[0])}, dim=-1)", ATOM
+
+    def _assign_MaxRowsMask(self, n: Node, name: str) -> list[str]:
+        return [f"{name} = {self.code(n.args[0])}",
+                f"{name} = ({name} == torch.amax({name}, dim=-1, keepdim=True)).to(dtype)",
+                f"{name} = {name} / torch.sum({name}, dim=-1, keepdim=True)"]
 
     def _assign_LogDet(self, n: Node, name: str) -> list[str]:
         return [f"{name} = torch.linalg.slogdet({self.code(n.args[0])})",

@@ -312,6 +312,34 @@ class Differentiator:
             return None
         return S.add(S.had(n, du), S.neg(S.mul(n, S.transpose(n), du)))
 
+    def _row_sums(self, weights, dx):
+        """``(W ⊙ dX) 𝟙``: each row's weighted sum of the tangent (a scalar for a single row)."""
+        return S.mul(S.had(weights, dx), N.Ones((dx.shape[1], 1)))
+
+    def d_SoftmaxRows(self, n):
+        """d softmax_rows(X) = P ⊙ (dX − ((P ⊙ dX) 𝟙) 𝟙ᵀ), P = softmax_rows(X): each row's softmax rule."""
+        dx = self.d(n.args[0])
+        if dx is None:
+            return None
+        spread = S.mul(self._row_sums(n, dx), N.Ones((1, dx.shape[1])))
+        return S.had(n, S.add(dx, S.neg(spread)))
+
+    def d_LogSumExpRows(self, n):
+        """d logsumexp_rows(X) = (P ⊙ dX) 𝟙 with P = softmax_rows(X)."""
+        x = n.args[0]
+        dx = self.d(x)
+        return None if dx is None else self._row_sums(N.SoftmaxRows(x), dx)
+
+    def d_MaxRows(self, n):
+        """d max_rows(X) = (M ⊙ dX) 𝟙 with M = maxmask(X), ties split evenly (as PyTorch's amax)."""
+        x = n.args[0]
+        dx = self.d(x)
+        return None if dx is None else self._row_sums(N.MaxRowsMask(x), dx)
+
+    def d_MaxRowsMask(self, n):
+        """Piecewise constant: 0 almost everywhere, like step."""
+        return None
+
     def d_DiagMat(self, n):
         dv = self.d(n.args[0])
         return None if dv is None else S.diagmat(dv)

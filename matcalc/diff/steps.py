@@ -32,7 +32,9 @@ RULES = {
     "Power": "power rule", "ElemPower": "element-wise power rule", "Transpose": "transpose",
     "Sum": "sum reduction", "Mean": "mean", "LogSumExp": "log-sum-exp", "Norm": "norm",
     "Trace": "trace", "Det": "determinant (Jacobi's formula)", "LogDet": "log-determinant", "Inv": "inverse",
-    "Softmax": "softmax", "DiagMat": "diagonal matrix", "DiagVec": "diagonal", "Kron": "Kronecker product",
+    "Softmax": "softmax", "SoftmaxRows": "softmax of each row", "LogSumExpRows": "log-sum-exp of each row",
+    "MaxRows": "maximum of each row (ties split evenly)", "MaxRowsMask": "indicator of the maximum (constant)",
+    "DiagMat": "diagonal matrix", "DiagVec": "diagonal", "Kron": "Kronecker product",
     "VectorLit": "vector of functions", "MatrixLit": "matrix of functions", "Fill": "constant fill",
 }
 

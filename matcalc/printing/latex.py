@@ -8,6 +8,7 @@ from .. import nodes as N
 from .. import ops
 from ..shapes import is_matrix
 from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text
+from .text import AXIS_NODES
 
 _GREEK = {
     "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu",
@@ -134,6 +135,9 @@ class LatexPrinter(Printer):
         return f"{self.sub(n.args[0], POST)}^{{\\circ {self.doprint(n.args[1])}}}", POW
 
     def _print_Transpose(self, n):
+        x = n.args[0]
+        if type(x) in AXIS_NODES and isinstance(x.args[0], N.Transpose) and x.args[0].args[0].shape[1] != 1:
+            return self.axis_call(AXIS_NODES[type(x)], x.args[0].args[0], 0)
         if isinstance(n.args[0], N.Inv):
             return f"{self.sub(n.args[0].args[0], POST)}^{{-\\top}}", POW
         return f"{self.sub(n.args[0], POST)}^{{\\top}}", POST
@@ -182,6 +186,22 @@ class LatexPrinter(Printer):
 
     def _print_Softmax(self, n):
         return self.call("\\operatorname{softmax}", n.args[0])
+
+    def _print_SoftmaxRows(self, n):
+        return self.call("\\operatorname{softmax}", n.args[0])
+
+    def axis_call(self, name: str, x, axis: int):
+        """``\\operatorname{logsumexp}(X, \\text{axis}=1)``: as the text printer, by name and axis."""
+        return f"\\operatorname{{{name}}}\\left({self.doprint(x)}, \\text{{axis}}={axis}\\right)", ATOM
+
+    def _print_LogSumExpRows(self, n):
+        return self.axis_call("logsumexp", n.args[0], 1)
+
+    def _print_MaxRows(self, n):
+        return self.axis_call("max", n.args[0], 1)
+
+    def _print_MaxRowsMask(self, n):
+        return self.axis_call("maxmask", n.args[0], 1)
 
     def _print_DiagMat(self, n):
         return self.call("\\operatorname{diag}", n.args[0])

@@ -9,6 +9,10 @@ from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, 
 #: node types that a product's factor puts in parentheses whatever their precedence
 MISREADABLE_IN_PRODUCT = (N.Hadamard, N.ElemDiv, N.Div, N.Dot)
 
+#: The row-wise nodes by the name of their call: the transpose of one of a transpose is its axis=0 form.
+AXIS_NODES = {N.SoftmaxRows: "softmax", N.LogSumExpRows: "logsumexp", N.MaxRows: "max",
+              N.MaxRowsMask: "maxmask"}
+
 
 class TextPrinter(Printer):
     """Prints a node in the matcalc input language (ASCII operators, juxtaposition for products)."""
@@ -138,7 +142,10 @@ class TextPrinter(Printer):
         return f"{self.sub(n.args[0], POST)}{self.elempow_op}{self.exponent(n.args[1])}", POW
 
     def _print_Transpose(self, n):
-        return self.sub(n.args[0], POST) + self.transpose_mark, POST
+        x = n.args[0]
+        if type(x) in AXIS_NODES and isinstance(x.args[0], N.Transpose) and x.args[0].args[0].shape[1] != 1:
+            return self.axis_call(AXIS_NODES[type(x)], x.args[0].args[0], 0)  # softmax(X, axis=0)
+        return self.sub(x, POST) + self.transpose_mark, POST
 
     # --- functions -----------------------------------------------------------------------------
     def call(self, name, *args):
@@ -176,6 +183,25 @@ class TextPrinter(Printer):
 
     def _print_Softmax(self, n):
         return self.call("softmax", n.args[0])
+
+    def _print_SoftmaxRows(self, n):
+        return self.call("softmax", n.args[0])
+
+    def axis_call(self, name: str, x, axis: int):
+        """``logsumexp(X, axis=1)``: a row-wise node (axis=1), or one of the transpose transposed (axis=0)."""
+        return f"{name}({self.doprint(x)}, axis={axis})", ATOM
+
+    def _print_LogSumExpRows(self, n):
+        return self.axis_call("logsumexp", n.args[0], 1)
+
+    def _print_MaxRows(self, n):
+        x = n.args[0]
+        if n.shape == ():  # the largest entry of a vector: max(x) reads back as this node
+            return self.call("max", x.args[0] if isinstance(x, N.Transpose) and x.args[0].shape[1] == 1 else x)
+        return self.axis_call("max", x, 1)
+
+    def _print_MaxRowsMask(self, n):
+        return self.axis_call("maxmask", n.args[0], 1)
 
     def _print_DiagMat(self, n):
         return self.call("diag", n.args[0])
