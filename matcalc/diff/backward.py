@@ -47,9 +47,9 @@ class BackwardPass:
 def _cheap(n: Node, deps: set) -> bool:
     """A linear operation in its dependent operands: folded into its consumer."""
     kind = type(n).__name__
-    if kind == "MatMul":  # scaling by scalars, or a product with only one dependent non-scalar factor
-        return sum(1 for f in n.args if f in deps and f.shape != ()) <= 1 and \
-            sum(1 for f in n.args if f.shape != ()) <= 1
+    if kind == "MatMul":  # scaling, or a row or column sum or broadcast (the other factors vectors of ones)
+        matrices = [f for f in n.args if f.shape != () and not _ones(f)]
+        return len(matrices) <= 1 and sum(1 for f in n.args if f in deps) <= 1
     if kind == "Hadamard":
         return sum(1 for f in n.args if f in deps) <= 1
     if kind == "Div":
@@ -57,15 +57,23 @@ def _cheap(n: Node, deps: set) -> bool:
     return kind in CHEAP
 
 
+def _ones(n: Node) -> bool:
+    return isinstance(n, N.Ones) or (isinstance(n, N.Transpose) and isinstance(n.args[0], N.Ones))
+
+
 def _scaling(n: Node, deps: set) -> bool:
-    """``Xᵀ``, ``-X``, ``X / c``, ``c X`` with a constant scalar ``c``: no layer of their own."""
+    """``Xᵀ``, ``-X``, ``X / c``, ``c X`` with a constant scalar ``c``, a vector repeated over the rows or
+    columns of a matrix: no layer of their own."""
     kind = type(n).__name__
     if kind in ("Transpose", "Neg"):
         return True
     if kind == "Div":
         return n.args[1] not in deps
-    if kind == "MatMul":
-        return sum(1 for f in n.args if f.shape != ()) <= 1 and all(f not in deps for f in n.args if f.shape == ())
+    if kind == "MatMul":  # c X, or a vector broadcast over the rows or columns (v 𝟙ᵀ, 𝟙 vᵀ)
+        arrays = [f for f in n.args if f.shape != ()]
+        if all(f not in deps for f in n.args if f.shape == ()) and len(arrays) <= 1:
+            return True
+        return len(arrays) == 2 and sum(map(_ones, arrays)) == 1 and all(1 in f.shape for f in arrays)
     return False
 
 
