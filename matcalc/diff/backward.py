@@ -41,7 +41,7 @@ class BackwardPass:
     function: Node
     variables: list
     layers: list[tuple[N.Symbol, Node, Node]] = field(default_factory=list)
-    adjoints: list[tuple[N.Symbol, Node, str]] = field(default_factory=list)
+    adjoints: list[tuple[N.Symbol, Node, list]] = field(default_factory=list)
 
 
 def _cheap(n: Node, deps: set) -> bool:
@@ -58,6 +58,7 @@ def _cheap(n: Node, deps: set) -> bool:
 
 
 def _ones(n: Node) -> bool:
+    """A vector of ones (as a column or transposed): its products are row or column sums and broadcasts."""
     return isinstance(n, N.Ones) or (isinstance(n, N.Transpose) and isinstance(n.args[0], N.Ones))
 
 
@@ -78,6 +79,7 @@ def _scaling(n: Node, deps: set) -> bool:
 
 
 def _consumers(order: list, deps: set) -> dict:
+    """For each dependent node, the dependent nodes that use it (once each): where its adjoint comes from."""
     users: dict[Node, list[Node]] = {}
     for n in order:
         for c in n.children:
@@ -152,6 +154,7 @@ def _dependents(F: Node, variables: list) -> tuple[list, set]:
 
 
 def _layers(F: Node, variables: list):
+    """(name, definition over the earlier layers' names, node) for each layer, children before parents."""
     order, deps = _dependents(F, variables)
     users = _consumers(order, deps)
     taken = {s.name for s in symbols_of(F)} | {"y"}
@@ -215,12 +218,14 @@ def _by_name(expr: Node, layers: list) -> Node:
 
 
 def _zero(X: N.Symbol) -> Node:
+    """The adjoint of a variable no layer uses."""
     from .. import simplify as S
 
     return S.zero_like(X.shape)
 
 
 def _fresh_d(name: str, taken: set) -> str:
+    """``dZ`` for the adjoint of ``Z``, primed with ``_`` until it clashes with no name of the function."""
     out = f"d{name}"
     while out in taken:
         out += "_"
@@ -228,12 +233,14 @@ def _fresh_d(name: str, taken: set) -> str:
 
 
 def _add(parts: list[Node]) -> Node:
+    """The sum of an adjoint's contributions (one per use), simplified."""
     from .. import simplify as S
 
     return parts[0] if len(parts) == 1 else S.add(*parts)
 
 
 def _inputs(local: Node, candidates: list) -> list:
+    """The layers and variables a layer's definition reads (each gets a contribution to its adjoint)."""
     present = set(symbols_of(local))
     return [c for c in candidates if c in present]
 
