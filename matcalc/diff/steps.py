@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import nodes as N
-from ..budget import budgeted
+from ..budget import BudgetError, budgeted
 from ..errors import MatcalcError
 from ..nodes import Node, symbols_of
 from ..printing import to_latex, to_unicode
@@ -185,7 +185,9 @@ def layer_steps(F: Node, variables: list, named: bool = True) -> list[Step]:
 
     try:
         bp = backward_pass(F, variables)
-    except MatcalcError:
+    except BudgetError:  # out of time or memory: the whole explanation stops, as it does without layers
+        raise
+    except MatcalcError:  # a layer with no matrix form: the element-level steps stand alone
         return []
     if not 2 <= len(bp.layers) <= MAX_LAYERS:
         return []
