@@ -384,3 +384,24 @@ def test_generated_code_for_every_layer(name, form, target):
     for d, g in zip(derivs, grads, strict=True):
         np.testing.assert_allclose(np.asarray(g, float), np.asarray(d.evaluate(values), float), rtol=1e-9,
                                    atol=1e-11, err_msg=f"{target}: d/d{d.variable.name}")
+
+
+def test_attention_reads_as_flashattention():
+    """With the row-wise softmax, the layers are S, P, O and the adjoints are FlashAttention's lines."""
+    if not has("softmax rows"):
+        pytest.skip("this matcalc has no row-wise softmax yet (issue #15)")
+    steps = explain_layers(_derive("attention", "row-wise"))
+    lines = [s.text for s in steps]
+    for expected in ("S = Q (Kᵀ / sqrt(d)) + M", "P = softmax(S)", "O = P V", "y = sum(G ⊙ O)", "dO = G",
+                     "dP = dO Vᵀ", "dS = (dP - (dP ⊙ P) 𝟙 𝟙ᵀ) ⊙ P", "dQ = (dS K) / sqrt(d)",
+                     "dK = (dSᵀ Q) / sqrt(d)", "dV = Pᵀ dO"):
+        assert expected in lines, (expected, lines)
+
+
+def test_infonce_prints_the_textbook_form():
+    """I 𝟙 𝟙ᵀ = 𝟙 𝟙ᵀ, and a matrix of ones drops out of an element-wise product."""
+    if not has("softmax rows"):
+        pytest.skip("this matcalc has no row-wise softmax yet (issue #15)")
+    dA, dB = _derive("InfoNCE", "row-wise")
+    assert dA.text() == "((softmax((A B') / t) - I) B) / t"
+    assert dB.text() == "((softmax((A B') / t) - I)' A) / t"
