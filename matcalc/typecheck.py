@@ -588,10 +588,14 @@ class _Checker:
             if self.u.unify(m[axis], v[axis]):
                 return m
         elif self.col_like(a) and self.row_like(b) or self.row_like(a) and self.col_like(b):
+            (col, rc), (row, rr) = ((a, ra), (b, rb)) if self.col_like(a) else ((b, rb), (a, ra))
+            m, n = (_describe((d, 1), self.u)[len("vector("):-1] for d in (col[0], row[1]))
+            c = rc.items if rc.kind == "name" else "u"
+            r = rr.items.items if rr.kind == "transpose" and rr.items.kind == "name" else "v"
             raise self.shape_error(
                 f"cannot {op} {self.text(ra)} ({_describe(a, self.u)}) and {self.text(rb)} "
                 f"({_describe(b, self.u)}): matcalc never broadcasts two vectors into a matrix; for the matrix "
-                "of all pairs write outer(x, y) (x y'), or x ones(n)' + ones(m) y' for the sums", pos)
+                f"of all pairs write outer({c}, {r}), or {c} ones({n})' + ones({m}) {r}' for the sums", pos)
         ok = self.u.unify(a[0], b[0]) and self.u.unify(a[1], b[1])
         if not ok:
             raise self.shape_error(

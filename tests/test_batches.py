@@ -220,3 +220,25 @@ def test_printing_reads_back():
     assert matcalc.to_unicode(_parse("mean(X, axis=1)")) == "(X 𝟙) / n"
     assert matcalc.to_text(_parse("softmax(X, axis=0)")) == "softmax(X, axis=0)"
     assert "axis" in matcalc.to_latex(_parse("logsumexp(X, axis=1)"))
+
+
+@pytest.mark.parametrize("text", ["sum(X, axis=1)", "sum(X, axis=0)", "mean(X, axis=0)", "mean(X, axis=1)",
+                                  "X - mean(X, axis=0)", "X W + b'"])
+def test_kronecker_forms_of_the_linear_axis_operations(text):
+    """∂vec(F)/∂vec(X) (columns stacked) equals the tensor entry by entry: [i + j m_F, k + l m_X] = T[i, j, k, l]."""
+    d = matcalc.derive(_parse(text), "X")
+    assert d.kronecker is not None, text
+    values = _values(d.function, seed=5)
+    tensor = np.asarray(d.evaluate(**values), dtype=float)
+    kron = np.atleast_2d(np.asarray(matcalc.evaluate(d.kronecker, values, sizes=SIZES), dtype=float))
+    rows, cols = 3, 4  # X is m x n
+    out = tensor.reshape(tensor.shape[:-2] + (rows, cols)) if tensor.ndim >= 3 else tensor
+    f_shape = out.shape[:-2]
+    f_rows, f_cols = (f_shape + (1,))[:2] if len(f_shape) == 2 else ((f_shape[0], 1) if "axis=1" in text
+                                                                     else (1, f_shape[0]))
+    want = np.zeros((f_rows * f_cols, rows * cols))
+    for i in range(f_rows):
+        for j in range(f_cols):
+            entry = out[i, j] if len(f_shape) == 2 else out[i if f_cols == 1 else j]
+            want[i + j * f_rows] = entry.reshape(-1, order="F")
+    np.testing.assert_allclose(kron, want, atol=1e-12)

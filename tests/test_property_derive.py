@@ -4,10 +4,12 @@ Random well-typed expressions (depth up to 6) are built with the constructors of
 over scalars ``a, b``, vectors ``x, y`` (length n) and matrices ``A, B`` (n x n), ``C`` (n x m). Every
 operator and function of the language appears: + - * ⊙ ⊘ / · ^ .^ ' exp log sin cos tan arcsin arccos
 arctan tanh sigmoid relu softplus sqrt abs sign max(0, e) min(0, e) erf gelu silu elu sinh cosh log1p expm1
-leaky_relu clip sum mean dot norm norm1 tr det logdet logsumexp inv diag softmax outer kron. Domains are
-kept safe by construction: log and sqrt see ``u.^2 + 1`` or ``exp(u)``, log1p those or ``0.5 tanh(u)``,
-arcsin and arccos see ``0.5 tanh(u)``, tan sees ``tanh(u)``, divisors are positive forms,
-and inv / det / logdet see ``M M' + I``.
+leaky_relu clip sum mean dot norm norm1 tr det logdet logsumexp inv diag softmax outer kron, and (issue 15) the
+axis-wise reductions sum mean var norm max min logsumexp with axis=0 and axis=1, one-argument max/min, row-
+and column-wise softmax and log_softmax, and vectors broadcast against matrices, built by :mod:`matcalc.axes`
+exactly as the parser builds them. Domains are kept safe by construction: log and sqrt see ``u.^2 + 1`` or
+``exp(u)``, log1p those or ``0.5 tanh(u)``, arcsin and arccos see ``0.5 tanh(u)``, tan sees ``tanh(u)``,
+divisors are positive forms, and inv / det / logdet see ``M M' + I``.
 
 Each expression is differentiated with respect to its variables (numerator layout, and denominator for
 some) and the result is checked with :func:`matcalc.verify.check_derivative` (numeric method). The only
@@ -28,7 +30,7 @@ from fractions import Fraction
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from matcalc import NoMatrixFormError
+from matcalc import NoMatrixFormError, axes
 from matcalc import nodes as N
 from matcalc.diff import derive
 from matcalc.printing import to_text
@@ -211,7 +213,66 @@ def _c_builders():
     ]
 
 
+# --- issue 15: axes and broadcasting, as matcalc.axes builds them from the parser's calls --------------------
+AXIS = st.sampled_from([0, 1])
+REDUCE = [axes.axis_sum, axes.axis_mean, axes.axis_var, axes.axis_norm, axes.axis_max, axes.axis_min,
+          axes.axis_logsumexp]
+
+
+def _reduce(d, kind, s, axis):
+    """``f(e, axis=axis)`` of a random reduction ``f`` of a random expression of ``kind``."""
+    f = d(st.sampled_from(REDUCE))
+    e = d(s(kind))
+    return f(e, axis)
+
+
+def _column_of_rows(d, s):
+    """A column of length n from a reduction: along the rows of an n x n or n x m matrix, or the transpose
+    of the reduction down the columns of an n x n one."""
+    if d(st.booleans()):
+        return _reduce(d, d(st.sampled_from(["M", "C"])), s, 1)
+    return N.Transpose(_reduce(d, "M", s, 0))
+
+
+def _broadcast(d, s, kind, op):
+    """``op`` of a matrix with a vector repeated over its rows or columns (NumPy's broadcasting)."""
+    matrix = d(s(kind))
+    if kind == "M" and d(st.booleans()):
+        vector = d(s("v"))  # a column of length n: over the columns
+    else:
+        vector = _reduce(d, kind, s, 0)  # a row of the matrix's width: over the rows
+    operands = axes.broadcast([matrix, vector] if d(st.booleans()) else [vector, matrix])
+    if op == "ediv":
+        return N.ElemDiv(operands[0], positive(operands[1]))
+    if op == "max":
+        x_, y_ = operands
+        return N.Add(y_, N.Apply("relu", N.Add(x_, N.Neg(y_))))  # max(a, b), as the parser builds it
+    return (N.Add if op == "add" else N.Hadamard)(*operands)
+
+
+def _axis_builders():
+    return {
+        "s": [lambda d, s: axes.axis_max(d(s(d(st.sampled_from(["v", "M", "C"])))), None),
+              lambda d, s: axes.axis_min(d(s(d(st.sampled_from(["v", "C"])))), None),
+              lambda d, s: axes.axis_var(d(s(d(st.sampled_from(["v", "C"])))), None),
+              lambda d, s: N.Sum(axes.log_softmax(d(s("v")), None)),
+              lambda d, s: N.Sum(_reduce(d, d(st.sampled_from(["M", "C"])), s, d(AXIS)))],
+        "v": [lambda d, s: _column_of_rows(d, s),
+              lambda d, s: axes.log_softmax(d(s("v")), None),
+              lambda d, s: axes.softmax(d(s("v")), None)],
+        "M": [lambda d, s: axes.softmax(d(s("M")), d(AXIS)),
+              lambda d, s: axes.log_softmax(d(s("M")), d(AXIS)),
+              lambda d, s: _broadcast(d, s, "M", d(st.sampled_from(["add", "had", "ediv", "max"])))],
+        "C": [lambda d, s: axes.softmax(d(s("C")), d(AXIS)),
+              lambda d, s: N.Add(d(s("C")), N.Neg(axes.expand(axes.axis_mean(d(s("C")), d(AXIS)), C.shape))),
+              lambda d, s: _broadcast(d, s, "C", d(st.sampled_from(["add", "had", "max"])))],
+    }
+
+
 BUILDERS = {"s": _scalar_builders(), "v": _vector_builders(), "M": _matrix_builders(), "C": _c_builders()}
+for _kind, _extra in _axis_builders().items():
+    BUILDERS[_kind] += _extra
+del _kind, _extra
 
 
 # --- the property ------------------------------------------------------------------------------------------------

@@ -43,8 +43,11 @@ from matcalc.nodes import (
     Kron,
     LogDet,
     LogSumExp,
+    LogSumExpRows,
     MatMul,
     MatrixLit,
+    MaxRows,
+    MaxRowsMask,
     Mean,
     Neg,
     Norm,
@@ -52,6 +55,7 @@ from matcalc.nodes import (
     Ones,
     Power,
     Softmax,
+    SoftmaxRows,
     Sum,
     Symbol,
     Trace,
@@ -163,12 +167,17 @@ def _scalar_special(sub):
         st.tuples(sub(SQUARE), sub(SQUARE)).map(lambda p: Sum(Kron(*p))),
         st.tuples(sub(COL), sub(COL)).map(lambda p: Norm(Kron(*p), 2)),
         st.sampled_from([Trace(Identity(m)), Sum(Identity(3)), Mean(Ones((2, 3))), Sum(Zeros((m, 1)))]),
+        sub(ROW).map(MaxRows),  # max(r): the largest entry of a row (issue 15)
+        sub(COL).map(lambda v: MaxRows(Transpose(v))),  # max(x)
     )
 
 
 def _col_special(sub):
     return st.one_of(
         sub(COL).map(Softmax),
+        sub(WIDE).map(MaxRows),  # max(C, axis=1) (issue 15)
+        sub(SQUARE).map(LogSumExpRows),
+        sub(TALL).map(lambda t: Transpose(Transpose(MaxRows(Transpose(t))))),  # max(C', axis=0)'
         sub(SQUARE).map(DiagVec),
         st.just(Ones(COL)),
         st.just(Zeros(COL)),
@@ -181,6 +190,9 @@ def _col_special(sub):
 def _square_special(sub):
     return st.one_of(
         sub(SQUARE).map(Inv),
+        sub(SQUARE).map(SoftmaxRows),  # issue 15: row-wise, and column-wise (axis=0)
+        sub(SQUARE).map(lambda s: Transpose(SoftmaxRows(Transpose(s)))),
+        sub(SQUARE).map(MaxRowsMask),
         sub(COL).map(DiagMat),
         st.tuples(sub(SQUARE), st.integers(-3, 4).filter(lambda k: k != -1)).map(
             lambda p: Power(p[0], Number(p[1]))),
@@ -242,6 +254,11 @@ HAND_WRITTEN = [
     "A .* B ./ C", "2(x + y)", "(a)(b)", "x_1 + x_2", "W_1 x", "x ∘ y", "a − b", "x ⋅ y",
     "(a + b) + c", "(A B) C", "(x .* y) .* z", "max(a, b) + c", "outer(x, y) A", "(a / b) x",
     "outer(x, y) matrix(n) + eye(n)",
+    # issue 15: axes, row-wise softmax, one-argument max, broadcasting
+    "softmax(A)", "softmax(A, axis=0)", "log_softmax(A)", "logsumexp(A, axis=1)", "logsumexp(A, axis=0)",
+    "max(A, axis=1)", "min(A, axis=0)", "max(x)", "min(A)", "maxmask(A)", "sum(A, axis=1)", "sum(A, axis=0)",
+    "mean(A, axis=1)", "var(A, axis=0)", "norm(A, axis=1)", "var(x)", "A + x", "A .* y'", "x ./ A",
+    "X W + b' where b: vector(k)", "max(A, x')", "softmax(x')",
 ]
 
 

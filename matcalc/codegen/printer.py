@@ -86,7 +86,8 @@ class Term:
     transpose_of: str | None = None
     diag_of: str | None = None
     inv_of: str | None = None
-    ones: bool = False  # a vector of ones: a product with it is a sum, an outer product a broadcast
+    #: the term is a vector of ones (𝟙): a product with it is a sum along an axis or a broadcast
+    ones: bool = False
 
     @property
     def kind(self) -> str:
@@ -429,7 +430,8 @@ class CodePrinter(Printer):
             term.diag_of = self.sub(f.args[0], ATOM)
         elif isinstance(f, N.Inv):
             term.inv_of = self.sub(f.args[0], ATOM)
-        term.ones = isinstance(f, N.Ones) or (isinstance(f, N.Transpose) and isinstance(f.args[0], N.Ones))
+        elif isinstance(f, N.Ones):
+            term.ones = True
         return term
 
     def _chain(self, terms: list[Term]) -> Term:
@@ -461,29 +463,23 @@ class CodePrinter(Printer):
         s = split[i][j]
         return self.product(self._build(terms, split, i, s), self._build(terms, split, s + 1, j))
 
-    def _with_ones(self, a: Term, b: Term) -> Term | None:
-        """Products with a vector of ones, as the row and column sums and softmax and the norms of a batch
-        have them: ``X 𝟙`` is a row sum and ``𝟙ᵀ X`` a column sum (no vector of ones, one pass), and
-        ``v 𝟙ᵀ``, ``𝟙 vᵀ`` are broadcast views (no m x n copy: element-wise operations read ``v``)."""
-        ka, kb, rows, cols = a.kind, b.kind, a.rows, b.cols
-        if ka == "matrix" and kb == "column" and b.ones:
-            if a.transpose_of is not None:
-                return Term(f"{a.transpose_of}.sum(0)", ATOM, rows, cols)
-            return Term(f"{self.paren_term(a, ATOM)}.sum(1)", ATOM, rows, cols)
-        if ka == "row" and kb == "matrix" and a.ones:
-            if b.transpose_of is not None:
-                return Term(f"{b.transpose_of}.sum(1)", ATOM, rows, cols)
-            return Term(f"{self.paren_term(b, ATOM)}.sum(0)", ATOM, rows, cols)
-        if ka == "column" and kb == "row" and (a.ones or b.ones) and not (a.ones and b.ones):
-            size = f"({self.dim(rows)}, {self.dim(cols)})"
-            if b.ones:
-                return Term(self.broadcast(f"{self.paren_term(a, ATOM)}[:, None]", size), ATOM, rows, cols)
-            return Term(self.broadcast(f"{self.paren_term(b, ATOM)}[None, :]", size), ATOM, rows, cols)
+    def ones_product(self, a: Term, b: Term) -> Term | None:
+        """A product with a vector of ones, without the ones (issue 15: the batch operations build them):
+        ``X 𝟙`` and ``𝟙ᵀ X`` are sums along an axis, ``c 𝟙ᵀ`` and ``𝟙 r`` broadcasts (views, not copies)."""
+        rows, cols, ka, kb = a.rows, b.cols, a.kind, b.kind
+        if b.ones and kb == "column" and ka in ("matrix", "row"):  # X 𝟙: the row sums
+            return Term(f"{self.fn('sum')}({a.code}, {1 if ka == 'matrix' else 0})", ATOM, rows, cols)
+        if a.ones and ka == "row" and kb in ("matrix", "column"):  # 𝟙ᵀ X: the column sums
+            return Term(f"{self.fn('sum')}({b.code}, 0)", ATOM, rows, cols)
+        if b.ones and ka == "column" and kb == "row":  # c 𝟙ᵀ: c repeated over the columns
+            return Term(self.spread(f"{self.paren_term(a, ATOM)}[:, None]", rows, cols), ATOM, rows, cols)
+        if a.ones and ka == "column" and kb == "row":  # 𝟙 r: r repeated over the rows
+            return Term(self.spread(self.paren_term(b, ATOM), rows, cols), ATOM, rows, cols)
         return None
 
-    def broadcast(self, code: str, size: str) -> str:
-        """A read-only view of ``code`` repeated to ``size`` (NumPy's and JAX's ``broadcast_to``)."""
-        return f"{self.fn('broadcast_to')}({code}, {size})"
+    def spread(self, code: str, rows: DimLike, cols: DimLike) -> str:
+        """``code`` (a row, or a column as ``c[:, None]``) broadcast to a rows x cols matrix, as a view."""
+        return f"{self.fn('broadcast_to')}({code}, ({self.dim(rows)}, {self.dim(cols)}))"
 
     def paren_term(self, t: Term, level: int = MUL + 1) -> str:
         return t.code if t.prec >= level else f"({t.code})"
@@ -503,9 +499,9 @@ class CodePrinter(Printer):
             return Term(f"{left} * {lb}", MUL, rows, cols)
         if b.diag_of is not None:  # M diag(v) scales the columns of M
             return Term(f"{la} * {b.diag_of}", MUL, rows, cols)
-        summed = self._with_ones(a, b)
-        if summed is not None:
-            return summed
+        with_ones = self.ones_product(a, b)
+        if with_ones is not None:
+            return with_ones
         if ka == "column" and kb == "row":
             return Term(f"{self.fn('outer')}({a.code}, {b.code})", ATOM, rows, cols)
         if ka == "matrix" and kb == "column":

@@ -152,8 +152,8 @@ class TorchPrinter(CodePrinter):
     def fill(self, size: str, value: str) -> str:
         return f"torch.full({size}, 1.0, dtype=dtype) * {value}"
 
-    def broadcast(self, code: str, size: str) -> str:
-        return f"{code}.expand{size}"
+    def spread(self, code: str, rows, cols) -> str:
+        return f"{code}.expand({self.dim(rows)}, {self.dim(cols)})"
 
     def concat(self) -> str:
         return "torch.cat"

@@ -242,6 +242,9 @@ class Differentiator:
             v = s.args[0]
             dv = self.d(v)
             return S.add(dv, S.neg(S.mul(N.Ones(s.shape), S.transpose(s), dv)))
+        if n.function == "log" and isinstance(u, N.SoftmaxRows):  # the same, row by row
+            dv = self.d(u.args[0])
+            return S.add(dv, S.neg(S.mul(self._row_sums(u, dv), N.Ones((1, dv.shape[1])))))
         fprime = ELEMENTWISE_DERIVATIVES[n.function](u)
         if fprime is None:
             return None

@@ -48,6 +48,9 @@ def _kron_terms(dF: Node, dX: Node, deps: set[Node], sign: int = 1):
         return [t for a in dF.args if a in deps for t in _kron_terms(a, dX, deps, sign)]
     if isinstance(dF, N.Neg):
         return _kron_terms(dF.args[0], dX, deps, -sign)
+    if isinstance(dF, N.Div) and dF.args[1] not in deps:  # dM / s: the constant scalar scales the left side
+        return [(s, S.div(left, dF.args[1]), right, occ)
+                for s, left, right, occ in _kron_terms(dF.args[0], dX, deps, sign)]
     if isinstance(dF, N.Transpose) and dF.args[0] is dX:  # vec(dXᵀ) = K vec(dX) (K = I for a vector)
         return [(sign, S.ONE, S.ONE, dF)]
     if isinstance(dF, N.Hadamard) and is_column(dF.shape):

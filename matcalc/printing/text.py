@@ -143,7 +143,7 @@ class TextPrinter(Printer):
 
     def _print_Transpose(self, n):
         x = n.args[0]
-        if type(x) in AXIS_NODES and isinstance(x.args[0], N.Transpose) and x.args[0].args[0].shape[1] != 1:
+        if type(x) in AXIS_NODES and isinstance(x.args[0], N.Transpose) and 1 not in x.args[0].args[0].shape:
             return self.axis_call(AXIS_NODES[type(x)], x.args[0].args[0], 0)  # softmax(X, axis=0)
         return self.sub(x, POST) + self.transpose_mark, POST
 
