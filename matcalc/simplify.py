@@ -930,6 +930,32 @@ def _sigmoid_quotient(state):
     return None
 
 
+def _all_ones(n: Node) -> bool:
+    """``𝟙 𝟙ᵀ``: the matrix of ones, as a product of two vectors of ones."""
+    def ones(f: Node) -> bool:
+        return isinstance(f, N.Ones) or (isinstance(f, N.Transpose) and isinstance(f.args[0], N.Ones))
+
+    if isinstance(n, N.Ones):
+        return len(n.shape) == 2 and n.shape[0] != 1 and n.shape[1] != 1
+    return isinstance(n, N.MatMul) and len(n.args) == 2 and all(map(ones, n.args))
+
+
+@rule("Hadamard", "a matrix of ones", "X .* (ones(m) ones(n)') where X: matrix(m, n)",
+      "X where X: matrix(m, n)")
+def _ones_factor(state):
+    """``X ⊙ (𝟙 𝟙ᵀ) -> X``, ``X ⊘ (𝟙 𝟙ᵀ) -> X`` when another factor has the product's shape (the row sums of
+    ``I``, or of labels that sum to 1, leave one: ``softmax(S) ⊙ (I 𝟙 𝟙ᵀ)`` is ``softmax(S)``)."""
+    coeff, nums, dens = state
+    for i, f in enumerate(nums + dens):
+        rest = (nums + dens)[:i] + (nums + dens)[i + 1:]
+        if _all_ones(f) and any(r.shape == f.shape for r in rest):
+            if i < len(nums):
+                return coeff, nums[:i] + nums[i + 1:], dens
+            j = i - len(nums)
+            return coeff, nums, dens[:j] + dens[j + 1:]
+    return None
+
+
 @rule("Hadamard", "equal factors as a power", "x .* x", "x.^2")
 def _equal_factors(state):
     """``y ⊙ y -> y⊙²`` (equal element-wise factors merged into a power)."""

@@ -1,6 +1,6 @@
 """Each benchmark script's --smoke mode runs and prints a table, so the scripts cannot rot.
 
-The three scripts run concurrently (they are independent subprocesses), which keeps this test near the
+The scripts run concurrently (they are independent subprocesses), which keeps this test near the
 time of the slowest one. One more run hides JAX and torch to check the "skipped: not installed" path.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-SCRIPTS = ["bench_derive.py", "bench_scaling.py", "bench_codegen.py"]
+SCRIPTS = ["bench_derive.py", "bench_scaling.py", "bench_codegen.py", "bench_layers.py"]
 
 # run a script with jax and torch made unimportable (a meta-path finder that refuses them)
 HIDE = """

@@ -51,7 +51,8 @@ def python3_kernel(tmp_path_factory) -> str:
 
 def test_notebooks_exist():
     names = {p.name for p in NOTEBOOKS}
-    assert {"01_parr_howard.ipynb", "02_d2l.ipynb", "03_training.ipynb", "04_newton.ipynb"} <= names
+    assert {"01_parr_howard.ipynb", "02_d2l.ipynb", "03_training.ipynb", "04_newton.ipynb",
+            "05_transformer.ipynb"} <= names
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -14,10 +14,11 @@ subexpressions become temporaries (:mod:`.plan`); :mod:`.generate` assembles the
 from __future__ import annotations
 
 from .generate import compile_numpy, generate
+from .joint import compile_joint, generate_joint
 from .printer import CodegenError, CodePrinter
 from .targets import PRINTERS, JaxPrinter, NumpyPrinter, TorchPrinter
 
 TARGETS = tuple(PRINTERS)
 
-__all__ = ["generate", "compile_numpy", "CodegenError", "CodePrinter", "NumpyPrinter", "JaxPrinter",
-           "TorchPrinter", "PRINTERS", "TARGETS"]
+__all__ = ["generate", "compile_numpy", "generate_joint", "compile_joint", "CodegenError", "CodePrinter",
+           "NumpyPrinter", "JaxPrinter", "TorchPrinter", "PRINTERS", "TARGETS"]

@@ -148,6 +148,8 @@ class _Builder:
             out += [f"{self.names[s]} = float({self.names[s]})" for s in scalars]
         elif self.target == "jax":
             out += [f"{self.names[s]} = jnp.asarray({self.names[s]})" for s in self.params]
+            # constants (ones, eye) take the arguments' dtype: float32 inputs stay float32 under x64
+            out.append("dtype = jnp.result_type(" + ", ".join([self.names[s] for s in arrays] + ["float"]) + ")")
         else:
             out += [f"{self.names[s]} = torch.as_tensor({self.names[s]})" for s in arrays]
             if arrays:

@@ -219,6 +219,53 @@ def _gram(n: N.MatMul) -> Node | None:
     return None
 
 
+def _ones(n: Node) -> bool:
+    return isinstance(n, N.Ones) or (isinstance(n, N.Transpose) and isinstance(n.args[0], N.Ones))
+
+
+def _reciprocal(n: N.ElemDiv) -> Node | None:
+    """``A ⊘ (v 𝟙ᵀ) -> A ⊙ ((1 ⊘ v) 𝟙ᵀ)`` (and ``𝟙 vᵀ``): a row- or column-wise divisor (a norm's σ, a
+    softmax's sum) divides once per row, not once per entry. Division costs several multiplications, and
+    XLA and torch do not make the exchange themselves (it changes the last bit, within the rounding of the
+    division itself); the reciprocal is one node, so all its divisions share it."""
+    a, b = n.args
+    parts = _broadcast_parts(b)
+    if parts is None or a.shape != b.shape:
+        return None
+    v, ones, left = parts
+    return N.Hadamard(a, _rebroadcast(N.ElemDiv(N.Number(1), v), ones, left))
+
+
+def _broadcast_parts(b: Node) -> tuple[Node, Node, bool] | None:
+    """``(v, 𝟙ᵀ, True)`` for ``v 𝟙ᵀ`` and ``(v, 𝟙, False)`` for ``𝟙 v`` (a vector repeated over a matrix)."""
+    if not (isinstance(b, N.MatMul) and len(b.args) == 2 and len(b.shape) == 2):
+        return None
+    u, w = b.args
+    if not (is_column(u.shape) and is_row(w.shape)):  # an outer product; X 𝟙 (a row sum) is not one
+        return None
+    if _ones(w) and not _ones(u):
+        return u, w, True
+    if _ones(u) and not _ones(w):
+        return w, u, False
+    return None
+
+
+def _rebroadcast(v: Node, ones: Node, left: bool) -> Node:
+    return N.MatMul(v, ones) if left else N.MatMul(ones, v)
+
+
+def _through_broadcast(n: Node) -> Node | None:
+    """``(v 𝟙ᵀ).^p -> (v.^p) 𝟙ᵀ`` and ``f(v 𝟙ᵀ) -> f(v) 𝟙ᵀ``: an element-wise function of a repeated vector is
+    computed on the vector (m values, not m x n)."""
+    if isinstance(n, N.ElemPower) and n.args[1].shape == ():
+        parts = _broadcast_parts(n.args[0])
+        return parts and _rebroadcast(N.ElemPower(parts[0], n.args[1]), parts[1], parts[2])
+    if isinstance(n, N.Apply):
+        parts = _broadcast_parts(n.args[1])
+        return parts and _rebroadcast(n.with_children((parts[0],)), parts[1], parts[2])
+    return None
+
+
 def for_evaluation(expr: Node, numpy: bool = False) -> Node:
     """``expr`` rewritten for cheap evaluation (memoised over the shared DAG, so sharing survives).
 
@@ -241,5 +288,9 @@ def for_evaluation(expr: Node, numpy: bool = False) -> Node:
                               for t in better.args])
             else:
                 new = _sandwich(new, numpy) or (numpy and _gram(new)) or _scale_vector(new) or new
+        elif isinstance(new, N.ElemDiv):
+            new = _reciprocal(new) or new
+        elif isinstance(new, N.ElemPower | N.Apply):
+            new = _through_broadcast(new) or new
         memo[node] = new
     return memo[expr]

@@ -95,6 +95,9 @@ class JaxPrinter(CodePrinter):
     code_targets = ("jax", "numpy")
     statement_nodes = (N.LogDet, N.MaxRowsMask)
 
+    def constant(self, what: str, size: str) -> str:
+        return f"jnp.{what}({size}, dtype=dtype)"
+
     def logsumexp(self, x: str) -> str:
         return f"jax.nn.logsumexp({x})"
 
@@ -154,6 +157,8 @@ class TorchPrinter(CodePrinter):
         return "torch.cat"
 
     def power(self, base: Node, exponent: Node) -> tuple[str, int]:
+        if isinstance(exponent, N.Number) and exponent.value == 2:  # a square is a product (torch's pow is slower)
+            return super().power(base, exponent)
         return f"{self.sub(base, POW + 1)} ** {self.sub(exponent, UNARY)}", POW
 
     def array_of(self, entries: list[str]) -> str:

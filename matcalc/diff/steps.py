@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import nodes as N
-from ..budget import budgeted
+from ..budget import BudgetError, budgeted
 from ..errors import MatcalcError
 from ..nodes import Node, symbols_of
 from ..printing import to_latex, to_unicode
@@ -37,6 +37,14 @@ RULES = {
     "DiagMat": "diagonal matrix", "DiagVec": "diagonal", "Kron": "Kronecker product",
     "VectorLit": "vector of functions", "MatrixLit": "matrix of functions", "Fill": "constant fill",
 }
+
+
+HEADERS = {"define": "Introduce intermediate variables:", "partial": "Partial derivatives:",
+           "chain": "Chain rule:", "layer": "By layers, forward pass (one variable per layer):",
+           "adjoint": "Backward pass (the forward pass run backwards; dZ = ∂y/∂Z has the shape of Z):",
+           "result": "Simplified:"}
+#: Past this many layers, the by-layer view is left out (it would repeat the element-level steps).
+MAX_LAYERS = 40
 
 
 def _rule_name(n: Node) -> str:
@@ -71,8 +79,7 @@ class Steps:
     def __str__(self) -> str:
         lines = [self.title]
         section = None
-        headers = {"define": "Introduce intermediate variables:", "partial": "Partial derivatives:",
-                   "chain": "Chain rule:", "result": "Simplified:"}
+        headers = HEADERS
         for s in self.items:
             if s.kind != section:
                 section = s.kind
@@ -90,8 +97,7 @@ class Steps:
 
     def latex(self) -> str:
         """The derivation as a LaTeX ``aligned`` block: the section headings as text, each step as math."""
-        headers = {"define": "Introduce intermediate variables:", "partial": "Partial derivatives:",
-                   "chain": "Chain rule:", "result": "Simplified:"}
+        headers = HEADERS
         lines = [f"&\\text{{{_tex_text(self.title)}}}"]
         section = None
         for s in self.items:
@@ -165,7 +171,44 @@ def explain(derivative) -> Steps:
     lhs, _, rhs = chain.partition(" = ")
     if chain and lhs != rhs:
         steps.items.append(Step("chain", chain))
+    if F.shape == () and X.shape != ():
+        steps.items.extend(layer_steps(F, [X], named=getattr(derivative, "named", True)))
     steps.items.extend(_results(derivative, F, X))
+    return steps
+
+
+def layer_steps(F: Node, variables: list, named: bool = True) -> list[Step]:
+    """The backward pass of the scalar ``F`` by layers (:mod:`.backward`): each layer's definition, then
+    each adjoint with the layers it comes from and their rules. Empty when there are fewer than two layers
+    (the element-level steps say it all) or too many, or when a layer has no matrix form."""
+    from .backward import backward_pass
+
+    try:
+        bp = backward_pass(F, variables)
+    except BudgetError:  # out of time or memory: the whole explanation stops, as it does without layers
+        raise
+    except MatcalcError:  # a layer with no matrix form: the element-level steps stand alone
+        return []
+    if not 2 <= len(bp.layers) <= MAX_LAYERS:
+        return []
+    out = [Step("layer", f"{sym.name} = {to_unicode(local)}", f"{to_latex(sym)} = {to_latex(local)}")
+           for sym, local, _ in bp.layers]
+    for sym, expr, uses in bp.adjoints:
+        rule = "; ".join(f"from {name} = {to_unicode(local)}: {_rule_name(local)}" for name, local in uses)
+        out.append(Step("adjoint", f"{sym.name} = {to_unicode(expr, named=named)}",
+                        f"{to_latex(sym)} = {to_latex(expr, named=named)}", rule))
+    return out
+
+
+@budgeted("the explanation (steps)")
+def explain_layers(derivatives) -> Steps:
+    """The backward pass by layers for several variables at once (``derive(f, wrt=[...])``): the paper's
+    form of a layer's gradients, ``dQ``, ``dK``, ``dV`` from one forward pass run backwards."""
+    derivatives = list(derivatives)
+    F = derivatives[0].function
+    names = ", ".join(d.variable.name for d in derivatives)
+    steps = Steps(f"the backward pass of {to_unicode(F)} for {names}, by layers (denominator layout)")
+    steps.items.extend(layer_steps(F, [d.variable for d in derivatives]))
     return steps
 
 
