@@ -1207,6 +1207,17 @@ def _diag_of_zeros(v):
     return N.Zeros((v.shape[0], v.shape[0])) if is_zero(v) else None
 
 
+@rule("DiagMat", "scalar factor out of a diagonal matrix", "diag(-(ones(n) / t))", "-I / t")
+def _diag_of_scaled(v):
+    """A negation or a scalar divisor of the vector leaves ``diag`` (``diag(-v) = -diag(v)``), so a diagonal
+    of ones scaled by a scalar prints as ``I`` scaled: InfoNCE's ``softmax(S) - I``."""
+    if isinstance(v, N.Neg):
+        return neg(diagmat(v.args[0]))
+    if isinstance(v, N.Div):
+        return div(diagmat(v.args[0]), v.args[1])
+    return None
+
+
 def diagvec(a: Node) -> Node:
     """``diag(A)`` (the vector of the diagonal) through the ``DiagVec`` rules."""
     return rewrite("DiagVec", a) or N.DiagVec(a)
@@ -1239,6 +1250,17 @@ def _diagvec_coefficient(a):
 @rule("DiagVec", "diagonal of I", "diag(eye(n))", "ones(n)")
 def _diagvec_identity(a):
     return N.Ones((a.shape[0], 1)) if isinstance(a, N.Identity) else None
+
+
+@rule("DiagVec", "diagonal of a matrix of ones", "diag(ones(n, n))", "ones(n)")
+def _diagvec_ones(a):
+    return N.Ones((a.shape[0], 1)) if isinstance(a, N.Ones) else None
+
+
+@rule("DiagVec", "diagonal of a quotient", "diag(A / t)", "diag(A) / t")
+def _diagvec_quotient(a):
+    """The divisor is a scalar, so it leaves the diagonal (``diag(𝟙𝟙ᵀ / t) = 𝟙 / t``)."""
+    return div(diagvec(a.args[0]), a.args[1]) if isinstance(a, N.Div) else None
 
 
 def numel(x: Node) -> Node:
