@@ -615,6 +615,94 @@ def _centring(a, b):
     return None
 
 
+def _product_factors(z: Node) -> tuple[list[Node], list[Node]]:
+    """The scalar and the matrix factors of a product, through nested products and scalar divisors
+    (a divisor ``s`` is the scalar factor ``Div(1, s)``; only the matrix factors' order matters)."""
+    if isinstance(z, N.MatMul):
+        scalars, matrices = [], []
+        for f in z.args:
+            s_, m_ = _product_factors(f)
+            scalars += s_
+            matrices += m_
+        return scalars, matrices
+    if isinstance(z, N.Div):
+        s_, m_ = _product_factors(z.args[0])
+        return [*s_, N.Div(ONE, z.args[1])], m_
+    return ([z], []) if z.shape == () else ([], [z])
+
+
+def _counts(s: Node, k) -> bool:
+    """``s`` is the number ``k`` of entries a row mean divides by (``k`` or ``numel`` of a length-k vector)."""
+    if isinstance(s, N.Number):
+        return s.value == k
+    return isinstance(s, N.Numel) and s.args[0].shape in ((k, 1), (1, k))
+
+
+def _row_mean_of(c: Fraction, z: Node) -> Node | None:
+    """``Y`` when ``c z = -(Y 𝟙 𝟙ᵀ) / k`` (each row of ``Y`` replaced by minus its mean), in any grouping, with
+    ``k`` a number (``c = -1/k``) or a size (``c = -1``, ``z = (Y 𝟙 𝟙ᵀ) / numel(𝟙)``); else None."""
+    scalars, matrices = _product_factors(z)
+    if len(matrices) < 3:
+        return None
+    ones, row = matrices[-2:]
+    k = ones.shape[0]
+    if not (_is_ones_col(ones) and (_is_ones_row(row) or isinstance(row, N.Transpose) and row.args[0] is ones)):
+        return None
+    by_number = not scalars and isinstance(k, int) and c == Fraction(-1, k)
+    by_size = (c == -1 and len(scalars) == 1 and isinstance(scalars[0], N.Div)
+               and is_number(scalars[0].args[0], 1) and _counts(scalars[0].args[1], k))
+    if not (by_number or by_size):
+        return None
+    rest = matrices[:-2]
+    return rest[0] if len(rest) == 1 else N.MatMul(*rest)
+
+
+def _rows_sum_to_zero(x: Node) -> bool:
+    """Each row of ``x`` provably sums to 0: a matrix minus its row means (``X - (X 𝟙 𝟙ᵀ)/k``), scaled,
+    negated, or multiplied or divided entry by entry by a matrix constant along its rows (``c 𝟙ᵀ``)."""
+    if isinstance(x, N.Neg) or isinstance(x, N.Div) and x.args[1].shape == ():
+        return _rows_sum_to_zero(x.args[0])
+    if isinstance(x, N.MatMul):
+        c, core = split_coeff(x)
+        return c != 1 and core is not None and _rows_sum_to_zero(core)
+    if isinstance(x, N.Add):
+        if len(x.args) == 2:
+            c, z = split_coeff(x.args[1])
+            if z is not None and _row_mean_of(c, z) is x.args[0]:
+                return True
+        return all(_rows_sum_to_zero(t) for t in x.args)
+    if isinstance(x, N.Hadamard | N.ElemDiv):
+        first, *others = x.args
+        zero = [f for f in x.args if _rows_sum_to_zero(f)] if isinstance(x, N.Hadamard) else \
+            ([first] if _rows_sum_to_zero(first) else [])
+        rest = [f for f in (x.args if isinstance(x, N.Hadamard) else others) if f is not (zero[0] if zero else None)]
+        return bool(zero) and all(f.shape == () or _constant_along_rows(f) for f in rest)
+    return False
+
+
+def _constant_along_rows(f: Node) -> bool:
+    """``c 𝟙ᵀ``: every row of ``f`` is one number repeated."""
+    _, matrices = _product_factors(f)
+    return len(matrices) >= 2 and (_is_ones_row(matrices[-1]) or isinstance(matrices[-1], N.Transpose)
+                                   and _is_ones_col(matrices[-1].args[0]))
+
+
+@rule("MatMul", "rows that sum to zero", "(X - (X ones(3) ones(3)') / 3) ones(3)", "zeros(n)")
+def _rows_sum_zero(a, b):
+    """A centred matrix (layer norm's ``x̂``, and its products with row-constant factors) times ``𝟙`` is 0;
+    in a sum times ``𝟙``, the centred terms drop out. Without it layer norm's gradient keeps a term that is
+    zero only because the rows of ``x̂`` sum to 0 (issue #19: slower code and an unreadable form)."""
+    if not (_is_ones_col(b) and a.shape != () and not is_column(a.shape)):
+        return None
+    if _rows_sum_to_zero(a):
+        return [N.Zeros((a.shape[0], 1))]
+    if isinstance(a, N.Add):
+        kept = [t for t in a.args if not _rows_sum_to_zero(t)]
+        if len(kept) < len(a.args):
+            return [add(*kept), b] if kept else [N.Zeros((a.shape[0], 1))]
+    return None
+
+
 @rule("MatMul", "inverse times its matrix", "inv(A) A", "I")
 def _inverse_pair(a, b):
     if isinstance(a, N.Inv) and a.args[0] is b or isinstance(b, N.Inv) and b.args[0] is a:

@@ -405,3 +405,24 @@ def test_infonce_prints_the_textbook_form():
     dA, dB = _derive("InfoNCE", "row-wise")
     assert dA.text() == "((softmax((A B') / t) - I) B) / t"
     assert dB.text() == "((softmax((A B') / t) - I)' A) / t"
+
+
+def test_layer_norm_gradient_drops_the_rows_that_sum_to_zero():
+    """The centred rows of x̂ sum to 0, so no product of a centred matrix with 𝟙 is left in layer norm's
+    gradient (the term that made its code slower than jax.value_and_grad), and the value is unchanged."""
+    from matcalc import derive
+    from matcalc import nodes as N
+    from matcalc import simplify as S
+
+    d = derive("sum(G .* ((X - mean(X, axis=1)) ./ sqrt(var(X, axis=1) + eps) .* g' + b'))", "X",
+               X="matrix(m,k)", G="matrix(m,k)", g="vector(k)", b="vector(k)", eps="scalar",
+               layout="denominator")
+    for n in N.walk(d.expr):
+        if not isinstance(n, N.MatMul):
+            continue
+        for i in range(1, len(n.args)):
+            if isinstance(n.args[i], N.Ones) and n.args[i].shape[1] == 1:
+                left = n.args[0] if i == 1 else N.MatMul(*n.args[:i])
+                terms = left.args if isinstance(left, N.Add) else (left,)
+                assert not any(S._rows_sum_to_zero(t) for t in terms), str(left)
+    assert d.check().ok
