@@ -638,53 +638,78 @@ def _counts(s: Node, k) -> bool:
     return isinstance(s, N.Numel) and s.args[0].shape in ((k, 1), (1, k))
 
 
-def _row_mean_of(c: Fraction, z: Node) -> Node | None:
-    """``Y`` when ``c z = -(Y 𝟙 𝟙ᵀ) / k`` (each row of ``Y`` replaced by minus its mean), in any grouping, with
-    ``k`` a number (``c = -1/k``) or a size (``c = -1``, ``z = (Y 𝟙 𝟙ᵀ) / numel(𝟙)``); else None."""
+def _is_ones_row_of(row: Node, ones: Node) -> bool:
+    return _is_ones_row(row) or isinstance(row, N.Transpose) and row.args[0] is ones
+
+
+def _mean_of(c: Fraction, z: Node, rows: bool) -> Node | None:
+    """``Y`` when ``c z = -(Y 𝟙 𝟙ᵀ) / k`` (``rows``: each row of ``Y`` replaced by minus its mean) or
+    ``c z = -(𝟙 𝟙ᵀ Y) / k`` (columns), in any grouping, with ``k`` a number (``c = -1/k``) or a size
+    (``c = -1`` and a divisor ``numel(𝟙)``); else None."""
     scalars, matrices = _product_factors(z)
     if len(matrices) < 3:
         return None
-    ones, row = matrices[-2:]
-    k = ones.shape[0]
-    if not (_is_ones_col(ones) and (_is_ones_row(row) or isinstance(row, N.Transpose) and row.args[0] is ones)):
+    ones, row = matrices[-2:] if rows else matrices[:2]
+    if not (_is_ones_col(ones) and _is_ones_row_of(row, ones)):
         return None
+    k = ones.shape[0]
     by_number = not scalars and isinstance(k, int) and c == Fraction(-1, k)
     by_size = (c == -1 and len(scalars) == 1 and isinstance(scalars[0], N.Div)
                and is_number(scalars[0].args[0], 1) and _counts(scalars[0].args[1], k))
     if not (by_number or by_size):
         return None
-    rest = matrices[:-2]
+    rest = matrices[:-2] if rows else matrices[2:]
     return rest[0] if len(rest) == 1 else N.MatMul(*rest)
 
 
-def _rows_sum_to_zero(x: Node) -> bool:
-    """Each row of ``x`` provably sums to 0: a matrix minus its row means (``X - (X 𝟙 𝟙ᵀ)/k``), scaled,
-    negated, or multiplied or divided entry by entry by a matrix constant along its rows (``c 𝟙ᵀ``)."""
+def _sums_to_zero(x: Node, rows: bool) -> bool:
+    """Each row (``rows``) or column of ``x`` provably sums to 0: a matrix minus its row (column) means
+    (``X - (X 𝟙 𝟙ᵀ)/k``), scaled, negated, or multiplied or divided entry by entry by a matrix constant
+    along its rows, ``c 𝟙ᵀ`` (columns: ``𝟙 rᵀ``)."""
     if isinstance(x, N.Neg) or isinstance(x, N.Div) and x.args[1].shape == ():
-        return _rows_sum_to_zero(x.args[0])
+        return _sums_to_zero(x.args[0], rows)
     if isinstance(x, N.MatMul):
         c, core = split_coeff(x)
-        return c != 1 and core is not None and _rows_sum_to_zero(core)
+        return c != 1 and core is not None and _sums_to_zero(core, rows)
     if isinstance(x, N.Add):
         if len(x.args) == 2:
             c, z = split_coeff(x.args[1])
-            if z is not None and _row_mean_of(c, z) is x.args[0]:
+            if z is not None and _mean_of(c, z, rows) is x.args[0]:
                 return True
-        return all(_rows_sum_to_zero(t) for t in x.args)
+        return all(_sums_to_zero(t, rows) for t in x.args)
     if isinstance(x, N.Hadamard | N.ElemDiv):
-        first, *others = x.args
-        zero = [f for f in x.args if _rows_sum_to_zero(f)] if isinstance(x, N.Hadamard) else \
-            ([first] if _rows_sum_to_zero(first) else [])
-        rest = [f for f in (x.args if isinstance(x, N.Hadamard) else others) if f is not (zero[0] if zero else None)]
-        return bool(zero) and all(f.shape == () or _constant_along_rows(f) for f in rest)
+        candidates = x.args if isinstance(x, N.Hadamard) else x.args[:1]
+        zero = next((f for f in candidates if _sums_to_zero(f, rows)), None)
+        return zero is not None and all(f is zero or f.shape == () or _constant_along(f, rows) for f in x.args)
     return False
 
 
-def _constant_along_rows(f: Node) -> bool:
-    """``c 𝟙ᵀ``: every row of ``f`` is one number repeated."""
+def _rows_sum_to_zero(x: Node) -> bool:
+    """Each row of ``x`` provably sums to 0 (see :func:`_sums_to_zero`)."""
+    return _sums_to_zero(x, True)
+
+
+def _constant_along(f: Node, rows: bool) -> bool:
+    """``c 𝟙ᵀ`` (``rows``: every row of ``f`` is one number repeated) or ``𝟙 rᵀ`` (every column)."""
     _, matrices = _product_factors(f)
-    return len(matrices) >= 2 and (_is_ones_row(matrices[-1]) or isinstance(matrices[-1], N.Transpose)
-                                   and _is_ones_col(matrices[-1].args[0]))
+    if len(matrices) < 2:
+        return False
+    if rows:
+        last = matrices[-1]
+        return _is_ones_row(last) or isinstance(last, N.Transpose) and _is_ones_col(last.args[0])
+    return _is_ones_col(matrices[0])
+
+
+def _without_zero_sums(a: Node, ones_shape, rows: bool) -> Node | None:
+    """``a`` (multiplied by 𝟙 on the side of ``rows``) without its terms that sum to zero there: the zero
+    vector if all do, the rest of the sum if some do, None if none does."""
+    if _sums_to_zero(a, rows):
+        return N.Zeros(ones_shape)
+    if isinstance(a, N.Add):
+        kept = [t for t in a.args if not _sums_to_zero(t, rows)]
+        if len(kept) < len(a.args):
+            return add(*kept) if kept else N.Zeros(ones_shape)
+    return None
 
 
 @rule("MatMul", "rows that sum to zero", "(X - (X ones(3) ones(3)') / 3) ones(3)", "zeros(n)")
@@ -694,13 +719,17 @@ def _rows_sum_zero(a, b):
     zero only because the rows of ``x̂`` sum to 0 (issue #19: slower code and an unreadable form)."""
     if not (_is_ones_col(b) and a.shape != () and not is_column(a.shape)):
         return None
-    if _rows_sum_to_zero(a):
-        return [N.Zeros((a.shape[0], 1))]
-    if isinstance(a, N.Add):
-        kept = [t for t in a.args if not _rows_sum_to_zero(t)]
-        if len(kept) < len(a.args):
-            return [add(*kept), b] if kept else [N.Zeros((a.shape[0], 1))]
-    return None
+    out = _without_zero_sums(a, (a.shape[0], 1), True)
+    return None if out is None else [out] if isinstance(out, N.Zeros) else [out, b]
+
+
+@rule("MatMul", "columns that sum to zero", "ones(3)' (X - ones(3) ones(3)' X / 3)", "zeros(1, n)")
+def _columns_sum_zero(a, b):
+    """The same down the columns: ``𝟙ᵀ (X - 𝟙 𝟙ᵀ X / m) = 0``, batch norm's centred columns."""
+    if not (_is_ones_row(a) and b.shape != () and not is_row(b.shape)):
+        return None
+    out = _without_zero_sums(b, (1, b.shape[1]), False)
+    return None if out is None else [out] if isinstance(out, N.Zeros) else [a, out]
 
 
 @rule("MatMul", "inverse times its matrix", "inv(A) A", "I")

@@ -426,3 +426,24 @@ def test_layer_norm_gradient_drops_the_rows_that_sum_to_zero():
                 terms = left.args if isinstance(left, N.Add) else (left,)
                 assert not any(S._rows_sum_to_zero(t) for t in terms), str(left)
     assert d.check().ok
+
+
+def test_batch_norm_gradient_drops_the_columns_that_sum_to_zero():
+    """Batch norm centres the columns: no ``𝟙ᵀ T`` with T's columns summing to zero is left, and the value
+    is unchanged."""
+    from matcalc import derive
+    from matcalc import nodes as N
+    from matcalc import simplify as S
+
+    d = derive("sum(G .* ((X - mean(X, axis=0)) ./ sqrt(var(X, axis=0) + eps) .* g' + b'))", "X",
+               X="matrix(m,k)", G="matrix(m,k)", g="vector(k)", b="vector(k)", eps="scalar",
+               layout="denominator")
+    for n in N.walk(d.expr):
+        if not isinstance(n, N.MatMul):
+            continue
+        for i in range(len(n.args) - 1):
+            if isinstance(n.args[i], N.Ones) and n.args[i].shape[0] == 1:
+                right = n.args[-1] if i == len(n.args) - 2 else N.MatMul(*n.args[i + 1:])
+                terms = right.args if isinstance(right, N.Add) else (right,)
+                assert not any(S._sums_to_zero(t, False) for t in terms), str(right)
+    assert d.check().ok
