@@ -2,8 +2,13 @@
 jax.hessian (jitted, CPU, float64) and torch.func.grad / torch.func.hessian (float64, eager), plus the
 generated JAX code under jax.jit against jax.grad.
 
-    python bench/bench_codegen.py            # n = 10, 100, 1000 (a few minutes)
+    python bench/bench_codegen.py            # n = 10, 100, 1000 (a few minutes), then the layers
     python bench/bench_codegen.py --smoke    # n = 4, few repeats (for CI)
+    python bench/bench_codegen.py --no-layers  # without the transformer layers' table
+
+After its own tables it runs ``bench/bench_layers.py`` (attention and layer norm: value and gradients of a
+scalar loss, sequence length 128 and 512, width 64, float64 and float32, against ``jax.value_and_grad``
+and torch autograd) in a process of its own, since that one sets JAX's precision per dtype.
 
 Every number is the minimum over ``--repeat`` runs (default 7) of the mean time of one call, where each run
 makes enough calls to last >= 50 ms (wall clock, time.perf_counter via timeit; the minimum is the
@@ -278,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-torch", action="store_true")
     parser.add_argument("--threads", type=int, default=1,
                         help="threads for BLAS, XLA and torch (default 1; read before the libraries load)")
+    parser.add_argument("--no-layers", action="store_true", help="skip the transformer layers (bench_layers.py)")
     args = parser.parse_args(argv)
     global SMOKE
     if args.smoke:
@@ -331,7 +337,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         print("(smoke run: sizes far too small for the targets; the PASS/FAIL lines only show the form)")
     print(t.report())
-    return 0
+    return 0 if args.no_layers else _layers(args)
+
+
+def _layers(args) -> int:
+    """The transformer layers' table (issue #19), from ``bench_layers.py`` in its own process."""
+    import subprocess
+
+    sys.stdout.flush()
+    extra = [flag for flag, on in (("--smoke", args.smoke), ("--no-jax", args.no_jax),
+                                   ("--no-torch", args.no_torch)) if on]
+    extra += ["--repeat", str(args.repeat), "--threads", str(args.threads)]
+    print()
+    sys.stdout.flush()
+    layers = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_layers.py")
+    return subprocess.run([sys.executable, layers, *extra], check=False).returncode
 
 
 if __name__ == "__main__":
