@@ -87,6 +87,8 @@ class Function:
     nodes: ``max(a, b) = b + relu(a - b)``); a record whose node has rules is that node's record
     (:data:`matcalc.ops.BY_NODE`).
 
+    ``rule`` names its differentiation rule in the steps (``determinant (Jacobi's formula)``).
+
     *Rules* (each receives the object that applies it, then the node; see docs/design.md, "How to add an
     operation"):
 
@@ -107,22 +109,28 @@ class Function:
       returning (code, precedence); or ``assign[target](p, n, name)`` - the statements that compute it into
       the variable ``name`` (for the numerically careful forms: slogdet, shifted softmax).
 
+    *Facts* for the other stages: ``letter`` (a named part's letter), ``nonnegative`` (the code rewrites),
+    ``conditioned`` and ``avoid`` (where verify samples).
+
     Every node record has every rule its kind needs: ``tests/test_ops.py`` checks them in every consumer.
     """
 
     __slots__ = ("name", "aliases", "arity", "node", "matrix_arg", "forces_vector", "latex", "axis", "rows",
-                 "spelled", "shape", "differential", "transpose", "forward", "contract", "numpy", "sympy", "text",
-                 "unicode", "latex_form", "code", "assign")
+                 "spelled", "rule", "shape", "differential", "transpose", "forward", "contract", "numpy", "sympy",
+                 "text", "unicode", "latex_form", "code", "assign", "letter", "nonnegative", "conditioned",
+                 "avoid")
 
     def __init__(self, name: str, node: str | None, arity: tuple[int, int | None] = (1, 1), *,
                  aliases: tuple[str, ...] = (), matrix_arg: bool = False, forces_vector: bool = False,
                  latex: str | None = None, axis: bool = False, rows: str | None = None, spelled: bool = True,
-                 shape: Callable | None = None, differential: Callable | None = None,
+                 rule: str | None = None, shape: Callable | None = None, differential: Callable | None = None,
                  transpose: Callable | None = None, forward: Callable | None = None,
                  contract: Callable | None = None,
                  numpy: Callable | None = None, sympy: Callable | None = None, text: Callable | None = None,
                  unicode: Callable | None = None, latex_form: Callable | None = None,
-                 code: dict[str, Callable] | None = None, assign: dict[str, Callable] | None = None):
+                 code: dict[str, Callable] | None = None, assign: dict[str, Callable] | None = None,
+                 letter: str | None = None, nonnegative: bool = False, conditioned: bool = False,
+                 avoid: Callable | None = None):
         self.name = name
         self.axis = axis
         self.rows = rows
@@ -133,6 +141,8 @@ class Function:
         self.forces_vector = forces_vector or matrix_arg
         self.latex = latex if latex is not None else f"\\operatorname{{{name}}}"
         self.spelled = spelled
+        #: the name of its differentiation rule in the steps (``determinant (Jacobi's formula)``)
+        self.rule = rule or name
         self.shape = shape
         self.differential = differential
         self.transpose = transpose
@@ -145,6 +155,15 @@ class Function:
         self.latex_form = latex_form
         self.code = code or {}
         self.assign = assign or {}
+        #: the letter a named part gets in printed derivations (a softmax is a distribution s, P)
+        self.letter = letter
+        #: every entry is >= 0 (the code rewrites use it, e.g. sqrt of a weight)
+        self.nonnegative = nonnegative
+        #: its argument must be a well-conditioned square matrix: verify samples such matrices
+        self.conditioned = conditioned
+        #: ``avoid(n)`` -> (kind, node): where verify keeps its sample points away from, "kink" (‖u‖₁ at
+        #: u = 0) or "nonzero" (‖u‖ at u = 0)
+        self.avoid = avoid
 
     @property
     def has_rules(self) -> bool:
