@@ -25,12 +25,8 @@ from .shapes import (
     Shape,
     describe,
     dim_product,
-    is_column,
-    is_matrix,
     is_square,
-    is_vector,
     transpose_shape,
-    vector_length,
 )
 
 #: The element-wise functions of the language, by canonical name (their records are in :mod:`matcalc.ops`).
@@ -424,18 +420,28 @@ class ElemDiv(Node):
         return _same_or_broadcast("element-wise division", (a, b))
 
 
-class Dot(Node):
-    """The dot product ``a · b`` of two vectors of one length."""
+class Call(Node):
+    """A call of the language that is not element-wise (``det``, ``softmax``, ``kron`` ...).
+
+    Everything matcalc knows about one, from its shape rule to its generated code, is its record in the
+    operation catalogue (``matcalc.ops.BY_NODE``); the class only names the node."""
 
     __slots__ = ()
 
-    @staticmethod
-    def _check(a, b) -> Shape:
-        if not (is_vector(a.shape) and is_vector(b.shape)):
-            _fail(f"dot product needs two vectors, not {describe(a.shape)} and {describe(b.shape)}")
-        if vector_length(a.shape) != vector_length(b.shape):
-            _fail(f"dot product of {describe(a.shape)} and {describe(b.shape)}")
-        return ()
+    @classmethod
+    def _check(cls, *args) -> Shape:
+        return ops.BY_NODE[cls.__name__].shape(*args)
+
+    @property
+    def record(self) -> ops.Function:
+        """This node's record in the operation catalogue."""
+        return ops.BY_NODE[type(self).__name__]
+
+
+class Dot(Call):
+    """The dot product ``a · b`` of two vectors of one length."""
+
+    __slots__ = ()
 
 
 class Power(Node):
@@ -500,50 +506,34 @@ class Apply(Node):
         return Apply(self.args[0], children[0])
 
 
-class _Reduction(Node):
-    """A function of all entries of its argument, giving a scalar."""
-
-    __slots__ = ()
-
-    @staticmethod
-    def _check(x) -> Shape:
-        return ()
-
-
-class Sum(_Reduction):
+class Sum(Call):
     """``sum(e)``: the sum of all entries."""
 
     __slots__ = ()
 
 
-class Mean(_Reduction):
+class Mean(Call):
     """``mean(e)``: the mean of all entries."""
 
     __slots__ = ()
 
 
-class Numel(_Reduction):
+class Numel(Call):
     """``numel(e)``: the number of entries of ``e`` (a constant); used to print ``mean`` derivatives."""
 
     __slots__ = ()
 
 
-class LogSumExp(_Reduction):
+class LogSumExp(Call):
     """``logsumexp(e) = log(sum(exp(e)))``."""
 
     __slots__ = ()
 
 
-class Norm(Node):
+class Norm(Call):
     """``norm(e)`` (ord 2: Euclidean for a vector, Frobenius for a matrix) and ``norm1(e)`` (ord 1)."""
 
     __slots__ = ()
-
-    @staticmethod
-    def _check(x, order) -> Shape:
-        if order not in (1, 2):
-            _fail("norm order must be 1 or 2")
-        return ()
 
     @property
     def order(self) -> int:
@@ -557,71 +547,43 @@ class Norm(Node):
         return Norm(children[0], self.args[1])
 
 
-class _SquareScalar(Node):
-    __slots__ = ()
+class Trace(Call):
+    """``tr(A)``."""
 
-    @staticmethod
-    def _check(a) -> Shape:
-        if not is_square(a.shape):
-            _fail(f"needs a square matrix, not {describe(a.shape)}")
-        return ()
-
-
-class Trace(_SquareScalar):
     __slots__ = ()
 
 
-class Det(_SquareScalar):
+class Det(Call):
+    """``det(A)``."""
+
     __slots__ = ()
 
 
-class LogDet(_SquareScalar):
+class LogDet(Call):
     """``logdet(A) = log(det(A))``."""
 
     __slots__ = ()
 
 
-class Inv(Node):
+class Inv(Call):
+    """``inv(A)``, printed ``A⁻¹``."""
+
     __slots__ = ()
 
-    @staticmethod
-    def _check(a) -> Shape:
-        if not is_square(a.shape):
-            _fail(f"inv needs a square matrix, not {describe(a.shape)}")
-        return a.shape
 
-
-class Softmax(Node):
+class Softmax(Call):
     """``softmax(v) = exp(v) / sum(exp(v))`` of a column vector."""
 
     __slots__ = ()
 
-    @staticmethod
-    def _check(v) -> Shape:
-        if not is_column(v.shape):
-            _fail(f"softmax needs a column vector, not {describe(v.shape)}")
-        return v.shape
 
-
-class _RowWise(Node):
-    """A function of each row of a vector or matrix (``axis=1``; ``axis=0`` is the same of the transpose)."""
-
-    __slots__ = ()
-
-    @staticmethod
-    def _check(x) -> Shape:
-        if x.shape == ():
-            _fail("a row-wise operation needs a vector or a matrix, not a scalar")
-        return x.shape
-
-
-class SoftmaxRows(_RowWise):
+class SoftmaxRows(Call):
     """``softmax(X)`` of a matrix: each row ``exp(x) / sum(exp(x))``, a distribution (as attention uses it)."""
 
     __slots__ = ()
 
 
-class MaxRowsMask(_RowWise):
+class MaxRowsMask(Call):
     """The derivative weights of ``max(X, axis=1)``: ``1/t`` on the ``t`` entries of a row that tie for its
     largest value, 0 elsewhere (ties split evenly, as PyTorch's ``amax`` and JAX's ``max`` do). Piecewise
     constant: its own derivative is 0, like ``step``."""
@@ -629,65 +591,34 @@ class MaxRowsMask(_RowWise):
     __slots__ = ()
 
 
-class _RowReduction(Node):
-    """A reduction of each row to one entry: m x n gives a column of length m (a 1 x n row, a scalar)."""
-
-    __slots__ = ()
-
-    @staticmethod
-    def _check(x) -> Shape:
-        if x.shape == ():
-            _fail("a row-wise reduction needs a vector or a matrix, not a scalar")
-        return () if x.shape[0] == 1 else (x.shape[0], 1)
-
-
-class LogSumExpRows(_RowReduction):
+class LogSumExpRows(Call):
     """``logsumexp(X, axis=1)``: ``log(sum(exp(x)))`` of each row, the row-wise log-normaliser."""
 
     __slots__ = ()
 
 
-class MaxRows(_RowReduction):
+class MaxRows(Call):
     """``max(X, axis=1)``: the largest entry of each row."""
 
     __slots__ = ()
 
 
-class DiagMat(Node):
+class DiagMat(Call):
     """``diag(v)``: the diagonal matrix with the column vector ``v`` on its diagonal."""
 
     __slots__ = ()
 
-    @staticmethod
-    def _check(v) -> Shape:
-        if not is_column(v.shape):
-            _fail(f"diag(v) needs a column vector, not {describe(v.shape)}")
-        return (v.shape[0], v.shape[0])
 
-
-class DiagVec(Node):
+class DiagVec(Call):
     """``diag(A)``: the diagonal of a square matrix, as a column vector."""
 
     __slots__ = ()
 
-    @staticmethod
-    def _check(a) -> Shape:
-        if not (is_square(a.shape) and is_matrix(a.shape)):
-            _fail(f"diag(A) needs a square matrix, not {describe(a.shape)}")
-        return (a.shape[0], 1)
 
-
-class Kron(Node):
+class Kron(Call):
     """The Kronecker product ``kron(A, B)``."""
 
     __slots__ = ()
-
-    @staticmethod
-    def _check(a, b) -> Shape:
-        if a.shape == () or b.shape == ():
-            _fail("kron needs two vectors or matrices")
-        shape = (dim_product(a.shape[0], b.shape[0]), dim_product(a.shape[1], b.shape[1]))
-        return () if shape == (1, 1) else shape
 
 
 class VectorLit(Node):

@@ -301,7 +301,8 @@ def _logsumexp(x) -> np.float64:
 
 # --- the evaluator ----------------------------------------------------------------------------------
 class NumpyEvaluator(Visitor):
-    """Evaluates nodes with NumPy, one ``_eval_<Class>`` method per node class.
+    """Evaluates nodes with NumPy: one ``_eval_<Class>`` method per operator, and a call's rule from its
+    record in the operation catalogue (``_eval_Call``).
 
     Values are memoised per node for the life of the evaluator, so a subexpression shared in the DAG
     is computed once. Evaluation is iterative (children first, from an explicit stack), so deep trees
@@ -421,10 +422,6 @@ class NumpyEvaluator(Visitor):
     def _eval_ElemDiv(self, n):
         return self._v(n.args[0]) / self._v(n.args[1])
 
-    def _eval_Dot(self, n):
-        a, b = (np.ravel(self._v(c)) for c in n.args)
-        return np.dot(a, b)
-
     def _eval_Power(self, n):
         base, exponent = n.args
         if base.shape == ():
@@ -444,78 +441,23 @@ class NumpyEvaluator(Visitor):
     def _eval_Apply(self, n):
         return FUNCTIONS[n.function](self._v(n.args[1]))
 
-    def _eval_Sum(self, n):
-        return np.sum(self._v(n.args[0]))
+    def _eval_Call(self, n):
+        """A call (det, softmax, kron ...): the NumPy rule of its record in the catalogue."""
+        return n.record.numpy(self, n, *[self._v(c) for c in n.children])
 
-    def _eval_Mean(self, n):
-        return np.mean(self._v(n.args[0]))
+    # what the catalogue's NumPy rules use (``ev.np``, ``ev.logsumexp``, ``ev.out``, ``ev.singular``)
+    np = np
+    logsumexp = staticmethod(_logsumexp)
 
-    def _eval_Numel(self, n):
-        return float(np.size(self._v(n.args[0])))
-
-    def _eval_LogSumExp(self, n):
-        return _logsumexp(self._v(n.args[0]))
-
-    def _eval_Norm(self, n):
-        v = self._v(n.args[0])
-        return np.sqrt(np.sum(np.square(v))) if n.order == 2 else np.sum(np.abs(v))
-
-    def _eval_Trace(self, n):
-        return np.trace(self._v(n.args[0]))
-
-    def _eval_Det(self, n):
-        return np.linalg.det(self._v(n.args[0]))
-
-    def _eval_LogDet(self, n):
-        sign, logabs = np.linalg.slogdet(self._v(n.args[0]))
-        if sign < 0:
-            return np.nan  # log of a negative determinant: not real
-        return logabs if sign > 0 else -np.inf
-
-    def _eval_Inv(self, n):
-        try:
-            return np.linalg.inv(self._v(n.args[0]))
-        except np.linalg.LinAlgError:
-            self._singular.add(id(n))
-            return np.full(np.shape(self._v(n.args[0])), np.nan)
-
-    def _eval_Softmax(self, n):
-        v = self._v(n.args[0])
-        e = np.exp(v - np.max(v))
-        return e / np.sum(e)
-
-    def _rows(self, n):
-        """The argument of a row-wise node as a 2-D array (a scalar result is a reduction of one row)."""
-        return np.atleast_2d(self._v(n.args[0]))
-
-    def _out(self, n, value):
+    def out(self, n: N.Node, value: np.ndarray) -> Value:
+        """A row-wise result as the node's value (a scalar result is a reduction of one row)."""
         return np.float64(value[0, 0]) if n.shape == () else value
 
-    def _eval_SoftmaxRows(self, n):
-        x = self._rows(n)
-        e = np.exp(x - np.max(x, axis=1, keepdims=True))
-        return self._out(n, e / np.sum(e, axis=1, keepdims=True))
-
-    def _eval_LogSumExpRows(self, n):
-        x = self._rows(n)
-        return self._out(n, np.array([[_logsumexp(row)] for row in x]).reshape(-1, 1))
-
-    def _eval_MaxRows(self, n):
-        return self._out(n, np.max(self._rows(n), axis=1, keepdims=True))
-
-    def _eval_MaxRowsMask(self, n):
-        x = self._rows(n)
-        top = (x == np.max(x, axis=1, keepdims=True)).astype(np.float64)
-        return self._out(n, top / np.sum(top, axis=1, keepdims=True))
-
-    def _eval_DiagMat(self, n):
-        return np.diag(np.ravel(self._v(n.args[0])))
-
-    def _eval_DiagVec(self, n):
-        return np.diag(self._v(n.args[0])).reshape(-1, 1)
-
-    def _eval_Kron(self, n):
-        return np.kron(self._v(n.args[0]), self._v(n.args[1]))
+    def singular(self, n: N.Node, a: np.ndarray) -> np.ndarray:
+        """The inverse of a singular matrix: a NaN placeholder that only a product ``det(X) ... inv(X)``
+        may use, as the adjugate; anything else using it raises."""
+        self._singular.add(id(n))
+        return np.full(np.shape(a), np.nan)
 
     def _eval_VectorLit(self, n):
         return np.array([self._v(e) for e in n.args], dtype=np.float64).reshape(-1, 1)

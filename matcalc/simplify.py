@@ -285,7 +285,7 @@ def _factor_hadamard(terms: tuple) -> tuple | None:
     for i, t in enumerate(terms):
         c, core = split_coeff(t)
         if isinstance(core, N.Hadamard):
-            for f in set(core.args):
+            for f in dict.fromkeys(core.args):  # in order: a set of nodes iterates by address
                 counts.setdefault(f, []).append(i)
     for f, members in counts.items():
         if len(members) < 2 or len(members) != len(terms) and len(members) < 2:

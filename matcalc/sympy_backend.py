@@ -232,10 +232,6 @@ class ExplicitBuilder(Visitor):
     def _build_ElemDiv(self, n):
         return _elementwise(self._v(n.args[0]), self._v(n.args[1]), lambda a, b: a / b)
 
-    def _build_Dot(self, n):
-        a, b = (self._v(c) for c in n.args)
-        return sympy.Add(*[x * y for x, y in zip(a, b, strict=True)])
-
     def _build_Power(self, n):
         base, exponent = n.args
         if base.shape == ():
@@ -257,82 +253,24 @@ class ExplicitBuilder(Visitor):
     def _build_Apply(self, n):
         return _apply(self._v(n.args[1]), FUNCTIONS[n.function])
 
-    def _build_Sum(self, n):
-        return sympy.Add(*_entries_of(self._v(n.args[0])))
+    def _build_Call(self, n):
+        """A call (det, softmax, kron ...): the SymPy rule of its record in the catalogue."""
+        return n.record.sympy(self, n, *[self._v(c) for c in n.children])
 
-    def _build_Mean(self, n):
-        entries = _entries_of(self._v(n.args[0]))
-        return sympy.Add(*entries) / len(entries)
+    # what the catalogue's SymPy rules use (``b.sp``, ``b.entries``, ``b.inv``, ``b.rows_of``, ``b.column``)
+    sp = sympy
+    entries = staticmethod(_entries_of)
+    inv = staticmethod(_inv)
 
-    def _build_Numel(self, n):
-        return sympy.Integer(len(_entries_of(self._v(n.args[0]))))
-
-    def _build_LogSumExp(self, n):
-        return sympy.log(sympy.Add(*[sympy.exp(e) for e in _entries_of(self._v(n.args[0]))]))
-
-    def _build_Norm(self, n):
-        entries = _entries_of(self._v(n.args[0]))
-        if n.order == 1:
-            return sympy.Add(*[sympy.Abs(e) for e in entries])
-        return sympy.sqrt(sympy.Add(*[e**2 for e in entries]))
-
-    def _build_Trace(self, n):
-        return self._v(n.args[0]).trace()
-
-    def _build_Det(self, n):
-        return self._v(n.args[0]).det(method="berkowitz")
-
-    def _build_LogDet(self, n):
-        return sympy.log(self._v(n.args[0]).det(method="berkowitz"))
-
-    def _build_Inv(self, n):
-        return _inv(self._v(n.args[0]))
-
-    def _build_Softmax(self, n):
-        e = self._v(n.args[0]).applyfunc(sympy.exp)
-        return e / sympy.Add(*e)
-
-    def _row_lists(self, n) -> list[list]:
+    @staticmethod
+    def rows_of(v: sympy.MatrixBase) -> list[list]:
         """The rows of a row-wise node's argument, each a list of entries."""
-        v = self._v(n.args[0])
         return [list(v.row(i)) for i in range(v.rows)]
 
-    def _column(self, n, entries: list) -> Explicit:
+    @staticmethod
+    def column(n: N.Node, entries: list) -> Explicit:
+        """One entry per row: a column, or the scalar of a single row."""
         return entries[0] if n.shape == () else sympy.Matrix(len(entries), 1, entries)
-
-    def _build_SoftmaxRows(self, n):
-        rows = [[sympy.exp(e) for e in row] for row in self._row_lists(n)]
-        return sympy.Matrix([[e / sympy.Add(*row) for e in row] for row in rows])
-
-    def _build_LogSumExpRows(self, n):
-        return self._column(n, [sympy.log(sympy.Add(*[sympy.exp(e) for e in row])) for row in self._row_lists(n)])
-
-    def _build_MaxRows(self, n):
-        return self._column(n, [sympy.Max(*row) for row in self._row_lists(n)])
-
-    def _build_MaxRowsMask(self, n):
-        def mask(row):
-            # Heaviside(·, 1) rather than a Piecewise: lambdify simplifies a Piecewise's conditions, which
-            # takes seconds when they compare Max expressions (max of a matrix)
-            top = [sympy.Mul(*[sympy.Heaviside(e - f, 1) for k, f in enumerate(row) if k != j])
-                   for j, e in enumerate(row)]
-            return [t / sympy.Add(*top) for t in top]
-
-        return sympy.Matrix([mask(row) for row in self._row_lists(n)])
-
-    def _build_DiagMat(self, n):
-        v = list(self._v(n.args[0]))
-        return sympy.Matrix(len(v), len(v), lambda i, j: v[i] if i == j else 0)
-
-    def _build_DiagVec(self, n):
-        a = self._v(n.args[0])
-        return sympy.Matrix(a.rows, 1, [a[i, i] for i in range(a.rows)])
-
-    def _build_Kron(self, n):
-        a, b = (self._v(c) for c in n.args)
-        out = sympy.Matrix(a.rows * b.rows, a.cols * b.cols,
-                           lambda i, j: a[i // b.rows, j // b.cols] * b[i % b.rows, j % b.cols])
-        return out[0, 0] if n.shape == () else out
 
     def _build_VectorLit(self, n):
         entries = [self._v(e) for e in n.args]

@@ -1206,20 +1206,15 @@ class _Checker:
                 e = y if zero_x else x
                 return N.Neg(N.Apply("relu", N.Neg(e)))  # min(0, e) = -relu(-e)
             return N.Add(x, N.Neg(N.Apply("relu", N.Add(x, N.Neg(y)))))  # min(a, b) = a - relu(a - b)
-        simple = {"numel": N.Numel, "tr": N.Trace, "trace": N.Trace, "det": N.Det, "logdet": N.LogDet,
-                  "inv": N.Inv}
-        if fname in simple:
-            return simple[fname](a[0])
+        op = ops.FUNCTIONS[ops.ALIASES[fname]]
+        if op.has_rules and op.node != "DiagMat":  # a call node over its arguments (det, dot, kron ...)
+            return getattr(N, op.node)(*a)
         if fname == "norm1":
             return N.Norm(a[0], 1)
-        if fname == "dot":
-            return N.Dot(a[0], a[1])
         if fname == "diag":
             return N.DiagMat(a[0]) if self.decided[id(r)] == "mat" else N.DiagVec(a[0])
         if fname == "outer":
             return N.MatMul(a[0], N.Transpose(a[1]))
-        if fname == "kron":
-            return N.Kron(a[0], a[1])
         if fname in ("vector", "matrix"):
             return N.Fill(a[0], self.resolve_shape(self.fills[id(r)]))
         raise MatcalcError(f"internal: unknown function {fname}", r.start, self.source)  # pragma: no cover

@@ -290,8 +290,9 @@ def _guards(nodes) -> tuple[list, list, list, list, set[str]]:
                     poles.append(N.Add(N.Number(1), u))
                 elif n.function == "tan":
                     features.add("small")
-            elif isinstance(n, N.Norm):
-                (kinks if n.order == 1 else nonzero).append(n.args[0])
+            elif isinstance(n, N.Call) and n.record.avoid is not None:  # ‖u‖₁: a kink; ‖u‖: u ≠ 0
+                kind, u = n.record.avoid(n)
+                (kinks if kind == "kink" else nonzero).append(u)
             elif isinstance(n, (N.Div, N.ElemDiv)):
                 poles.append(n.args[1])
             elif isinstance(n, (N.Power, N.ElemPower)):
@@ -307,7 +308,7 @@ def _guards(nodes) -> tuple[list, list, list, list, set[str]]:
                 else:
                     features.add("positive")
                     poles.append(base)
-            elif isinstance(n, (N.Inv, N.Det, N.LogDet)):
+            elif isinstance(n, N.Call) and n.record.conditioned:  # inv, det, logdet
                 features.add("square")
     return kinks, poles, units, nonzero, features
 

@@ -23,6 +23,7 @@ from matcalc.codegen import targets as code_targets
 from matcalc.names import RESERVED_NAMES
 from matcalc.numeric import FUNCTIONS as NUMPY_FUNCTIONS
 from matcalc.sympy_backend import FUNCTIONS as SYMPY_FUNCTIONS
+from matcalc.sympy_backend import numeric_value, symbol_matrices, to_explicit
 from matcalc.typecheck import FUNCTIONS as TYPECHECK_FUNCTIONS
 
 ELEMENTWISE = sorted(ops.ELEMENTWISE)
@@ -144,3 +145,67 @@ def test_every_other_call_is_in_the_grammar_and_names_a_node_class(name):
         with pytest.raises(matcalc.MatcalcError) as info:
             matcalc.parse(f"{spelling}(x, y, z, w, v) where x, y, z, w, v: vector(2)")
         assert not isinstance(info.value, matcalc.MatcalcSyntaxError) or spelling in ("vector", "matrix")
+
+
+# --- the other calls' records: every rule present, and each one right in every consumer ---------------------
+#: One expression per call node class (a scalar, so that its gradient is a matrix form), with declarations.
+#: A new call record needs a line here, or the first test below fails.
+CALL_EXAMPLES = {
+    "Sum": "sum(A x)", "Mean": "mean(A x)", "Dot": "dot(A x, y)", "Norm": "norm(A x) + norm1(A x)",
+    "Trace": "tr(A A)", "Det": "det(A + 3 eye(3))", "LogDet": "logdet(A A' + eye(3))",
+    "LogSumExp": "logsumexp(A x)", "Inv": "sum(inv(A + 3 eye(3)) x)", "Softmax": "y' softmax(A x)",
+    "SoftmaxRows": "sum(softmax(A .* (x y')) .* B)", "LogSumExpRows": "sum(logsumexp(A .* (x y'), axis=1))",
+    "MaxRows": "sum(max(A + x y', axis=1))", "MaxRowsMask": "sum(maxmask(A, axis=1) .* (A x y'))",
+    "DiagMat": "sum(diag(A x) B)", "DiagVec": "y' diag(A + x y')", "Kron": "sum(kron(A, x y'))",
+    "Numel": "sum(A x) / numel(A)",
+}
+_CALL_DECLS = " where A, B: matrix(3, 3), x, y: vector(3)"
+CALL_NODES = sorted(ops.BY_NODE)
+
+
+def test_every_call_node_class_has_a_record_and_an_example():
+    calls = {c.__name__ for c in vars(N).values() if isinstance(c, type) and issubclass(c, N.Call) and c is not N.Call}
+    assert calls == set(ops.BY_NODE) == set(CALL_EXAMPLES)
+    for name, op in ops.BY_NODE.items():
+        assert op.node == name and getattr(N, name).__mro__[1] is N.Call
+
+
+@pytest.mark.parametrize("node", CALL_NODES)
+def test_every_call_record_has_every_rule(node):
+    op = ops.BY_NODE[node]
+    for rule in ("shape", "differential", "numpy", "sympy"):
+        assert callable(getattr(op, rule)), (node, rule)
+    for target in ("numpy", "jax", "torch"):  # no target falls back to a guessed spelling (np.logdet)
+        assert op.code_rule(target) is not None, (node, target)
+    if node in ("Sum", "Mean", "Trace", "DiagMat", "DiagVec", "Kron", "Dot"):  # linear: transposable
+        assert callable(op.transpose), node
+
+
+@pytest.mark.parametrize("node", CALL_NODES)
+def test_every_call_record_is_right_in_every_consumer(node):
+    """The example's node is there; NumPy and SymPy agree on its value; its gradient matches finite
+    differences; the printed text parses back; LaTeX is balanced; the generated code computes the value
+    and the gradient in every installed target."""
+    e = matcalc.parse(CALL_EXAMPLES[node] + _CALL_DECLS)
+    seen, stack = set(), [e]
+    while stack:
+        k = stack.pop()
+        seen.add(type(k).__name__)
+        stack.extend(k.children)
+    assert node in seen
+    rng = np.random.default_rng(3)
+    values = {"A": rng.normal(size=(3, 3)), "B": rng.normal(size=(3, 3)), "x": rng.normal(size=3),
+              "y": rng.normal(size=3)}
+    value = float(matcalc.evaluate(e, **values))
+    symbols = symbol_matrices(e)
+    assert float(numeric_value(to_explicit(e, symbols=symbols), symbols, values)) == pytest.approx(value, rel=1e-9)
+    assert matcalc.parse(matcalc.to_text(e, declarations=True)) is e
+    latex = matcalc.to_latex(e)
+    assert latex.count("{") == latex.count("}")
+    for wrt in sorted({s.name for s in N.symbols_of(e)} & {"A", "x"}):
+        d = matcalc.derive(e, wrt)
+        got = np.asarray(d.evaluate(**values), dtype=float)
+        want = first(e, next(s for s in N.symbols_of(e) if s.name == wrt), values)
+        np.testing.assert_allclose(got.reshape(want.shape), want, rtol=1e-5, atol=1e-7)
+        for target in TARGETS:
+            assert not differences(run_code(d, target, values), got), (node, wrt, target)

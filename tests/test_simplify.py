@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from finite_differences import random_values
 
+import matcalc
 from matcalc import nodes as N
 from matcalc import parse, to_text, to_unicode
 from matcalc import simplify as S
@@ -111,3 +112,25 @@ def test_symmetric_expressions_are_their_own_transpose(text, decls):
     from matcalc.diff.derivative import _symmetrise
 
     assert _symmetrise(g) is g
+
+
+def test_the_printed_form_does_not_depend_on_where_the_nodes_live_in_memory():
+    """Nodes hash by identity, so a set of nodes iterates by memory address: a rule that walked one chose
+    its common factor by address, and the Hessian of a product of five sums printed one of two forms from
+    run to run (found by comparing two trees' outputs on a corpus). Rebuild the nodes at other addresses
+    (the old ones collected, other objects allocated in between) and require one printed form."""
+    import gc
+    import random
+
+    rng = random.Random(5)
+    forms = set()
+    for _ in range(12):
+        junk = [bytearray(rng.randint(16, 200)) for _ in range(rng.randint(0, 3000))]
+        e = matcalc.parse("(x + (x + x)) .* ((x + (x + x)) .* ((x + (x + x)) .* ((x + (x + x)) .* x)))")
+        d = matcalc.derive(e, "x", layout="denominator", warn=False)
+        forms.add(d.text(named=False))
+        np.testing.assert_allclose(d.evaluate(x=np.array([0.5, -1.0])), np.diag([5 * 81 * 0.5**4, 5 * 81]))
+        del e, d
+        gc.collect()
+        del junk[::2]
+    assert len(forms) == 1, forms

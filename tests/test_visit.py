@@ -27,7 +27,7 @@ from matcalc.visit import Transformer, Visitor, find_method
 
 #: Every concrete node class of the language.
 NODE_CLASSES = sorted((c for name, c in vars(N).items() if inspect.isclass(c) and issubclass(c, N.Node)
-                       and c is not N.Node and not name.startswith("_")), key=lambda c: c.__name__)
+                       and c not in (N.Node, N.Call) and not name.startswith("_")), key=lambda c: c.__name__)
 #: Every consumer that dispatches on the node class, with its method prefix.
 CONSUMERS = [(NumpyEvaluator, "_eval_"), (ExplicitBuilder, "_build_"), (TextPrinter, "_print_"),
              (UnicodePrinter, "_print_"), (LatexPrinter, "_print_"), (NumpyPrinter, "_print_"),

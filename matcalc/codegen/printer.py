@@ -50,6 +50,12 @@ def _short_number(value: Fraction) -> str:
     return f"of about {digits:,} digits" if digits > 30 else f"{float(value):g}"
 
 
+def statement_nodes_of(target: str) -> tuple[type, ...]:
+    """The call node classes a target computes with statements: those whose record has an ``assign`` rule."""
+    return tuple(getattr(N, op.node) for op in ops.BY_NODE.values()
+                 if (op.code_rule(target) or ("", None))[0] == "assign")
+
+
 def kind_of(node: Node) -> str:
     """``scalar``, ``vector`` (row or column, 1-D in code) or ``matrix`` (2-D in code)."""
     if node.shape == ():
@@ -120,8 +126,13 @@ class CodePrinter(Printer):
     imports: tuple[str, ...] = ("import numpy as np",)
     #: The keys of this target's code templates in the catalogue (matcalc.ops), first match wins.
     code_targets: tuple[str, ...] = ("numpy",)
-    #: Node classes that this target computes with several statements (see ``_assign_<Class>``).
+    #: This target's key in the code rules of the operation catalogue (``Function.code``/``assign``).
+    target = "numpy"
+    #: Node classes that this target computes with several statements (see ``_assign_<Class>`` and the
+    #: catalogue's ``assign`` rules).
     statement_nodes: tuple[type, ...] = ()
+    #: Python's precedence levels, for the catalogue's code rules (``p.ATOM``)
+    CMP, ADD, MUL, UNARY, POW, ATOM = CMP, ADD, MUL, UNARY, POW, ATOM
 
     def __init__(self, names: dict[Node, str] | None = None, dims: dict[str, str] | None = None,
                  fresh: Callable[[str], str] | None = None):
@@ -141,6 +152,9 @@ class CodePrinter(Printer):
 
     def define(self, node: Node, name: str) -> list[str]:
         """The statements that compute ``node`` into the variable ``name`` (its own name ignored)."""
+        rule = node.record.code_rule(self.target) if isinstance(node, N.Call) else None
+        if rule is not None and rule[0] == "assign":
+            return rule[1](self, node, name)
         assign = find_method(self, "_assign_", type(node))
         if assign is not None:
             return assign(node, name)
@@ -233,14 +247,14 @@ class CodePrinter(Printer):
     def matrix_of(self, rows: list[list[str]]) -> str:
         return f"{self.fn('array')}([{', '.join('[' + ', '.join(r) + ']' for r in rows)}])"
 
-    def logsumexp(self, x: str) -> str:
-        return f"{self.fn('logaddexp')}.reduce({x}, axis=None)"
-
-    def softmax(self, x: str) -> str:  # pragma: no cover - NumPy uses statements (_assign_Softmax)
-        raise NotImplementedError
-
-    def norm1(self, x: str) -> str:
-        return f"{self.fn('sum')}({self.fn('abs')}({x}))"
+    # --- calls -------------------------------------------------------------------------------------
+    def _print_Call(self, n):
+        """A call (det, softmax, kron ...): its record's code for this target (a statement node's code is
+        its ``assign`` rule, which :meth:`define` applies)."""
+        rule = n.record.code_rule(self.target)
+        if rule is None or rule[0] != "code":
+            raise CodegenError(f"{n.record.name} has no expression form in {self.target} code")
+        return rule[1](self, n)
 
     # --- leaves --------------------------------------------------------------------------------
     def _print_Symbol(self, n):  # parameters are in ``names``; reaching here is a bug
@@ -301,9 +315,6 @@ class CodePrinter(Printer):
     def _print_Hadamard(self, n):
         return " * ".join(self.sub(f, MUL + 1) for f in n.args), MUL
 
-    def _print_Dot(self, n):
-        return self.binary("@", *n.args)
-
     def _print_Power(self, n):
         base, exponent = n.args
         if base.shape == ():
@@ -322,55 +333,6 @@ class CodePrinter(Printer):
     # --- functions -----------------------------------------------------------------------------
     def _print_Apply(self, n):
         return self.elementwise(n.function, n.args[1]), ATOM
-
-    def _print_Sum(self, n):
-        return self.call(self.fn("sum"), self.code(n.args[0]))
-
-    def _print_Mean(self, n):
-        return self.call(self.fn("mean"), self.code(n.args[0]))
-
-    def _print_Numel(self, n):
-        dims = [self.dim(d) for d in n.args[0].shape if d != 1]  # a vector's length, not "n * 1"
-        return (" * ".join(dims) if dims else "1"), (MUL if len(dims) > 1 else ATOM)
-
-    def _print_LogSumExp(self, n):
-        return self.logsumexp(self.code(n.args[0])), ATOM
-
-    def _print_Norm(self, n):
-        x = self.code(n.args[0])
-        if n.order == 1:
-            return self.norm1(x), ATOM
-        return self.call(self.linalg("norm"), x)
-
-    def _print_Trace(self, n):
-        return self.call(self.fn("trace"), self.code(n.args[0]))
-
-    def _print_Det(self, n):
-        return self.call(self.linalg("det"), self.code(n.args[0]))
-
-    def _print_Inv(self, n):
-        return self.call(self.linalg("inv"), self.code(n.args[0]))
-
-    def _print_MaxRows(self, n):
-        return f"{self.fn('max')}({self.code(n.args[0])}, axis=-1)", ATOM
-
-    def _print_Softmax(self, n):
-        return self.softmax(self.code(n.args[0])), ATOM
-
-    def _print_DiagMat(self, n):
-        return self.call(self.fn("diag"), self.code(n.args[0]))
-
-    def _print_DiagVec(self, n):
-        return self.call(self.fn("diag"), self.code(n.args[0]))
-
-    def _print_Kron(self, n):
-        a, b = n.args
-        if kind_of(a) == kind_of(b) == "vector" and is_column(a.shape) == is_column(b.shape):
-            return self.call(self.fn("kron"), self.code(a), self.code(b))  # 1-D kron is the vector
-        code = f"{self.fn('kron')}({self.as_2d(a)}, {self.as_2d(b)})"
-        if kind_of(n) == "vector":
-            code += ".reshape(-1)"
-        return code, ATOM
 
     def _print_VectorLit(self, n):
         return self.array_of([self.code(e) for e in n.args]), ATOM

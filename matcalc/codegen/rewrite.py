@@ -57,7 +57,7 @@ def _nonnegative(n: Node) -> bool:
         return n.value >= 0
     if isinstance(n, N.Apply):
         return ops.ELEMENTWISE[n.function].nonnegative
-    if isinstance(n, N.Softmax | N.SoftmaxRows | N.MaxRowsMask | N.Ones):
+    if isinstance(n, N.Ones) or isinstance(n, N.Call) and n.record.nonnegative:  # softmax, maxmask
         return True
     if (isinstance(n, N.ElemPower) or isinstance(n, N.Power) and n.shape == ()) and isinstance(n.args[1], N.Number):
         p = n.args[1].value  # entry-wise powers only: an even power of a matrix can be negative

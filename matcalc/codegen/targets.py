@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from .. import nodes as N
 from ..nodes import Node
-from ..shapes import is_column, is_row
-from .printer import ATOM, POW, UNARY, CodePrinter
+from .printer import POW, UNARY, CodePrinter, statement_nodes_of
 from .rewrite import WeightedGram
 
 #: From which size on (both dimensions of X) Xᵀ diag(w) X is computed with symmetric products, for
@@ -27,35 +26,8 @@ class NumpyPrinter(CodePrinter):
 
     module = "np"
     imports = ("import numpy as np",)
-    statement_nodes = (N.LogDet, N.Softmax, N.SoftmaxRows, N.LogSumExpRows, N.MaxRowsMask, WeightedGram)
-
-    def _assign_LogDet(self, n: Node, name: str) -> list[str]:
-        # log of a negative determinant is not real: NaN, as matcalc.numeric.evaluate gives
-        return [f"{name} = np.linalg.slogdet({self.code(n.args[0])})",
-                f"{name} = {name}[1] if {name}[0] >= 0 else np.nan"]
-
-    def _assign_Softmax(self, n: Node, name: str) -> list[str]:
-        return [f"{name} = {self.code(n.args[0])}",
-                f"{name} = np.exp({name} - np.max({name}))",
-                f"{name} = {name} / np.sum({name})"]
-
-    # Row-wise nodes work along the last axis: a matrix's rows, or the one row of a row vector (1-D here).
-    def _assign_SoftmaxRows(self, n: Node, name: str) -> list[str]:
-        return [f"{name} = {self.code(n.args[0])}",
-                f"{name} = np.exp({name} - np.max({name}, axis=-1, keepdims=True))",
-                f"{name} = {name} / np.sum({name}, axis=-1, keepdims=True)"]
-
-    def _assign_LogSumExpRows(self, n: Node, name: str) -> list[str]:
-        shift = self.fresh("shift")
-        return [f"{name} = {self.code(n.args[0])}",
-                f"{shift} = np.max({name}, axis=-1, keepdims=True)",
-                f"{shift} = np.where(np.isfinite({shift}), {shift}, 0.0)",
-                f"{name} = np.log(np.sum(np.exp({name} - {shift}), axis=-1)) + {shift}[..., 0]"]
-
-    def _assign_MaxRowsMask(self, n: Node, name: str) -> list[str]:
-        return [f"{name} = {self.code(n.args[0])}",
-                f"{name} = ({name} == np.max({name}, axis=-1, keepdims=True)).astype(float)",
-                f"{name} = {name} / np.sum({name}, axis=-1, keepdims=True)"]
+    target = "numpy"
+    statement_nodes = (*statement_nodes_of("numpy"), WeightedGram)
 
     def _assign_WeightedGram(self, n: Node, name: str) -> list[str]:
         w, x, nonnegative = n.args
@@ -93,31 +65,11 @@ class JaxPrinter(CodePrinter):
     module = "jnp"
     imports = ("import jax", "import jax.numpy as jnp")
     code_targets = ("jax", "numpy")
-    statement_nodes = (N.LogDet, N.MaxRowsMask)
+    target = "jax"
+    statement_nodes = statement_nodes_of("jax")
 
     def constant(self, what: str, size: str) -> str:
         return f"jnp.{what}({size}, dtype=dtype)"
-
-    def logsumexp(self, x: str) -> str:
-        return f"jax.nn.logsumexp({x})"
-
-    def softmax(self, x: str) -> str:
-        return f"jax.nn.softmax({x})"
-
-    def _print_SoftmaxRows(self, n):
-        return f"jax.nn.softmax({self.code(n.args[0])}, axis=-1)", ATOM
-
-    def _print_LogSumExpRows(self, n):
-        return f"jax.nn.logsumexp({self.code(n.args[0])}, axis=-1)", ATOM
-
-    def _assign_MaxRowsMask(self, n: Node, name: str) -> list[str]:
-        return [f"{name} = {self.code(n.args[0])}",
-                f"{name} = ({name} == jnp.max({name}, axis=-1, keepdims=True)).astype({name}.dtype)",
-                f"{name} = {name} / jnp.sum({name}, axis=-1, keepdims=True)"]
-
-    def _assign_LogDet(self, n: Node, name: str) -> list[str]:
-        return [f"{name} = jnp.linalg.slogdet({self.code(n.args[0])})",
-                f"{name} = jnp.where({name}[0] < 0, jnp.nan, {name}[1])"]
 
 
 class TorchPrinter(CodePrinter):
@@ -126,7 +78,8 @@ class TorchPrinter(CodePrinter):
     module = "torch"
     imports = ("import torch",)
     code_targets = ("torch",)
-    statement_nodes = (N.LogDet, N.MaxRowsMask)
+    target = "torch"
+    statement_nodes = statement_nodes_of("torch")
 
     def ew_arg(self, node: Node) -> str:
         code = self.code(node)
@@ -138,14 +91,6 @@ class TorchPrinter(CodePrinter):
 
     def constant(self, what: str, size: str) -> str:
         return f"torch.{what}({size}, dtype=dtype)"
-
-    def _print_Kron(self, n):
-        # torch.kron views its arguments and fails on a transposed (non-contiguous) one
-        a, b = n.args
-        code = f"torch.kron(({self.as_2d(a)}).contiguous(), ({self.as_2d(b)}).contiguous())"
-        if is_column(n.shape) or is_row(n.shape):
-            code += ".reshape(-1)"
-        return code, ATOM
 
     def fill(self, size: str, value: str) -> str:
         return f"torch.full({size}, 1.0, dtype=dtype) * {value}"
@@ -166,30 +111,5 @@ class TorchPrinter(CodePrinter):
 
     def matrix_of(self, rows: list[list[str]]) -> str:
         return "torch.stack([" + ", ".join(self.array_of(r) for r in rows) + "])"
-
-    def logsumexp(self, x: str) -> str:
-        return f"torch.logsumexp(({x}).reshape(-1), 0)"  # (x): x may be an operator expression
-
-    def softmax(self, x: str) -> str:
-        return f"torch.softmax({x}, 0)"
-
-    def _print_SoftmaxRows(self, n):
-        return f"torch.softmax({self.code(n.args[0])}, dim=-1)", ATOM
-
-    def _print_LogSumExpRows(self, n):
-        return f"torch.logsumexp({self.code(n.args[0])}, dim=-1)", ATOM
-
-    def _print_MaxRows(self, n):
-        return f"torch.amax({self.code(n.args[0])}, dim=-1)", ATOM
-
-    def _assign_MaxRowsMask(self, n: Node, name: str) -> list[str]:
-        return [f"{name} = {self.code(n.args[0])}",
-                f"{name} = ({name} == torch.amax({name}, dim=-1, keepdim=True)).to(dtype)",
-                f"{name} = {name} / torch.sum({name}, dim=-1, keepdim=True)"]
-
-    def _assign_LogDet(self, n: Node, name: str) -> list[str]:
-        return [f"{name} = torch.linalg.slogdet({self.code(n.args[0])})",
-                f"{name} = torch.where({name}[0] < 0, torch.full_like({name}[1], torch.nan), {name}[1])"]
-
 
 PRINTERS: dict[str, type[CodePrinter]] = {"numpy": NumpyPrinter, "jax": JaxPrinter, "torch": TorchPrinter}

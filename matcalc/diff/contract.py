@@ -90,10 +90,39 @@ class Contraction:
         self.jac = jac
         self.width = width
 
+    # what the catalogue's contraction rules use (matcalc.ops: ``c.apply``, ``c.jac``, ``c.unvec`` ...)
+    S = S
+    N = N
+    not_found = staticmethod(not_found)
+    is_matrix_valued = staticmethod(is_matrix_valued)
+
+    @staticmethod
+    def constant(m: Node, v: Node, w: Node | None, tr: bool) -> Node:
+        return constant(m, v, w, tr)
+
+    @staticmethod
+    def out_length(m: Node, tr: bool):
+        return out_length(m, tr)
+
+    @staticmethod
+    def unvec(v: Node, rows, cols) -> Node | None:
+        return unvec(v, rows, cols)
+
+    @staticmethod
+    def kron_blocks(c: Node, shape_a, shape_b):
+        return kron_blocks(c, shape_a, shape_b)
+
+    def c_Call(self, m, v, w, tr):
+        """A call (diag, kron): its record's contraction rule."""
+        rule = m.record.contract
+        if rule is None:
+            raise not_found(m)
+        return rule(self, m, v, w, tr)
+
     def apply(self, m: Node, v: Node, w: Node | None = None, tr: bool = False) -> Node:
         """``∂((W ⊙ M) v)/∂x`` (``tr``: of ``(W ⊙ M)ᵀ v``)."""
         if m not in self.deps:
-            return N.Zeros((_out_length(m, tr), self.width))
+            return N.Zeros((out_length(m, tr), self.width))
         method = find_method(self, "c_", type(m))
         if method is None:
             raise not_found(m)
@@ -102,7 +131,7 @@ class Contraction:
     def _broadcast(self, s: Node, m: Node, v: Node, w, tr) -> Node:
         """A dependent scalar ``s`` spread over ``m``'s shape: ``(W ⊙ s 𝟙𝟙ᵀ) v = (W v) s``."""
         if w is None:
-            return S.mul(S.ssum(v), N.Ones((_out_length(m, tr), 1)), self.jac(s))
+            return S.mul(S.ssum(v), N.Ones((out_length(m, tr), 1)), self.jac(s))
         return S.mul(_t(w, tr), v, self.jac(s))
 
     def c_Add(self, m, v, w, tr):
@@ -129,7 +158,7 @@ class Contraction:
         f = next(a for a in m.args if a in self.deps)
         others = [a for a in m.args if a is not f]
         if f.shape == ():
-            return S.mul(_constant(S.had(*others), v, w, tr), self.jac(f))
+            return S.mul(constant(S.had(*others), v, w, tr), self.jac(f))
         weights = S.had(*([w] if w is not None else []), *others)
         return self.apply(f, v, weights, tr)
 
@@ -139,20 +168,15 @@ class Contraction:
             raise not_found(m)
         weights = S.ediv(N.Ones(m.shape) if w is None else w, b)
         if a.shape == ():
-            return S.mul(_constant(weights, v, None, tr), self.jac(a))
+            return S.mul(constant(weights, v, None, tr), self.jac(a))
         return self.apply(a, v, weights, tr)
-
-    def c_DiagMat(self, m, v, w, tr):
-        # (W ⊙ diag(p)) v = diag(W) ⊙ v ⊙ p, the same transposed
-        weights = v if w is None else S.had(S.diagvec(w), v)
-        return S.mul(S.diagmat(weights), self.jac(m.args[0]))
 
     def c_MatMul(self, m, v, w, tr):
         i = next(k for k, f in enumerate(m.args) if f in self.deps)
         f = m.args[i]
         if f.shape == ():
             rest = S.mul(*(m.args[:i] + m.args[i + 1:]))
-            return S.mul(_constant(rest, v, w, tr), self.jac(f))
+            return S.mul(constant(rest, v, w, tr), self.jac(f))
         scalars = [g for g in m.args if g.shape == () and g is not f]
         if scalars:  # constant scalar factors come out: (W ⊙ c M) v = c (W ⊙ M) v
             return S.mul(*scalars, self.apply(S.mul(*[g for g in m.args if g.shape != ()]), v, w, tr))
@@ -286,45 +310,6 @@ class Contraction:
             return self.apply(f, N.Ones((f.shape[0], 1)), S.mul(S.transpose(left), S.diagmat(v), w), True)
         raise not_found(S.had(w, m))
 
-    def c_Kron(self, m, v, w, tr):
-        a, b = m.args
-        if w is not None or is_matrix_valued(a if a in self.deps else b):
-            return self._kron_by_blocks(m, v, w, tr)
-        if a in self.deps and is_column(a.shape) and b.shape != ():
-            if not tr:  # kron(p, B) v = p ⊗ (B v) = (I ⊗ B v) p
-                return S.mul(N.Kron(N.Identity(a.shape[0]), S.mul(b, v)), self.jac(a))
-            vm = unvec(v, b.shape[0], a.shape[0])  # kron(p, B)ᵀ v = Bᵀ V p with vec(V) = v
-            if vm is not None:
-                return S.mul(S.transpose(b), vm, self.jac(a))
-        if b in self.deps and is_column(b.shape) and a.shape != ():
-            if not tr:  # kron(A, p) v = (A v) ⊗ p = (A v ⊗ I) p
-                return S.mul(N.Kron(S.mul(a, v), N.Identity(b.shape[0])), self.jac(b))
-            vm = unvec(v, b.shape[0], a.shape[0])  # kron(A, p)ᵀ v = Aᵀ Vᵀ p with vec(V) = v
-            if vm is not None:
-                return S.mul(S.transpose(a), S.transpose(vm), self.jac(b))
-        raise not_found(m)
-
-    def _kron_by_blocks(self, m, v, w, tr):
-        """``(kron(P, Q) ⊙ kron(A, F)) kron(α, β) = ((P ⊙ A) α) ⊗ ((Q ⊙ F) β)``, summed over the blocks of
-        ``W`` and ``v``; ``c ⊗ y = (c ⊗ I) y`` and ``y ⊗ c = (I ⊗ c) y`` leave the tangent's factor."""
-        a, b = m.args
-        weights = [(None, None)] if w is None else kron_blocks(w, a.shape, b.shape)
-        ca, cb = (a.shape[0], b.shape[0]) if tr else (a.shape[1], b.shape[1])
-        pieces = kron_blocks(v, (ca, 1), (cb, 1))
-        first = a in self.deps
-        f = a if first else b
-        if weights is None or pieces is None or not is_matrix_valued(f):
-            raise not_found(m if w is None else S.had(w, m))
-        eye = N.Identity(_out_length(f, tr))
-        parts = []
-        for p, q in weights:
-            for alpha, beta in pieces:
-                if first:
-                    parts.append(S.mul(N.Kron(eye, _constant(b, beta, q, tr)), self.apply(a, alpha, p, tr)))
-                else:
-                    parts.append(S.mul(N.Kron(_constant(a, alpha, p, tr), eye), self.apply(b, beta, q, tr)))
-        return S.add(*parts)
-
     def c_MatrixLit(self, m, v, w, tr):
         rows, cols = len(m.rows), len(m.rows[0])
         parts = []
@@ -397,11 +382,11 @@ def _as_outer(w: Node) -> tuple[Node, Node] | None:
     return None
 
 
-def _out_length(m: Node, tr: bool):
+def out_length(m: Node, tr: bool):
     return m.shape[1] if tr else m.shape[0]
 
 
-def _constant(m: Node, v: Node, w: Node | None, tr: bool) -> Node:
+def constant(m: Node, v: Node, w: Node | None, tr: bool) -> Node:
     """``(W ⊙ M) v`` (or transposed) for a constant ``M``."""
     weighted = _weighted(w, m)
     return S.mul(S.transpose(weighted) if tr else weighted, v)

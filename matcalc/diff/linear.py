@@ -90,8 +90,29 @@ def _kron_as_product(n: N.Kron, deps: set[Node], what: str) -> tuple[Node, Node]
 class _Pullback:
     """Transpose rules: given the cotangent ``c`` of a linear node, the cotangents of its children."""
 
+    # what the catalogue's transpose rules use (matcalc.ops: ``t.S``, ``t.one_dependent(n)`` ...)
+    S = S
+    N = N
+    inner = staticmethod(_inner)
+    kron_blocks = staticmethod(kron_blocks)
+    not_found = staticmethod(not_found)
+
     def __init__(self, deps: set[Node]):
         self.deps = deps
+
+    def one_dependent(self, n: Node) -> int:
+        """The index of the one argument of ``n`` that carries the differential."""
+        return _one_dependent(n, self.deps)
+
+    def kron_as_product(self, n: N.Kron, what: str) -> tuple[Node, Node]:
+        return _kron_as_product(n, self.deps, what)
+
+    def t_Call(self, n, c):
+        """A linear call (sum, tr, diag, kron ...): its record's transpose rule."""
+        rule = n.record.transpose
+        if rule is None:
+            raise not_found(n)
+        return rule(self, n, c)
 
     def rule(self, n: Node, c: Node) -> list[tuple[Node, Node]]:
         method = find_method(self, "t_", type(n))
@@ -136,45 +157,8 @@ class _Pullback:
         q = S.ediv(c, b)
         return [(a, q if a.shape == n.shape else S.ssum(q))]
 
-    def t_Dot(self, n, c):
-        i = _one_dependent(n, self.deps)
-        f, other = n.args[i], n.args[1 - i]
-        o = other if other.shape == f.shape else S.transpose(other)
-        return [(f, S.mul(c, o))]
-
     def t_Transpose(self, n, c):
         return [(n.args[0], S.transpose(c))]
-
-    def t_Sum(self, n, c):
-        x = n.args[0]
-        return [(x, c if x.shape == () else S.mul(c, N.Ones(x.shape)))]
-
-    def t_Mean(self, n, c):
-        x = n.args[0]
-        share = S.div(c, S.numel(x))
-        return [(x, share if x.shape == () else S.mul(share, N.Ones(x.shape)))]
-
-    def t_Trace(self, n, c):
-        x = n.args[0]
-        return [(x, S.mul(c, N.Identity(x.shape[0])))]
-
-    def t_DiagMat(self, n, c):
-        return [(n.args[0], S.diagvec(c))]
-
-    def t_DiagVec(self, n, c):
-        return [(n.args[0], S.diagmat(c))]
-
-    def t_Kron(self, n, c):
-        # c = Σ kron(P, Q) block by block: ⟨c, kron(A, dX)⟩ = Σ ⟨A, P⟩ ⟨Q, dX⟩, and alike for kron(dX, B)
-        i = _one_dependent(n, self.deps)
-        f, other = n.args[i], n.args[1 - i]
-        blocks = kron_blocks(c, n.args[0].shape, n.args[1].shape)
-        if blocks is not None:
-            return [(f, S.add(S.zero_like(f.shape), *[S.mul(_inner(other, pq[1 - i]), pq[i]) for pq in blocks]))]
-        if not (is_column(f.shape) and is_column(other.shape)):
-            raise not_found(n)
-        f, k = _kron_as_product(n, self.deps, "gradient")
-        return [(f, S.mul(S.transpose(k), c))]
 
     def t_Fill(self, n, c):
         return [(n.value, S.ssum(c))]
@@ -225,9 +209,28 @@ def _length(x: Node):
 class _Forward:
     """Forward rules: the Jacobian ``T`` of a node from those of its children (numerator layout)."""
 
+    # what the catalogue's forward rules use (matcalc.ops: ``f.S``, ``f.length(x)``, ``f.diag_terms(m)`` ...)
+    S = S
+    N = N
+    vec = staticmethod(_vec)
+    length = staticmethod(_length)
+
     def __init__(self, leaf: Node, deps: set[Node]):
         self.leaf = leaf
         self.deps = Dependence(leaf, deps)
+
+    def one_dependent(self, n: Node) -> int:
+        return _one_dependent(n, self.deps)
+
+    def kron_as_product(self, n: N.Kron, what: str) -> tuple[Node, Node]:
+        return _kron_as_product(n, self.deps, what)
+
+    def f_Call(self, n, t):
+        """A linear call: its record's forward (Jacobian) rule."""
+        rule = n.record.forward
+        if rule is None:
+            raise not_found(n)
+        return rule(self, n, t)
 
     def rule(self, n: Node, t: dict[Node, Node]) -> Node:
         if n.shape != () and not (is_column(n.shape) or is_row(n.shape)):
@@ -308,30 +311,18 @@ class _Forward:
             raise DerivativeError("internal: a differential in a divisor")
         return self._scaled(n, a, S.ediv(S.ONE, b), t)
 
-    def f_Dot(self, n, t):
-        i = _one_dependent(n, self.deps)
-        f, other = n.args[i], n.args[1 - i]
-        return S.mul(S.transpose(_vec(other)), t[f])
-
     def f_Transpose(self, n, t):
         return t[n.args[0]]
-
-    def f_Sum(self, n, t):
-        x = n.args[0]
-        return t[x] if x.shape == () else S.mul(N.Ones((1, _length(x))), t[x])
-
-    def f_Mean(self, n, t):
-        return S.div(self.f_Sum(n, t), S.numel(n.args[0]))
 
     def f_Fill(self, n, t):
         return S.mul(self._ones_col(n), t[n.value])
 
-    def _diag_terms(self, m: Node, sign: int = 1) -> list[tuple[int, Node, Node, Node]]:
+    def diag_terms(self, m: Node, sign: int = 1) -> list[tuple[int, Node, Node, Node]]:
         """``m`` (linear in the tangent) as a sum of ``± L diag(v) R`` with ``v`` a dependent vector."""
         if isinstance(m, N.Add):
-            return [term for a in m.args if a in self.deps for term in self._diag_terms(a, sign)]
+            return [term for a in m.args if a in self.deps for term in self.diag_terms(a, sign)]
         if isinstance(m, N.Neg):
-            return self._diag_terms(m.args[0], -sign)
+            return self.diag_terms(m.args[0], -sign)
         if isinstance(m, N.DiagMat):
             return [(sign, S.ONE, m.args[0], S.ONE)]
         if isinstance(m, N.MatMul):
@@ -340,33 +331,6 @@ class _Forward:
             if isinstance(f, N.DiagMat):
                 return [(sign, S.mul(*m.args[:i]), f.args[0], S.mul(*m.args[i + 1:]))]
         raise not_found(m)
-
-    def f_DiagVec(self, n, t):
-        # diag(L diag(v) R)_i = Σ_j L_ij v_j R_ji, so the Jacobian is (L ⊙ Rᵀ) ∂v
-        parts = []
-        for sign, left, v, right in self._diag_terms(n.args[0]):
-            weights = S.had(left, S.transpose(right)) if left.shape != () and right.shape != () else (
-                S.mul(left, right) if left.shape == () and right.shape == () else None)
-            if weights is None:  # one side is the identity: diag(diag(v) R) = v ⊙ diag(R)
-                side = right if left.shape == () else left
-                weights = S.mul(left if left.shape == () else right, S.diagmat(S.diagvec(side)))
-            else:
-                weights = weights if weights.shape != () else S.mul(weights, N.Identity(n.shape[0]))
-            parts.append(S.scale(sign, S.mul(weights, t[v])))
-        return S.add(*parts)
-
-    def f_Trace(self, n, t):
-        # tr(L diag(v) R) = Σ_j (R L)_jj v_j = diag(R L)ᵀ v
-        parts = []
-        for sign, left, v, right in self._diag_terms(n.args[0]):
-            rl = S.mul(right, left)
-            weights = S.diagvec(rl) if rl.shape != () else S.mul(rl, N.Ones((_length(v), 1)))
-            parts.append(S.scale(sign, S.mul(S.transpose(weights), t[v])))
-        return S.add(*parts)
-
-    def f_Kron(self, n, t):
-        f, k = _kron_as_product(n, self.deps, "Jacobian")
-        return S.mul(k, t[f])
 
     def f_VectorLit(self, n, t):
         entries = [t[e] if e in self.deps else None for e in n.args]

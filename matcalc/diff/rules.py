@@ -52,7 +52,7 @@ def _ew_recip(u: Node) -> Node:
 
 class _Builder:
     """What an element-wise derivative in the catalogue (matcalc.ops) builds f'(u) with: simplifying
-    constructors, so that ops.py needs no import of the node classes."""
+    constructors, so that the catalogue needs no import of the node classes."""
 
     one = ONE
     #: the number π, for derivatives with a Gaussian or an erf in them
@@ -90,7 +90,15 @@ def inner(a: Node, b: Node) -> Node:
 
 
 class Differentiator:
-    """Computes differentials with respect to one variable, memoised over the shared DAG."""
+    """Computes differentials with respect to one variable, memoised over the shared DAG.
+
+    The operators' rules are methods here; a call's rule is its record's ``differential(d, n)`` in the
+    operation catalogue, which gets this object: ``d.d(child)``, the constructors ``d.S`` and ``d.N``.
+    """
+
+    S = S
+    N = N
+    inner = staticmethod(inner)
 
     def __init__(self, variable: N.Symbol):
         self.variable = variable
@@ -118,7 +126,7 @@ class Differentiator:
     def _constant(self, n):
         return None
 
-    d_Number = d_Pi = d_Identity = d_Commutation = d_Ones = d_Zeros = d_Numel = d_Differential = _constant
+    d_Number = d_Pi = d_Identity = d_Commutation = d_Ones = d_Zeros = d_Differential = _constant
 
     def d_Fill(self, n):
         dc = self.d(n.value)
@@ -169,16 +177,6 @@ class Differentiator:
         if db is not None:
             terms.append(S.neg(S.ediv(ew_mul(a, db), _ew_square(b))))
         return S.add(*terms, S.zero_like(n.shape)) if terms else None
-
-    def d_Dot(self, n):
-        a, b = n.args
-        da, db = self.d(a), self.d(b)
-        terms = []
-        if da is not None:
-            terms.append(S.dot(da, b) if da.shape == b.shape else inner(da, b))
-        if db is not None:
-            terms.append(S.dot(a, db) if a.shape == db.shape else inner(a, db))
-        return S.add(*terms) if terms else None
 
     def d_Power(self, n):
         base, e = n.args
@@ -244,122 +242,15 @@ class Differentiator:
             return S.add(dv, S.neg(S.mul(N.Ones(s.shape), S.transpose(s), dv)))
         if n.function == "log" and isinstance(u, N.SoftmaxRows):  # the same, row by row
             dv = self.d(u.args[0])
-            return S.add(dv, S.neg(S.mul(self._row_sums(u, dv), N.Ones((1, dv.shape[1])))))
+            return S.add(dv, S.neg(S.mul(S.mul(S.had(u, dv), N.Ones((dv.shape[1], 1))), N.Ones((1, dv.shape[1])))))
         fprime = ELEMENTWISE_DERIVATIVES[n.function](u)
         if fprime is None:
             return None
         return ew_mul(fprime, du)
 
-    def d_Sum(self, n):
-        dx = self.d(n.args[0])
-        return None if dx is None else S.ssum(dx)
-
-    def d_Mean(self, n):
-        dx = self.d(n.args[0])
-        return None if dx is None else S.div(S.ssum(dx), S.numel(n.args[0]))
-
-    def d_LogSumExp(self, n):
-        u = n.args[0]
-        du = self.d(u)
-        if du is None:
-            return None
-        if u.shape != () and u.shape[1] == 1:
-            return S.dot(N.Softmax(u), du)
-        if u.shape == ():
-            return du
-        weights = S.div(N.Apply("exp", u), S.ssum(N.Apply("exp", u)))
-        return inner(weights, du)
-
-    def d_Norm(self, n):
-        u = n.args[0]
-        du = self.d(u)
-        if du is None:
-            return None
-        if n.order == 1:
-            return inner(N.Apply("sign", u), du)
-        return S.div(inner(u, du), n)
-
-    def d_Trace(self, n):
-        power = _matrix_power_parts(n.args[0])
-        if power is not None:  # d tr(Aᵖ) = p tr(Aᵖ⁻¹ dA): the trace is cyclic, at any p
-            base, p = power
-            db = self.d(base)
-            return None if db is None else S.mul(N.Number(p), S.trace(S.mul(S.power(base, N.Number(p - 1)), db)))
-        dx = self.d(n.args[0])
-        return None if dx is None else S.trace(dx)
-
-    def _trace_inv_d(self, a: Node) -> Node | None:
-        """tr(A⁻¹ dA), the differential of logdet(A); for A = Bᵖ it is p tr(B⁻¹ dB) at any p."""
-        power = _matrix_power_parts(a)
-        if power is not None:
-            base, p = power
-            inner = self._trace_inv_d(base)
-            return None if inner is None else S.mul(N.Number(p), inner)
-        da = self.d(a)
-        return None if da is None else S.trace(S.mul(S.inv(a), da))
-
-    def d_Det(self, n):
-        t = self._trace_inv_d(n.args[0])
-        return None if t is None else S.mul(n, t)
-
-    def d_LogDet(self, n):
-        return self._trace_inv_d(n.args[0])
-
-    def d_Inv(self, n):
-        da = self.d(n.args[0])
-        return None if da is None else S.neg(S.mul(n, da, n))
-
-    def d_Softmax(self, n):
-        du = self.d(n.args[0])
-        if du is None:
-            return None
-        return S.add(S.had(n, du), S.neg(S.mul(n, S.transpose(n), du)))
-
-    def _row_sums(self, weights, dx):
-        """``(W ⊙ dX) 𝟙``: each row's weighted sum of the tangent (a scalar for a single row)."""
-        return S.mul(S.had(weights, dx), N.Ones((dx.shape[1], 1)))
-
-    def d_SoftmaxRows(self, n):
-        """d softmax_rows(X) = P ⊙ (dX − ((P ⊙ dX) 𝟙) 𝟙ᵀ), P = softmax_rows(X): each row's softmax rule."""
-        dx = self.d(n.args[0])
-        if dx is None:
-            return None
-        spread = S.mul(self._row_sums(n, dx), N.Ones((1, dx.shape[1])))
-        return S.had(n, S.add(dx, S.neg(spread)))
-
-    def d_LogSumExpRows(self, n):
-        """d logsumexp_rows(X) = (P ⊙ dX) 𝟙 with P = softmax_rows(X)."""
-        x = n.args[0]
-        dx = self.d(x)
-        return None if dx is None else self._row_sums(N.SoftmaxRows(x), dx)
-
-    def d_MaxRows(self, n):
-        """d max_rows(X) = (M ⊙ dX) 𝟙 with M = maxmask(X), ties split evenly (as PyTorch's amax)."""
-        x = n.args[0]
-        dx = self.d(x)
-        return None if dx is None else self._row_sums(N.MaxRowsMask(x), dx)
-
-    def d_MaxRowsMask(self, n):
-        """Piecewise constant: 0 almost everywhere, like step."""
-        return None
-
-    def d_DiagMat(self, n):
-        dv = self.d(n.args[0])
-        return None if dv is None else S.diagmat(dv)
-
-    def d_DiagVec(self, n):
-        da = self.d(n.args[0])
-        return None if da is None else S.diagvec(da)
-
-    def d_Kron(self, n):
-        a, b = n.args
-        da, db = self.d(a), self.d(b)
-        terms = []
-        if da is not None:
-            terms.append(N.Kron(da, b))
-        if db is not None:
-            terms.append(N.Kron(a, db))
-        return S.add(*terms) if terms else None
+    def d_Call(self, n):
+        """A call (det, softmax, kron ...): the differential rule of its record in the catalogue."""
+        return n.record.differential(self, n)
 
     def d_VectorLit(self, n):
         parts = [self.d(e) for e in n.args]
@@ -372,15 +263,6 @@ class Differentiator:
         if all(p is None for row in parts for p in row):
             return None
         return N.MatrixLit([[S.ZERO if p is None else p for p in row] for row in parts])
-
-
-def _matrix_power_parts(x: Node) -> tuple[Node, int] | None:
-    """``(A, p)`` when ``x`` is the matrix power ``Aᵖ`` with an integer ``p != 0``; else None."""
-    if isinstance(x, N.Power) and x.shape != () and isinstance(x.args[1], N.Number):
-        p = int(x.args[1].value)
-        if p != 0:
-            return x.args[0], p
-    return None
 
 
 def _short(p: int) -> str:

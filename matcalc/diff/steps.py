@@ -28,13 +28,8 @@ from .tensor import TensorDerivative
 
 RULES = {
     "Add": "sum rule", "Neg": "negation", "MatMul": "product rule (matrix product)", "Div": "quotient rule",
-    "Hadamard": "element-wise product", "ElemDiv": "element-wise quotient", "Dot": "dot product",
+    "Hadamard": "element-wise product", "ElemDiv": "element-wise quotient",
     "Power": "power rule", "ElemPower": "element-wise power rule", "Transpose": "transpose",
-    "Sum": "sum reduction", "Mean": "mean", "LogSumExp": "log-sum-exp", "Norm": "norm",
-    "Trace": "trace", "Det": "determinant (Jacobi's formula)", "LogDet": "log-determinant", "Inv": "inverse",
-    "Softmax": "softmax", "SoftmaxRows": "softmax of each row", "LogSumExpRows": "log-sum-exp of each row",
-    "MaxRows": "maximum of each row (ties split evenly)", "MaxRowsMask": "indicator of the maximum (constant)",
-    "DiagMat": "diagonal matrix", "DiagVec": "diagonal", "Kron": "Kronecker product",
     "VectorLit": "vector of functions", "MatrixLit": "matrix of functions", "Fill": "constant fill",
 }
 
@@ -50,6 +45,8 @@ MAX_LAYERS = 40
 def _rule_name(n: Node) -> str:
     if isinstance(n, N.Apply):
         return f"element-wise function {n.function}"
+    if isinstance(n, N.Call):  # its record names it
+        return n.record.rule
     return RULES.get(type(n).__name__, type(n).__name__)
 
 

@@ -60,6 +60,8 @@ class Printer:
 
     aliases: dict = {}
     taken: frozenset = frozenset()
+    #: the precedence levels, for the printed-form rules of the operation catalogue (``p.ATOM``)
+    ADD, MUL, HAD, EDIV, DIV, DOT, NEG, POW, POST, ATOM = ADD, MUL, HAD, EDIV, DIV, DOT, NEG, POW, POST, ATOM
 
     def doprint(self, node: Node) -> str:
         return self.print(node)[0]

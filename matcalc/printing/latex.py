@@ -6,8 +6,7 @@ import re
 
 from .. import nodes as N
 from .. import ops
-from ..shapes import is_matrix
-from .base import ADD, ATOM, DIV, DOT, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text, stacked_rows
+from .base import ADD, ATOM, DIV, EDIV, HAD, MUL, NEG, POST, POW, Printer, fraction_text, stacked_rows
 from .text import AXIS_NODES
 
 _GREEK = {
@@ -129,9 +128,6 @@ class LatexPrinter(Printer):
     def _print_ElemDiv(self, n):
         return f"{self.sub(n.args[0], EDIV)} \\oslash {self.sub(n.args[1], DIV)}", EDIV
 
-    def _print_Dot(self, n):
-        return f"{self.sub(n.args[0], DOT)} \\cdot {self.sub(n.args[1], NEG)}", DOT
-
     def _print_Power(self, n):
         return f"{self.sub(n.args[0], POST)}^{{{self.doprint(n.args[1])}}}", POW
 
@@ -156,65 +152,14 @@ class LatexPrinter(Printer):
             return latex.format(x=self.doprint(n.args[1])), ATOM
         return self.call(latex, n.args[1])
 
-    def _print_Sum(self, n):
-        return self.call("\\operatorname{sum}", n.args[0])
-
-    def _print_Mean(self, n):
-        return self.call("\\operatorname{mean}", n.args[0])
-
-    def _print_Numel(self, n):
-        name = self.size_name(n.args[0])
-        if name is None:
-            return self.call("\\operatorname{numel}", n.args[0])
-        return name.replace(" ", " \\, "), (ATOM if " " not in name else MUL)
-
-    def _print_LogSumExp(self, n):
-        return self.call("\\operatorname{logsumexp}", n.args[0])
-
-    def _print_Norm(self, n):
-        x = n.args[0]
-        sub = "_{1}" if n.order == 1 else ("_{F}" if is_matrix(x.shape) else "")
-        return f"\\left\\lVert {self.doprint(x)} \\right\\rVert{sub}", ATOM
-
-    def _print_Trace(self, n):
-        return self.call("\\operatorname{tr}", n.args[0])
-
-    def _print_Det(self, n):
-        return self.call("\\det", n.args[0])
-
-    def _print_LogDet(self, n):
-        return self.call("\\log\\det", n.args[0])
-
-    def _print_Inv(self, n):
-        return f"{self.sub(n.args[0], POST)}^{{-1}}", POW
-
-    def _print_Softmax(self, n):
-        return self.call("\\operatorname{softmax}", n.args[0])
-
-    def _print_SoftmaxRows(self, n):
-        return self.call("\\operatorname{softmax}", n.args[0])
+    def _print_Call(self, n):
+        """A call (det, softmax ...): its record's LaTeX form, by default ``\\name(args)``."""
+        record = n.record
+        return record.latex_form(self, n) if record.latex_form else self.call(record.latex, *n.children)
 
     def axis_call(self, name: str, x, axis: int):
         """``\\operatorname{logsumexp}(X, \\text{axis}=1)``: as the text printer, by name and axis."""
         return f"\\operatorname{{{name}}}\\left({self.doprint(x)}, \\text{{axis}}={axis}\\right)", ATOM
-
-    def _print_LogSumExpRows(self, n):
-        return self.axis_call("logsumexp", n.args[0], 1)
-
-    def _print_MaxRows(self, n):
-        return self.axis_call("max", n.args[0], 1)
-
-    def _print_MaxRowsMask(self, n):
-        return self.axis_call("maxmask", n.args[0], 1)
-
-    def _print_DiagMat(self, n):
-        return self.call("\\operatorname{diag}", n.args[0])
-
-    def _print_DiagVec(self, n):
-        return self.call("\\operatorname{diag}", n.args[0])
-
-    def _print_Kron(self, n):
-        return f"{self.sub(n.args[0], HAD)} \\otimes {self.sub(n.args[1], HAD)}", HAD
 
     def _print_VectorLit(self, n):
         body = " \\\\ ".join(self.doprint(e) for e in n.args)

@@ -25,10 +25,8 @@ _MIN_LENGTH = 6  # shorter texts are clearer written out than named
 
 
 def _letter(node: Node, style: str) -> str:
-    if isinstance(node, N.Softmax):
-        return "s"
-    if isinstance(node, N.SoftmaxRows):  # each row a distribution, as attention's weights
-        return "P"
+    if isinstance(node, N.Call) and node.record.letter:  # a softmax is a distribution s (P: one per row)
+        return node.record.letter
     if isinstance(node, N.Apply) and node.function == "sqrt" and any(
             isinstance(n, N.Mean) for n in N.walk(node)):  # sqrt(mean((x - mean(x))⊙²) + eps): a deviation
         return {"unicode": "σ", "latex": "\\sigma"}.get(style, "sigma")

@@ -129,9 +129,6 @@ class TextPrinter(Printer):
     def _print_ElemDiv(self, n):
         return f"{self.sub(n.args[0], EDIV)}{self.elemdiv_op}{self.sub(n.args[1], DIV)}", EDIV
 
-    def _print_Dot(self, n):
-        return f"dot({self.doprint(n.args[0])}, {self.doprint(n.args[1])})", ATOM
-
     def exponent(self, e) -> str:
         if isinstance(e, N.Number) and e.value < 0:
             text, prec = self.print(e)
@@ -157,63 +154,14 @@ class TextPrinter(Printer):
     def _print_Apply(self, n):
         return self.call(n.function, n.args[1])
 
-    def _print_Sum(self, n):
-        return self.call("sum", n.args[0])
-
-    def _print_Mean(self, n):
-        return self.call("mean", n.args[0])
-
-    def _print_Numel(self, n):
-        return self.call("numel", n.args[0])
-
-    def _print_LogSumExp(self, n):
-        return self.call("logsumexp", n.args[0])
-
-    def _print_Norm(self, n):
-        return self.call("norm" if n.order == 2 else "norm1", n.args[0])
-
-    def _print_Trace(self, n):
-        return self.call("tr", n.args[0])
-
-    def _print_Det(self, n):
-        return self.call("det", n.args[0])
-
-    def _print_LogDet(self, n):
-        return self.call("logdet", n.args[0])
-
-    def _print_Inv(self, n):
-        return self.call("inv", n.args[0])
-
-    def _print_Softmax(self, n):
-        return self.call("softmax", n.args[0])
-
-    def _print_SoftmaxRows(self, n):
-        return self.call("softmax", n.args[0])
+    def _print_Call(self, n):
+        """A call (det, softmax ...): its record's text form, by default ``name(args)``."""
+        record = n.record
+        return record.text(self, n) if record.text else self.call(record.name, *n.children)
 
     def axis_call(self, name: str, x, axis: int):
         """``logsumexp(X, axis=1)``: a row-wise node (axis=1), or one of the transpose transposed (axis=0)."""
         return f"{name}({self.doprint(x)}, axis={axis})", ATOM
-
-    def _print_LogSumExpRows(self, n):
-        return self.axis_call("logsumexp", n.args[0], 1)
-
-    def _print_MaxRows(self, n):
-        x = n.args[0]
-        if n.shape == ():  # the largest entry of a vector: max(x) reads back as this node
-            return self.call("max", x.args[0] if isinstance(x, N.Transpose) and x.args[0].shape[1] == 1 else x)
-        return self.axis_call("max", x, 1)
-
-    def _print_MaxRowsMask(self, n):
-        return self.axis_call("maxmask", n.args[0], 1)
-
-    def _print_DiagMat(self, n):
-        return self.call("diag", n.args[0])
-
-    def _print_DiagVec(self, n):
-        return self.call("diag", n.args[0])
-
-    def _print_Kron(self, n):
-        return self.call("kron", *n.args)
 
     def _print_VectorLit(self, n):
         return "[" + ", ".join(self.doprint(e) for e in n.args) + "]", ATOM

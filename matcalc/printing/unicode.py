@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .. import nodes as N
 from .. import ops
-from .base import ATOM, DOT, MUL, NEG, POST, POW
+from .base import ATOM, POST, POW
 from .text import TextPrinter
 
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
@@ -32,9 +32,6 @@ class UnicodePrinter(TextPrinter):
     def _print_Zeros(self, n):
         return ("0ᵀ", POST) if n.shape[0] == 1 else ("0", ATOM)
 
-    def _print_Dot(self, n):
-        return f"{self.sub(n.args[0], DOT)} · {self.sub(n.args[1], NEG)}", DOT
-
     def _small_int(self, e):
         return isinstance(e, N.Number) and e.value.denominator == 1 and abs(e.value) < 100
 
@@ -56,21 +53,13 @@ class UnicodePrinter(TextPrinter):
             return self.sub(n.args[0].args[0], POST) + "⁻ᵀ", POW
         return super()._print_Transpose(n)
 
-    def _print_Inv(self, n):
-        return self.sub(n.args[0], POST) + "⁻¹", POW
-
-    def _print_Norm(self, n):
-        inner = self.doprint(n.args[0])
-        return (f"‖{inner}‖", ATOM) if n.order == 2 else (f"‖{inner}‖₁", ATOM)
+    def _print_Call(self, n):
+        """A call: its record's Unicode form (``A⁻¹``, ``‖x‖``), else its text form."""
+        record = n.record
+        return record.unicode(self, n) if record.unicode else super()._print_Call(n)
 
     def _print_Apply(self, n):
         return self.call(ops.ELEMENTWISE[n.function].unicode, n.args[1])
-
-    def _print_Numel(self, n):
-        name = self.size_name(n.args[0])
-        if name is None:
-            return super()._print_Numel(n)
-        return name, (ATOM if " " not in name else MUL)
 
     def _print_Differential(self, n):
         return "d" + n.symbol.name, ATOM
