@@ -447,3 +447,24 @@ def test_batch_norm_gradient_drops_the_columns_that_sum_to_zero():
                 terms = right.args if isinstance(right, N.Add) else (right,)
                 assert not any(S._sums_to_zero(t, False) for t in terms), str(right)
     assert d.check().ok
+
+
+def test_layer_and_batch_norm_name_the_deviation_sigma_and_rms_norm_keeps_r():
+    """The named part sqrt(var + eps) is the standard deviation σ of the papers; RMSNorm's root mean square
+    (no centring) keeps the root's letter r. The gradients stay right (finite differences)."""
+    from finite_differences import first
+
+    cases = {"sum(G .* ((X - mean(X, axis=1)) ./ sqrt(var(X, axis=1) + eps) .* g' + b'))": "σ = sqrt(",
+             "sum(G .* ((X - mean(X, axis=0)) ./ sqrt(var(X, axis=0) + eps) .* g' + b'))": "σ = sqrt(",
+             "sum(G .* (X ./ sqrt(mean(X .* X, axis=1) + eps) .* g'))": "r = sqrt("}
+    rng = np.random.default_rng(4)
+    values = {"X": rng.normal(size=(3, 4)), "G": rng.normal(size=(3, 4)), "g": rng.normal(size=4),
+              "b": rng.normal(size=4), "eps": 1e-3}
+    for spec, part in cases.items():
+        e = matcalc.parse(spec, **NORM)
+        d = matcalc.derive(e, "X", layout="denominator", warn=False)
+        assert part in d.unicode(), d.unicode()
+        symbols = matcalc.nodes.symbols_of(e)
+        here = {s.name: values[s.name] for s in symbols}
+        want = first(e, next(s for s in symbols if s.name == "X"), here, layout="denominator")
+        np.testing.assert_allclose(d.evaluate(**here), want.reshape(3, 4), rtol=1e-5, atol=1e-7)

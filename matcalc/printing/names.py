@@ -24,11 +24,18 @@ _SUBSCRIPT = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 _MIN_LENGTH = 6  # shorter texts are clearer written out than named
 
 
+def _is_deviation(node: Node) -> bool:
+    """sqrt(mean((x - mean(x))⊙²) + eps), or of each row, (u⊙² 𝟙)/k with u = X - X 𝟙 𝟙ᵀ/k: a standard
+    deviation σ (a root mean square without the centring, RMSNorm's, keeps the root's letter r)."""
+    inside = list(N.walk(node))
+    return any(isinstance(n, N.Mean) for n in inside) or (
+        any(isinstance(n, N.Numel) for n in inside) and any(isinstance(n, N.Neg) for n in inside))
+
+
 def _letter(node: Node, style: str) -> str:
     if isinstance(node, N.Call) and node.record.letter:  # a softmax is a distribution s (P: one per row)
         return node.record.letter
-    if isinstance(node, N.Apply) and node.function == "sqrt" and any(
-            isinstance(n, N.Mean) for n in N.walk(node)):  # sqrt(mean((x - mean(x))⊙²) + eps): a deviation
+    if isinstance(node, N.Apply) and node.function == "sqrt" and _is_deviation(node):
         return {"unicode": "σ", "latex": "\\sigma"}.get(style, "sigma")
     if isinstance(node, N.Apply):
         # by what it is (σ(u) is a probability p, tanh(u) a hidden layer h ...): the catalogue's letter
