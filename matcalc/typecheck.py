@@ -846,7 +846,7 @@ class _Checker:
         if s == () or self.vec_like(s):
             raise self.shape_error(message, arg.start)
         self.unify_or_fail(s[0], s[1], message, arg.start)
-        return s if fname == "inv" else ()
+        return s if ops.FUNCTIONS[ops.ALIASES[fname]].infer == "same" else ()  # inv
 
     def maybe_unknown_function(self, name_raw: Raw, group: Raw):
         """``sine(x)``, ``f(x)``, ``expm1(x)``: an undeclared name right before '(' that reads as a call.
@@ -991,7 +991,7 @@ class _Checker:
         if fname in ("max", "min"):
             self.arity(r, 2)
             return self.broadcast(shapes[0], shapes[1], args[0], args[1], f"take the {fname} of", r.start)
-        if fname in ("numel", "norm1"):
+        if ops.FUNCTIONS[ops.ALIASES[fname]].infer == "scalar" and fname not in _MATRIX_ARG:  # numel, norm1
             self.arity(r, 1)
             return ()
         if fname == "dot":

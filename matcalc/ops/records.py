@@ -87,6 +87,9 @@ class Function:
     nodes: ``max(a, b) = b + relu(a - b)``); a record whose node has rules is that node's record
     (:data:`matcalc.ops.BY_NODE`).
 
+    ``infer`` is the result's shape for the typechecker's inference: ``"scalar"`` (numel, norm1, tr, det,
+    logdet) or ``"same"`` (inv); calls whose result depends on the argument's kind or an axis (diag,
+    softmax, kron, the reductions) have their inference rule in :mod:`matcalc.typecheck`.
     ``rule`` names its differentiation rule in the steps (``determinant (Jacobi's formula)``).
 
     *Rules* (each receives the object that applies it, then the node; see docs/design.md, "How to add an
@@ -116,14 +119,15 @@ class Function:
     """
 
     __slots__ = ("name", "aliases", "arity", "node", "matrix_arg", "forces_vector", "latex", "axis", "rows",
-                 "spelled", "rule", "shape", "differential", "transpose", "forward", "contract", "numpy", "sympy",
-                 "text", "unicode", "latex_form", "code", "assign", "letter", "nonnegative", "conditioned",
-                 "avoid")
+                 "spelled", "infer", "rule", "shape", "differential", "transpose", "forward", "contract", "numpy",
+                 "sympy", "text", "unicode", "latex_form", "code", "assign", "letter", "nonnegative",
+                 "conditioned", "avoid")
 
     def __init__(self, name: str, node: str | None, arity: tuple[int, int | None] = (1, 1), *,
                  aliases: tuple[str, ...] = (), matrix_arg: bool = False, forces_vector: bool = False,
                  latex: str | None = None, axis: bool = False, rows: str | None = None, spelled: bool = True,
-                 rule: str | None = None, shape: Callable | None = None, differential: Callable | None = None,
+                 infer: str | None = None, rule: str | None = None, shape: Callable | None = None,
+                 differential: Callable | None = None,
                  transpose: Callable | None = None, forward: Callable | None = None,
                  contract: Callable | None = None,
                  numpy: Callable | None = None, sympy: Callable | None = None, text: Callable | None = None,
@@ -141,6 +145,9 @@ class Function:
         self.forces_vector = forces_vector or matrix_arg
         self.latex = latex if latex is not None else f"\\operatorname{{{name}}}"
         self.spelled = spelled
+        #: the result shape the typechecker infers before any size is known: "scalar" (whatever the
+        #: argument) or "same" (the argument's, for a square-matrix call); None where it has its own rule
+        self.infer = infer
         #: the name of its differentiation rule in the steps (``determinant (Jacobi's formula)``)
         self.rule = rule or name
         self.shape = shape
