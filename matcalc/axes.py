@@ -153,6 +153,31 @@ def softmax(x: N.Node, axis: int | None) -> N.Node:
     return N.SoftmaxRows(x) if axis == ROWS else N.Transpose(N.SoftmaxRows(N.Transpose(x)))
 
 
+def quotient(a: N.Node, b: N.Node) -> N.Node:
+    """``a ./ b`` as typed: a softmax written out, ``exp(S) ./ sum(exp(S), axis=1)`` (as attention's
+    papers write it, or ``exp(S) ./ (exp(S) ones(k) ones(k)')``), is ``softmax(S)``, the same function,
+    whose derivative takes the softmax rule and whose code is the shifted, overflow-free form; likewise
+    along the columns (``axis=0``). Anything else is the element-wise quotient."""
+    a, b = broadcast([a, b])
+    if isinstance(a, N.Apply) and a.function == "exp" and len(a.shape) == 2 and 1 not in a.shape:
+        x = a.args[1]
+        if _factors(b) == (a, N.Ones((x.shape[1], 1)), N.Ones((1, x.shape[1]))):
+            return N.SoftmaxRows(x)
+        if _factors(b) == (N.Ones((x.shape[0], 1)), N.Ones((1, x.shape[0])), a):
+            return softmax(x, COLUMNS)
+    return N.ElemDiv(a, b)
+
+
+def _factors(m: N.Node) -> tuple:
+    """The factors of a product, nested products flattened (``(A 𝟙) 𝟙ᵀ`` is ``A 𝟙 𝟙ᵀ``), a transposed
+    ``ones(k)'`` as the row of ones it is."""
+    if isinstance(m, N.Transpose) and isinstance(m.args[0], N.Ones):
+        return (N.Ones((m.shape[0], m.shape[1])),)
+    if not isinstance(m, N.MatMul):
+        return (m,)
+    return tuple(f for g in m.args for f in _factors(g))
+
+
 def maxmask(x: N.Node, axis: int | None) -> N.Node:
     """``maxmask(x, axis)``: the tie-splitting indicator of each row's (column's) largest entries, the
     derivative weights of ``max``; along a column vector's entries without an axis, as softmax."""

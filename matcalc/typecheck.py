@@ -1111,7 +1111,7 @@ class _Checker:
         if k == "hadamard":
             return N.Hadamard(*axes.broadcast([b(t) for t, _ in r.items]))
         if k == "elemdiv":
-            return N.ElemDiv(*axes.broadcast([b(r.items[0]), b(r.items[1])]))
+            return axes.quotient(b(r.items[0]), b(r.items[1]))  # a written-out softmax is softmax
         if k == "dot":
             return N.Dot(b(r.items[0]), b(r.items[1]))
         method = getattr(self, "_build_" + k, None)

@@ -271,3 +271,27 @@ def test_centring_is_one_node_in_mean_and_var():
     assert any(n is centred for n in walk(parse("var(X, axis=1)", X="matrix(m, k)")))
     centred0 = parse("X - mean(X, axis=0)", X="matrix(m, k)")
     assert any(n is centred0 for n in walk(parse("var(X, axis=0)", X="matrix(m, k)")))
+
+
+@pytest.mark.parametrize("text,axis", [
+    ("exp(S) ./ sum(exp(S), axis=1)", 1), ("exp(S) ./ (exp(S) ones(k) ones(k)')", 1),
+    ("exp(S) ./ sum(exp(S), axis=0)", 0), ("exp(S) ./ (ones(m) ones(m)' exp(S))", 0)])
+def test_a_softmax_written_out_is_the_softmax(text, axis):
+    """The papers write attention's softmax out; it is read as softmax(S) (same function), so its derivative
+    takes the softmax rule and its value and gradient stay finite where exp(S) overflows."""
+    e = matcalc.parse(f"sum(G .* ({text}))", S="matrix(m,k)", G="matrix(m,k)")
+    assert e is matcalc.parse(f"sum(G .* softmax(S, axis={axis}))", S="matrix(m,k)", G="matrix(m,k)")
+    rng = np.random.default_rng(2)
+    values = {"S": 800.0 * rng.normal(size=(3, 4)), "G": rng.normal(size=(3, 4))}
+    d = matcalc.derive(e, "S", layout="denominator", warn=False)
+    got = np.asarray(d.evaluate(**values), dtype=float)
+    assert np.all(np.isfinite(got)) and np.isfinite(matcalc.evaluate(e, **values))
+    small = {"S": values["S"] / 800.0, "G": values["G"]}
+    want = first(e, next(s for s in N.symbols_of(e) if s.name == "S"), small, layout="denominator")
+    np.testing.assert_allclose(d.evaluate(**small), want.reshape(3, 4), rtol=1e-6, atol=1e-8)
+
+
+def test_other_quotients_of_exponentials_stay_quotients():
+    for text in ("exp(S) ./ sum(exp(S))", "exp(S) ./ (exp(S) + 1)", "exp(S) ./ (exp(T) ones(k) ones(k)')"):
+        e = matcalc.parse(text, S="matrix(m,k)", T="matrix(m,k)")
+        assert not any(isinstance(n, N.SoftmaxRows) for n in N.walk(e)), text
