@@ -128,9 +128,11 @@ class RawViews:
     prediction does not cover raises _Unsure."""
 
     def view(self, n: N.Node, explicit: bool):
-        method = find_method(self, "_view_", type(n))
+        method = _VIEW_METHODS.get(type(n))
         if method is None:
-            raise _Unsure(type(n).__name__)
+            method = _VIEW_METHODS[type(n)] = find_method(self, "_view_", type(n))
+            if method is None:
+                raise _Unsure(type(n).__name__)
         return method(n, explicit)
 
     def _view_Symbol(self, n, explicit):
@@ -306,6 +308,7 @@ def _dim_arg(d):
 
 
 _VIEWER = RawViews()
+_VIEW_METHODS: dict[type, object] = {}
 _AXIS_CALLS = {s for s, f in ops.ALIASES.items() if f in ops.FUNCTIONS and ops.FUNCTIONS[f].axis}
 _SHAPES = ("add", "mul", "hadamard", "elemdiv", "div", "power", "elempower")
 
@@ -315,7 +318,7 @@ class _Reading:
 
     def __init__(self, explicit: bool):
         self.explicit = explicit
-        self.views: dict[int, tuple] = {}
+        self.views: dict[N.Node, tuple] = {}  # nodes hash by identity (they are hash-consed)
         self.u = _Unifier()
         self.order: list[str] = []
         self.met: set[str] = set()
@@ -325,13 +328,13 @@ class _Reading:
         self.symbols: list[N.Symbol] = []
         self.symbol_shapes: dict[str, tuple] = {}
         self.leaves: list[tuple[N.Node, object]] = []  # identities and fills with their inferred shapes
-        self.memo: dict[int, tuple] = {}
+        self.memo: dict[N.Node, tuple] = {}
         self.fresh_leaves = 0
 
     def view(self, n: N.Node) -> tuple:
-        v = self.views.get(id(n))
+        v = self.views.get(n)
         if v is None:
-            v = self.views[id(n)] = _VIEWER.view(n, self.explicit)
+            v = self.views[n] = _VIEWER.view(n, self.explicit)
         return v
 
     # --- pass 1: kinds ---------------------------------------------------------------------------
@@ -346,9 +349,9 @@ class _Reading:
         stack, seen = [root], set()
         while stack:
             n = stack.pop()
-            if id(n) in seen:
+            if n in seen:
                 continue
-            seen.add(id(n))
+            seen.add(n)
             checkpoint()
             v = self.view(n)
             kind = v[0]
@@ -446,20 +449,22 @@ class _Reading:
                         self.kinds[n] = SCALAR
 
     # --- pass 2: shapes --------------------------------------------------------------------------
-    def find_is_one(self, d) -> bool:
-        return self.u.find(d) == 1
+    # A variable never becomes 1 (the unifier refuses it), so a size is 1 only where it is written 1: the
+    # checker's ``find(d) == 1`` is ``d == 1`` here.
+    @staticmethod
+    def col_like(s) -> bool:
+        return s != () and s[1] == 1 and s[0] != 1
 
-    def col_like(self, s) -> bool:
-        return s != () and self.find_is_one(s[1]) and not self.find_is_one(s[0])
-
-    def row_like(self, s) -> bool:
-        return s != () and self.find_is_one(s[0]) and not self.find_is_one(s[1])
+    @staticmethod
+    def row_like(s) -> bool:
+        return s != () and s[0] == 1 and s[1] != 1
 
     def vec_like(self, s) -> bool:
         return self.col_like(s) or self.row_like(s)
 
-    def normalise(self, s):
-        return () if s != () and self.find_is_one(s[0]) and self.find_is_one(s[1]) else s
+    @staticmethod
+    def normalise(s):
+        return () if s == (1, 1) else s
 
     def unify(self, a, b) -> None:
         if not self.u.unify(a, b):
@@ -481,16 +486,16 @@ class _Reading:
     def check(self, n: N.Node):
         """The shape the checker gives the raw node of ``n`` (memoised where no fresh dimension is made: a
         repeated ``I`` is a new identity of its own size at each use, as in the text)."""
-        hit = self.memo.get(id(n))
+        hit = self.memo.get(n)
         if hit is not None:
             return hit
-        checkpoint()
         mark = self.fresh_leaves
         v = self.view(n)
-        method = getattr(self, "_shape_" + v[0])
-        shape = self.normalise(method(n, v))
+        shape = _SHAPE_METHODS[v[0]](self, n, v)
+        if shape == (1, 1):
+            shape = ()
         if self.fresh_leaves == mark:
-            self.memo[id(n)] = shape
+            self.memo[n] = shape
         return shape
 
     def symbol_shape(self, name: str):
@@ -750,6 +755,10 @@ class _Reading:
             if shape == (1, 1) or shape != n.args[-1]:
                 return False
         return True
+
+
+#: the shape rule of each kind of raw node (``_shape_<kind>``)
+_SHAPE_METHODS = {name[len("_shape_"):]: f for name, f in vars(_Reading).items() if name.startswith("_shape_")}
 
 
 def _reads(node: N.Node, explicit: bool) -> bool:
