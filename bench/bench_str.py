@@ -18,7 +18,7 @@ import statistics
 import time
 import warnings
 
-from _util import table
+from _util import Targets, table
 
 import matcalc
 from matcalc import printing
@@ -99,7 +99,13 @@ def main() -> None:
                  "after / to_text", "text chosen"], rows, "lrrrrrrl"))
     stats = readback.STATS
     print(f"\nreadback: {stats['decided']} decided from the node, {stats['unsure']} left to the parser "
-          f"(the fallback), over {len(nodes)} nodes x {3 * reps + 2} calls")
+          f"(the fallback), over {len(nodes)} nodes x {3 * reps + 2} calls\n")
+    targets = Targets()
+    targets.check(True, "str(node) unchanged for every node (asserted above)")
+    targets.check(totals[2] < totals[1], "str() faster than before", f"{totals[1] / totals[2]:.1f}x")
+    targets.check(stats["unsure"] <= 0.02 * (stats["decided"] + stats["unsure"]),
+                  "at most 2% of the nodes left to the parser")
+    print(targets.report())
 
 
 if __name__ == "__main__":
