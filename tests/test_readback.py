@@ -278,3 +278,19 @@ def test_the_readback_imports_neither_the_parser_nor_the_type_checker():
     source = Path(readback.__file__).read_text(encoding="utf-8")
     assert "typecheck" not in source.split('"""', 2)[2].replace("type checker", "")
     assert "import parser" not in source and "from ..parser" not in source and "lark" not in source
+
+
+def test_the_readback_knows_the_parsers_limits():
+    from matcalc import parser
+
+    assert readback._MAX_DEPTH + 20 == parser.MAX_DEPTH and readback._MAX_LENGTH == parser.MAX_LENGTH
+
+
+def test_a_node_near_the_nesting_limit_is_left_to_the_parser():
+    x = N.Symbol("x", (Dim("n"), 1))
+    deep = x
+    for _ in range(readback._MAX_DEPTH + 5):
+        deep = N.Neg(N.Transpose(N.Transpose(deep)))
+    before = readback.STATS["unsure"]
+    assert readback.reads_back(deep, to_text(deep)) is None
+    assert readback.STATS["unsure"] == before + 1
