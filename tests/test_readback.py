@@ -294,3 +294,27 @@ def test_a_node_near_the_nesting_limit_is_left_to_the_parser():
     before = readback.STATS["unsure"]
     assert readback.reads_back(deep, to_text(deep)) is None
     assert readback.STATS["unsure"] == before + 1
+
+
+#: variables named against the grammar: multi-letter names before a parenthesis (read as unknown
+#: functions), the identity, constants, functions, keywords, names that are no names
+ODD_NAMES = ["xy", "W1", "EXP", "Ab", "alpha", "expo", "I", "pi", "where", "exp", "eye", "x y", "π", "True"]
+
+
+@pytest.mark.parametrize("name", ODD_NAMES)
+def test_odd_names_print_as_before(name):
+    n = Dim("n")
+    tally = Tally()
+    for shape in [(), (n, 1), (n, n)]:
+        s = N.Symbol(name, shape)
+        x = N.Symbol("x", (n, 1)) if shape != () else N.Symbol("a", ())
+        others = [N.Add(x, x), N.Neg(x), N.Number(-2), N.Number(Fraction(1, 3)), N.Apply("exp", x),
+                  N.Transpose(N.Transpose(x)) if shape != () else N.Power(N.Add(x, x), N.Number(2))]
+        tally.compare(s)
+        for other in others:
+            try:
+                node = N.MatMul(s, other)
+            except MatcalcError:
+                continue
+            tally.compare(node)
+    assert tally.nodes >= 10

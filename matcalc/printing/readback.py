@@ -34,9 +34,9 @@ from ..conventions import CONSTANTS, DIM_NAMES, MATRIX, SCALAR, VECTOR, conventi
 from ..names import NAME, RESERVED_NAMES
 from ..shapes import Dim
 from ..visit import find_method
-from .base import stacked_rows
+from .base import HAD, stacked_rows
 from .names import _post_order
-from .text import AXIS_NODES
+from .text import AXIS_NODES, TextPrinter
 
 __all__ = ["reads_back", "STATS"]
 
@@ -137,8 +137,10 @@ class RawViews:
 
     def _view_Symbol(self, n, explicit):
         name = n.name
-        if not NAME.match(name) or name in RESERVED_NAMES or name in CONSTANTS or name in _FUNCTIONS:
+        if name == "where":  # the keyword reads as a name where no where clause can start
             raise _Unsure(name)
+        if not NAME.match(name) or name in RESERVED_NAMES or name in CONSTANTS or name in _FUNCTIONS:
+            raise _Fail(f"{name} never reads as a variable")  # the identity, a constant, a function, an error
         return ("name", name)
 
     def _view_Differential(self, n, explicit):
@@ -295,6 +297,13 @@ class RawViews:
         if len(rows) == 1:
             raise _Fail("a one-row literal reads as a column")
         return ("literal", rows)
+
+
+def _close_to_a_function(name: str) -> bool:
+    """The checker's test: a name difflib finds close to a function's (``EXP`` to ``exp``)."""
+    from difflib import get_close_matches  # only here: not imported at start-up
+
+    return bool(get_close_matches(name.lower(), sorted(_FUNCTIONS), n=1, cutoff=0.6))
 
 
 def _dim_arg(d):
@@ -621,18 +630,22 @@ class _Reading:
         return shape
 
     def not_a_call(self, prev: N.Node, f: N.Node) -> None:
-        """``xy (a + b)`` is refused as a call of an unknown function ``xy``: not predicted, left to the
-        parser (a name of two letters or more right before a factor printed in parentheses)."""
+        """``xy (a + b)``: the checker takes a name of two letters or more (or one close to a function's) right
+        before a parenthesis for a call of an unknown function, and refuses the text. The parenthesis is
+        where the next factor's raw node starts, after its first ``(`` (one, not two: ``xy ((a + b) c)``)."""
         pv = self.view(prev)
         if pv[0] != "name" or len(pv[1]) < 2 or is_greek(pv[1]):
             return
-        fv = self.view(f)
-        k = fv[0]
-        if k in ("name", "sized", "call", "literal", "pi") or k == "num" and fv[1] >= 0 and fv[1].denominator == 1:
+        k = self.view(f)[0]
+        if k in ("name", "sized", "call", "literal", "pi", "num"):  # texts that start without a parenthesis
+            if k != "num" or not isinstance(f, N.Number) or f.value >= 0 and f.value.denominator == 1:
+                return
+        text = TextPrinter(explicit_sizes=self.explicit).factor(f, HAD)
+        if not (text.startswith("(") and not text.startswith("((")):
             return
-        if k == "transpose" and self.view(fv[1])[0] in ("name", "sized", "call", "literal"):
-            return
-        raise _Unsure("a name before a parenthesis")
+        name = pv[1]
+        if name.isalpha() or _close_to_a_function(name):
+            raise _Fail(f"{name} (...) reads as a call of an unknown function")
 
     def _shape_literal(self, n, v):
         rows = v[1]
