@@ -34,7 +34,7 @@ EXPRESSIONS = [
     ("sum((W2 tanh(W1 x + b1) + b2 - y).^2) where b1: vector(m), b2: vector(n), W1: matrix(m, n), "
      "W2: matrix(n, m)", "W1"),
     ("sum(softmax(Q K' / sqrt(d)) V) where Q: matrix(t, d), K: matrix(t, d), V: matrix(t, d)", "K"),
-    ("sum(X w + b') where X: matrix(m, n), b: vector(n)", "w"),
+    ("sum(tanh(X W + b')) where X: matrix(m, n), W: matrix(n, k), b: vector(k)", "W"),
     ("mean(log_softmax(Z, axis=1)) where Z: matrix(m, k)", "Z"),
     ("x' A x where x: vector(3), A: matrix(3, 3)", "x"),
     ("sum(max(X, axis=0))", "X"),

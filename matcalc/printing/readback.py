@@ -307,13 +307,16 @@ def _close_to_a_function(name: str) -> bool:
 
 
 def _dim_arg(d):
-    """A size as ``ones``/``eye`` print it: an int, or a dimension name the parser reads as a name."""
+    """A size as ``ones``/``eye`` print it: an int, or a dimension name the parser reads as a name (any name
+    token, even a function's, since no ``(`` follows it). Anything else (``ones(n*n)``) is refused by the
+    checker (a size must be a number or a name) or read as another number."""
     if isinstance(d, int) and d >= 1:
         return d
-    if isinstance(d, Dim) and NAME.match(d.name) and d.name not in RESERVED_NAMES and d.name not in _FUNCTIONS \
-            and d.name not in ("True", "False"):
+    if isinstance(d, Dim) and d.name == "where":
+        raise _Unsure("a dimension named where")
+    if isinstance(d, Dim) and NAME.match(d.name):
         return d.name
-    raise _Unsure(f"the size {d}")
+    raise _Fail(f"the size {d} is not a number or a name")
 
 
 _VIEWER = RawViews()
