@@ -97,8 +97,8 @@ def _derivatives(e: N.Node, names, orders=(1,), layouts=("numerator", "denominat
     for name in names:
         for order in orders:
             for layout in layouts:
-                try:
-                    with warnings.catch_warnings():
+                try:  # a generous time limit: under load, the default 2 s can stop a derivation anywhere
+                    with warnings.catch_warnings(), matcalc.limits(time=60):
                         warnings.simplefilter("ignore")
                         d = matcalc.derive(e, name, layout=layout, order=order, warn=False)
                 except (NoMatrixFormError, MatcalcError):
