@@ -7,7 +7,7 @@ from ..errors import MatcalcError
 from ..nodes import PRINTERS, Node, Symbol, symbols_of
 from .latex import LatexPrinter
 from .names import print_named
-from .readback import reads_back
+from .readback import explicit_differs, reads_back
 from .text import TextPrinter
 from .unicode import UnicodePrinter
 
@@ -126,7 +126,7 @@ def _declared(node: Node, body: str) -> str:
         return _reparsed(node, body)
     if answer == "body":
         return body
-    explicit = TextPrinter(explicit_sizes=True).doprint(node)
+    explicit = TextPrinter(explicit_sizes=True).doprint(node) if explicit_differs(node) else body
     if answer == "explicit":
         return explicit
     decls = declarations_of(node)

@@ -40,7 +40,7 @@ from .base import HAD, stacked_rows
 from .names import _post_order
 from .text import AXIS_NODES, TextPrinter
 
-__all__ = ["reads_back", "STATS"]
+__all__ = ["reads_back", "explicit_differs", "STATS"]
 
 #: How often :func:`reads_back` decided (``decided``) and how often it left the text to the parser
 #: (``unsure``); the figures of docs/design.md and bench/bench_str.py.
@@ -791,7 +791,7 @@ def _reads(node: N.Node, explicit: bool) -> bool:
     return reading.agrees()
 
 
-def _explicit_differs(node: N.Node) -> bool:
+def explicit_differs(node: N.Node) -> bool:
     """Whether the explicit-sizes text differs from the bare one (``eye(n)``, ``ones(1, n)``)."""
     for n in N.walk(node):
         if isinstance(n, N.Identity) and isinstance(n.size, int | Dim):
@@ -818,7 +818,7 @@ def reads_back(node: N.Node, body: str) -> str | None:
             raise _Unsure("near the parser's limits")
         if _reads(node, False):
             answer = "body"
-        elif _explicit_differs(node) and _reads(node, True):
+        elif explicit_differs(node) and _reads(node, True):
             answer = "explicit"
         else:
             answer = "where"
