@@ -21,6 +21,17 @@ import math
 from . import axes, ops
 from . import nodes as N
 from .assumed import Assumption, Assumptions, split_name
+from .conventions import (  # noqa: F401  (GREEK, CONSTANTS, convention_kind: re-exported)
+    CONSTANTS,
+    DIM_NAMES,
+    GREEK,
+    MATRIX,
+    SCALAR,
+    SYMMETRIC,
+    VECTOR,
+    convention_kind,
+)
+from .conventions import convention_reason as _convention_reason
 from .errors import (
     AssumptionWarning,
     DeclarationError,
@@ -34,16 +45,7 @@ from .parser import Raw, number_value, parse_kind, parse_raw
 from .recursion import deep_recursion
 from .shapes import Dim
 
-SCALAR, VECTOR, MATRIX, SYMMETRIC = "scalar", "vector", "matrix", "symmetric"
 KINDS = (SCALAR, VECTOR, MATRIX, SYMMETRIC)
-
-GREEK = {
-    "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "lam",
-    "mu", "nu", "xi", "omicron", "pi", "rho", "sigma", "tau", "upsilon", "phi", "chi", "psi", "omega",
-}
-
-#: Undeclared names that are numbers (spec, "Constants"); a declaration of the name wins.
-CONSTANTS = {"pi", "π"}
 _POWER_BASE = "the base of ^, a power of a scalar"
 
 #: Every spelling of an element-wise function -> its canonical name (from the catalogue, matcalc.ops).
@@ -92,29 +94,6 @@ class Declaration:
         if self.kind == SCALAR:
             return SCALAR
         return f"{self.kind}({', '.join('?' if d is None else str(d) for d in self.dims)})"
-
-
-def convention_kind(name: str) -> str:
-    """The naming convention for an undeclared name."""
-    first = name[0]
-    if name in GREEK or "\u0370" <= first <= "\u03ff":
-        return SCALAR
-    if "a" <= first <= "g":
-        return SCALAR
-    if "A" <= first <= "Z":
-        return MATRIX
-    return VECTOR
-
-
-def _convention_reason(name: str) -> str:
-    first = name[0]
-    if name in GREEK or "\u0370" <= first <= "\u03ff":
-        return "Greek names are scalars"
-    if "a" <= first <= "g":
-        return "names starting with a to g are scalars"
-    if "A" <= first <= "Z":
-        return "capitals are matrices"
-    return "names starting with h to z are vectors"
 
 
 # --- declarations -----------------------------------------------------------------------------------
@@ -1061,7 +1040,7 @@ class _Checker:
     # --- passes 3 and 4: naming and building -----------------------------------------------------
     def name_dims(self):
         used = {v.name for v in self.u.vars if v.name is not None}
-        pool = [p for p in ("n", "m", "k", "p", "q", "r", "s", "t", "l", "d") if p not in used]
+        pool = [p for p in DIM_NAMES if p not in used]
         counter = iter(range(10**9))
         self.dim_names: dict[int, object] = {}
 
@@ -1275,7 +1254,7 @@ def _constant_value(node: N.Node) -> float | None:
 
 def _absent_shape(decl: Declaration, used: set) -> tuple:
     """The shape of a declared name that does not occur; a dimension left open gets an unused name."""
-    fresh = (p for p in ("n", "m", "k", "p", "q", "r", "s", "t", "l", "d") if p not in used)
+    fresh = (p for p in DIM_NAMES if p not in used)
     dims = []
     for d in decl.dims:
         if d is None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
-SCRIPTS = ["bench_derive.py", "bench_scaling.py", "bench_codegen.py", "bench_layers.py"]
+SCRIPTS = ["bench_derive.py", "bench_scaling.py", "bench_codegen.py", "bench_layers.py", "bench_str.py"]
 
 # run a script with jax and torch made unimportable (a meta-path finder that refuses them)
 HIDE = """

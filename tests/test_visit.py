@@ -20,6 +20,7 @@ from matcalc.diff.linear import substitute
 from matcalc.diff.rules import Differentiator
 from matcalc.numeric import NumpyEvaluator
 from matcalc.printing.latex import LatexPrinter
+from matcalc.printing.readback import RawViews
 from matcalc.printing.text import TextPrinter
 from matcalc.printing.unicode import UnicodePrinter
 from matcalc.sympy_backend import ExplicitBuilder
@@ -32,7 +33,7 @@ NODE_CLASSES = sorted((c for name, c in vars(N).items() if inspect.isclass(c) an
 CONSUMERS = [(NumpyEvaluator, "_eval_"), (ExplicitBuilder, "_build_"), (TextPrinter, "_print_"),
              (UnicodePrinter, "_print_"), (LatexPrinter, "_print_"), (NumpyPrinter, "_print_"),
              (JaxPrinter, "_print_"), (TorchPrinter, "_print_"), (Differentiator, "d_"),
-             (S.Rebuild, "transform_")]
+             (S.Rebuild, "transform_"), (RawViews, "_view_")]
 
 
 def _handles(consumer: type, prefix: str, cls: type) -> bool:

@@ -7,6 +7,7 @@ from ..errors import MatcalcError
 from ..nodes import PRINTERS, Node, Symbol, symbols_of
 from .latex import LatexPrinter
 from .names import print_named
+from .readback import explicit_differs, reads_back
 from .text import TextPrinter
 from .unicode import UnicodePrinter
 
@@ -113,19 +114,40 @@ def to_text(node: Node, declarations: bool = False, named: bool = False) -> str:
         body = _bounded(TextPrinter().doprint(node))
         if not declarations:
             return body
-        from ..typecheck import typecheck
+        return _declared(node, body)
 
-        # ``I`` and ``ones(n)'`` read back as an identity of inferred size and a transposed column;
-        # when that differs from the node, print sizes explicitly (``eye(m)``, ``ones(1, n)``).
-        explicit = TextPrinter(explicit_sizes=True).doprint(node)
-        for candidate in dict.fromkeys((body, explicit)):
-            try:
-                if typecheck(candidate) is node:
-                    return candidate
-            except MatcalcError:
-                pass
-        decls = declarations_of(node)
-        return f"{explicit} where {_where_clause(decls)}" if decls else explicit
+
+def _declared(node: Node, body: str) -> str:
+    """``body``, the explicit-sizes text, or that text with a ``where`` clause: the first that parses back
+    to ``node``, decided from the node (:func:`.readback.reads_back`), or by parsing where that cannot
+    tell (rare: see :data:`.readback.STATS`)."""
+    answer = reads_back(node, body)
+    if answer is None:
+        return _reparsed(node, body)
+    if answer == "body":
+        return body
+    explicit = TextPrinter(explicit_sizes=True).doprint(node) if explicit_differs(node) else body
+    if answer == "explicit":
+        return explicit
+    decls = declarations_of(node)
+    return f"{explicit} where {_where_clause(decls)}" if decls else explicit
+
+
+def _reparsed(node: Node, body: str) -> str:
+    """The same choice made by parsing the texts (the fallback of :func:`_declared`)."""
+    from ..typecheck import typecheck
+
+    # ``I`` and ``ones(n)'`` read back as an identity of inferred size and a transposed column;
+    # when that differs from the node, print sizes explicitly (``eye(m)``, ``ones(1, n)``).
+    explicit = TextPrinter(explicit_sizes=True).doprint(node)
+    for candidate in dict.fromkeys((body, explicit)):
+        try:
+            if typecheck(candidate) is node:
+                return candidate
+        except MatcalcError:
+            pass
+    decls = declarations_of(node)
+    return f"{explicit} where {_where_clause(decls)}" if decls else explicit
 
 
 @budgeted("printing")
