@@ -222,17 +222,9 @@ class RawViews:
     def _call(self, name, n):
         return ("call", name, (n.args[0],), None)
 
-    def _view_Sum(self, n, explicit):
-        return self._call("sum", n)
-
-    def _view_Mean(self, n, explicit):
-        return self._call("mean", n)
-
-    def _view_Numel(self, n, explicit):
-        return self._call("numel", n)
-
-    def _view_LogSumExp(self, n, explicit):
-        return self._call("logsumexp", n)
+    def _view_Call(self, n, explicit):
+        """A call as the text printer writes it by default, ``name(args)`` (its record's name)."""
+        return ("call", n.record.name, n.children, None)
 
     def _view_Norm(self, n, explicit):
         return self._call("norm" if n.order == 2 else "norm1", n)
@@ -241,18 +233,6 @@ class RawViews:
         if n.args[0].shape == ():
             raise _Fail("tr(s) of a scalar reads as s")
         return self._call("tr", n)
-
-    def _view_Det(self, n, explicit):
-        return self._call("det", n)
-
-    def _view_LogDet(self, n, explicit):
-        return self._call("logdet", n)
-
-    def _view_Inv(self, n, explicit):
-        return self._call("inv", n)
-
-    def _view_Softmax(self, n, explicit):
-        return self._call("softmax", n)
 
     def _view_SoftmaxRows(self, n, explicit):
         if 1 in n.shape:
@@ -276,18 +256,6 @@ class RawViews:
         if n.shape[1] == 1:
             raise _Fail("maxmask(v, axis=1) of a column reads as ones")
         return ("call", "maxmask", (n.args[0],), 1)
-
-    def _view_DiagMat(self, n, explicit):
-        return self._call("diag", n)
-
-    def _view_DiagVec(self, n, explicit):
-        return self._call("diag", n)
-
-    def _view_Kron(self, n, explicit):
-        return ("call", "kron", n.args, None)
-
-    def _view_Dot(self, n, explicit):
-        return ("call", "dot", n.args, None)
 
     def _view_VectorLit(self, n, explicit):
         if len(n.args) == 1:
@@ -682,7 +650,8 @@ class _Reading:
             return self.normalise((s[0], 1) if axis == 1 else (1, s[1]))
         if fname in _ELEMENTWISE:
             return s
-        if fname in ("numel", "norm1"):
+        op = ops.lookup(fname)
+        if op.infer == "scalar" and fname not in _MATRIX_ARG:  # numel, norm1: as the checker, from the record
             return ()
         if fname == "dot":
             return self.dot(*shapes)
@@ -690,7 +659,7 @@ class _Reading:
             if s == () or self.vec_like(s):
                 raise _Fail(f"{fname} of a scalar or a vector")
             self.unify(s[0], s[1])
-            return s if fname == "inv" else ()
+            return s if op.infer == "same" else ()  # inv
         if fname == "diag":
             return self.diag(s)
         if fname == "kron":
