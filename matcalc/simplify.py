@@ -1034,34 +1034,6 @@ def _cancel_common(state):
     return None
 
 
-@rule("Hadamard", "row-wise softmax", "exp(X) ./ (exp(X) ones(3) ones(3)')", "softmax(X)")
-def _softmax_rows_quotient(state):
-    """``exp(X) ⊘ ((exp(X) 𝟙) 𝟙ᵀ) -> softmax(X)``, each row's softmax written out (attention as in the paper,
-    ``exp(S) ./ sum(exp(S), axis=1)``): the derivative then takes the softmax rule, and code the shifted,
-    overflow-free form."""
-    coeff, nums, dens = state
-    for j, d in enumerate(dens):
-        x = _row_sum_spread_of_exp(d)
-        if x is not None and N.Apply("exp", x) in nums:
-            i = nums.index(N.Apply("exp", x))
-            return coeff, nums[:i] + nums[i + 1:] + (N.SoftmaxRows(x),), dens[:j] + dens[j + 1:]
-    return None
-
-
-def _row_sum_spread_of_exp(d: Node) -> Node | None:
-    """``X`` when ``d`` is ``exp(X) 𝟙 𝟙ᵀ`` (each row's sum of ``exp(X)`` spread over the row), else None."""
-    if isinstance(d, N.MatMul) and len(d.args) == 2 and isinstance(d.args[0], N.MatMul):
-        d = N.MatMul(*d.args[0].args, d.args[1])  # (exp(X) 𝟙) 𝟙ᵀ, as the parser builds the broadcast
-    if not (isinstance(d, N.MatMul) and len(d.args) == 3 and _is_exp(d.args[0])):
-        return None
-    e, col, row = d.args
-    x = e.args[1]
-    if (len(x.shape) == 2 and isinstance(col, N.Ones) and col.shape == (x.shape[1], 1)
-            and isinstance(row, N.Ones) and row.shape == (1, x.shape[1])):
-        return x
-    return None
-
-
 @rule("Hadamard", "logistic sigmoid", "exp(x) ./ (exp(x) + 1)", "sigmoid(x)")
 def _sigmoid_quotient(state):
     """``exp(u) ⊘ (exp(u) + 1) -> σ(u)``."""
