@@ -229,16 +229,38 @@ def _reciprocal(n: N.ElemDiv) -> Node | None:
     XLA and torch do not make the exchange themselves (it changes the last bit, within the rounding of the
     division itself); the reciprocal is one node, so all its divisions share it."""
     a, b = n.args
+    if a.shape == b.shape and (is_column(b.shape) or is_row(b.shape)) and not _is_one(a):
+        return N.Hadamard(a, _inverse(b))  # a vector divisor: its reciprocal is shared with the others
     parts = _broadcast_parts(b)
     if parts is None or a.shape != b.shape:
         return None
     v, ones, left = parts
-    return N.Hadamard(a, _rebroadcast(N.ElemDiv(N.Number(1), v), ones, left))
+    return N.Hadamard(a, _rebroadcast(_inverse(v), ones, left))
+
+
+def _is_one(n: Node) -> bool:
+    return isinstance(n, N.Number) and n.value == 1
+
+
+def _inverse(v: Node) -> Node:
+    """``1 ⊘ v``, and ``(1 ⊘ v).^p`` for ``1 ⊘ v.^p`` (p a positive integer): one reciprocal, whatever
+    power of the divisor a term divides by (layer norm's gradient divides by σ and by σ²)."""
+    if isinstance(v, N.ElemPower) and isinstance(v.args[1], N.Number):
+        p = v.args[1].value
+        if p.denominator == 1 and p > 0:
+            return N.ElemPower(N.ElemDiv(N.Number(1), v.args[0]), v.args[1])
+    return N.ElemDiv(N.Number(1), v)
 
 
 def _broadcast_parts(b: Node) -> tuple[Node, Node, bool] | None:
     """``(v, 𝟙ᵀ, True)`` for ``v 𝟙ᵀ`` and ``(v, 𝟙, False)`` for ``𝟙 v`` (a vector repeated over a matrix)."""
-    if not (isinstance(b, N.MatMul) and len(b.args) == 2 and len(b.shape) == 2):
+    if not (isinstance(b, N.MatMul) and len(b.shape) == 2):
+        return None
+    if len(b.args) > 2:  # X 𝟙 𝟙ᵀ: the row sums, repeated
+        if _ones(b.args[-1]) and is_column(_product_shape(list(b.args[:-1]))):
+            return _product(list(b.args[:-1])), b.args[-1], True
+        if _ones(b.args[0]) and is_row(_product_shape(list(b.args[1:]))):
+            return _product(list(b.args[1:])), b.args[0], False
         return None
     u, w = b.args
     if not (is_column(u.shape) and is_row(w.shape)):  # an outer product; X 𝟙 (a row sum) is not one
@@ -263,7 +285,60 @@ def _through_broadcast(n: Node) -> Node | None:
     if isinstance(n, N.Apply):
         parts = _broadcast_parts(n.args[1])
         return parts and _rebroadcast(n.with_children((parts[0],)), parts[1], parts[2])
+    if isinstance(n, N.Div):  # (v 𝟙ᵀ) / c: divide the m entries of v, not the m x n of the matrix
+        parts = _broadcast_parts(n.args[0])
+        return parts and _rebroadcast(N.Div(parts[0], n.args[1]), parts[1], parts[2])
     return None
+
+
+def hadamard_factors(n: Node) -> list[Node]:
+    """The factors of a nested element-wise product, opened: ``(a ⊙ b) ⊙ c`` is ``[a, b, c]``."""
+    out: list[Node] = []
+    stack = [n]
+    while stack:
+        f = stack.pop()
+        if isinstance(f, N.Hadamard):
+            stack.extend(reversed(f.args))
+        else:
+            out.append(f)
+    return out
+
+
+def _pull_out(h: Node, left: bool) -> tuple[list[Node], Node] | None:
+    """The vectors repeated along the summed axis among the factors of ``h``, and the product of the
+    others (None when there are none of either)."""
+    vectors, rest = [], []
+    for f in hadamard_factors(h):
+        parts = _broadcast_parts(f)
+        if parts is not None and parts[2] == left:
+            vectors.append(parts[0])
+        else:
+            rest.append(f)
+    if not vectors or not any(len(f.shape) == 2 for f in rest):
+        return None
+    return vectors, rest[0] if len(rest) == 1 else N.Hadamard(*rest)
+
+
+def _sum_out(n: N.MatMul) -> Node | None:
+    """``(A ⊙ (v 𝟙ᵀ)) 𝟙 -> v ⊙ (A 𝟙)`` and ``𝟙ᵀ (A ⊙ (𝟙 w)) -> w ⊙ (𝟙ᵀ A)``: a factor that is constant
+    along the summed axis multiplies the m sums, not the m x n entries (layer norm's 1/σ in its gradient's
+    row sums). The sum then no longer waits for the factor, and XLA fuses it with its neighbours."""
+    args = list(n.args)
+    for i in range(len(args) - 1):
+        h, o = args[i], args[i + 1]
+        if isinstance(h, N.Hadamard) and isinstance(o, N.Ones) and is_column(o.shape) and _matrix(h):
+            pulled = _pull_out(h, True)
+            if pulled is not None:
+                return _product(args[:i] + [N.Hadamard(*pulled[0], N.MatMul(pulled[1], o))] + args[i + 2:])
+        if isinstance(o, N.Hadamard) and _ones(h) and is_row(h.shape) and _matrix(o):
+            pulled = _pull_out(o, False)
+            if pulled is not None:
+                return _product(args[:i] + [N.Hadamard(*pulled[0], N.MatMul(h, pulled[1]))] + args[i + 2:])
+    return None
+
+
+def _matrix(n: Node) -> bool:
+    return len(n.shape) == 2 and not is_column(n.shape) and not is_row(n.shape)
 
 
 def for_evaluation(expr: Node, numpy: bool = False) -> Node:
@@ -287,10 +362,11 @@ def for_evaluation(expr: Node, numpy: bool = False) -> Node:
                 new = N.Add(*[for_evaluation(t, numpy) if isinstance(t, N.MatMul) and t is not new else t
                               for t in better.args])
             else:
-                new = _sandwich(new, numpy) or (numpy and _gram(new)) or _scale_vector(new) or new
+                new = (_sandwich(new, numpy) or (numpy and _gram(new)) or _scale_vector(new) or _sum_out(new)
+                       or new)
         elif isinstance(new, N.ElemDiv):
             new = _reciprocal(new) or new
-        elif isinstance(new, N.ElemPower | N.Apply):
+        elif isinstance(new, N.ElemPower | N.Apply | N.Div):
             new = _through_broadcast(new) or new
         memo[node] = new
     return memo[expr]
