@@ -26,6 +26,7 @@ from ..nodes import Node
 from ..printing.base import Printer
 from ..shapes import Dim, DimLike, DimProduct, is_column, is_row
 from ..visit import find_method
+from .broadcast import broadcast_parts
 from .naming import Namer
 
 # Python's operator precedence, loosest first (only the levels generated code uses).
@@ -281,13 +282,35 @@ class CodePrinter(Printer):
         return self._print_terms(n.args), ADD
 
     def _print_terms(self, terms) -> str:
-        parts = [self.sub(terms[0], ADD)]
+        bare = self._has_full(terms)
+        parts = [self.operand(terms[0], ADD, bare)]
         for t in terms[1:]:
             if isinstance(t, N.Neg) and t not in self.names:
-                parts.append(f" - {self.sub(t.args[0], ADD + 1)}")
+                parts.append(f" - {self.operand(t.args[0], ADD + 1, bare)}")
             else:
-                parts.append(f" + {self.sub(t, ADD + 1)}")
+                parts.append(f" + {self.operand(t, ADD + 1, bare)}")
         return "".join(parts)
+
+    # --- implicit broadcasting -------------------------------------------------------------------
+    def _has_full(self, operands) -> bool:
+        """Whether an element-wise operation has an operand that is a whole matrix in code (so the
+        others may be a column ``v[:, None]`` or a row and broadcast against it)."""
+        for t in operands:
+            if isinstance(t, N.Neg) and t not in self.names:
+                t = t.args[0]
+            if kind_of(t) == "matrix" and (t in self.names or broadcast_parts(t) is None):
+                return True
+        return False
+
+    def operand(self, node: Node, level: int, bare: bool) -> str:
+        """An operand of an element-wise operation; with ``bare``, a vector repeated over a matrix
+        (``v 𝟙ᵀ``, ``𝟙 w``) as the vector, which the operation broadcasts: no m x n array is built
+        (``broadcast_to`` makes a view in NumPy and torch, but XLA may materialise it)."""
+        parts = broadcast_parts(node) if bare and node not in self.names else None
+        if parts is None:
+            return self.sub(node, level)
+        vector, _, left = parts
+        return f"{self.sub(vector, ATOM)}[:, None]" if left else self.sub(vector, level)
 
     def _print_Neg(self, n):
         return f"-{self.sub(n.args[0], UNARY)}", UNARY
@@ -296,10 +319,12 @@ class CodePrinter(Printer):
         return self.binary("/", *n.args)
 
     def _print_ElemDiv(self, n):
-        return self.binary("/", *n.args)
+        bare = self._has_full(n.args)
+        return f"{self.operand(n.args[0], MUL + 1, bare)} / {self.operand(n.args[1], MUL + 1, bare)}", MUL
 
     def _print_Hadamard(self, n):
-        return " * ".join(self.sub(f, MUL + 1) for f in n.args), MUL
+        bare = self._has_full(n.args)
+        return " * ".join(self.operand(f, MUL + 1, bare) for f in n.args), MUL
 
     def _print_Dot(self, n):
         return self.binary("@", *n.args)
@@ -467,9 +492,13 @@ class CodePrinter(Printer):
         """A product with a vector of ones, without the ones (issue 15: the batch operations build them):
         ``X 𝟙`` and ``𝟙ᵀ X`` are sums along an axis, ``c 𝟙ᵀ`` and ``𝟙 r`` broadcasts (views, not copies)."""
         rows, cols, ka, kb = a.rows, b.cols, a.kind, b.kind
-        if b.ones and kb == "column" and ka in ("matrix", "row"):  # X 𝟙: the row sums
+        if b.ones and kb == "column" and ka in ("matrix", "row"):  # X 𝟙: the row sums (Yᵀ 𝟙: Y's column sums)
+            if a.transpose_of is not None:
+                return Term(f"{self.fn('sum')}({a.transpose_of}, 0)", ATOM, rows, cols)
             return Term(f"{self.fn('sum')}({a.code}, {1 if ka == 'matrix' else 0})", ATOM, rows, cols)
-        if a.ones and ka == "row" and kb in ("matrix", "column"):  # 𝟙ᵀ X: the column sums
+        if a.ones and ka == "row" and kb in ("matrix", "column"):  # 𝟙ᵀ X: the column sums (𝟙ᵀ Yᵀ: Y's row sums)
+            if b.transpose_of is not None:
+                return Term(f"{self.fn('sum')}({b.transpose_of}, 1)", ATOM, rows, cols)
             return Term(f"{self.fn('sum')}({b.code}, 0)", ATOM, rows, cols)
         if b.ones and ka == "column" and kb == "row":  # c 𝟙ᵀ: c repeated over the columns
             return Term(self.spread(f"{self.paren_term(a, ATOM)}[:, None]", rows, cols), ATOM, rows, cols)

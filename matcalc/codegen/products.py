@@ -21,8 +21,8 @@ from itertools import count
 from .. import nodes as N
 from ..budget import checkpoint
 from ..nodes import Node
+from .broadcast import broadcast_parts, hadamard_factors, rebroadcast
 from .plan import topological
-from .rewrite import _broadcast_parts, _rebroadcast, hadamard_factors
 
 #: At most this many pairs are named (each is one more temporary at most), and products with more
 #: factors than this are left as they are (the pair count grows with the square of the length).
@@ -76,9 +76,9 @@ def _open(h: Node) -> list[Node]:
     """The factors of ``h``, broadcast products opened into broadcast factors."""
     out: list[Node] = []
     for f in hadamard_factors(h):
-        parts = _broadcast_parts(f)
+        parts = broadcast_parts(f)
         if parts is not None and isinstance(parts[0], N.Hadamard):
-            out += [_rebroadcast(v, parts[1], parts[2]) for v in hadamard_factors(parts[0])]
+            out += [rebroadcast(v, parts[1], parts[2]) for v in hadamard_factors(parts[0])]
         else:
             out.append(f)
     return out
@@ -89,7 +89,7 @@ def _rank_of(f, rank: dict) -> int:
         return f.rank
     if f in rank:
         return rank[f]
-    return _rank_of(_broadcast_parts(f)[0], rank)  # a broadcast factor made by _open: its vector's rank
+    return _rank_of(broadcast_parts(f)[0], rank)  # a broadcast factor made by _open: its vector's rank
 
 
 def _symbols_of(f, symbols: dict) -> frozenset:
@@ -97,7 +97,7 @@ def _symbols_of(f, symbols: dict) -> frozenset:
         return f.symbols
     if f in symbols:
         return symbols[f]
-    return _symbols_of(_broadcast_parts(f)[0], symbols)
+    return _symbols_of(broadcast_parts(f)[0], symbols)
 
 
 def _key(a, b, rank: dict) -> tuple:
@@ -176,7 +176,7 @@ def _product(factors: list[Node], rank: dict) -> Node:
     out: list[Node] = []
     along: dict[bool, tuple[int, list[Node], Node]] = {}
     for f in factors:
-        parts = _broadcast_parts(f)
+        parts = broadcast_parts(f)
         if parts is None:
             out.append(f)
             continue
@@ -188,5 +188,5 @@ def _product(factors: list[Node], rank: dict) -> Node:
             out.append(f)
     for left, (i, vs, ones) in along.items():
         if len(vs) > 1:
-            out[i] = _rebroadcast(N.Hadamard(*vs), ones, left)
+            out[i] = rebroadcast(N.Hadamard(*vs), ones, left)
     return out[0] if len(out) == 1 else N.Hadamard(*out)
