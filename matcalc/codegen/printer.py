@@ -26,7 +26,7 @@ from ..nodes import Node
 from ..printing.base import Printer
 from ..shapes import Dim, DimLike, DimProduct, is_column, is_row
 from ..visit import find_method
-from .broadcast import broadcast_parts
+from .broadcast import broadcast_parts, is_ones
 from .naming import Namer
 
 # Python's operator precedence, loosest first (only the levels generated code uses).
@@ -455,7 +455,7 @@ class CodePrinter(Printer):
             term.diag_of = self.sub(f.args[0], ATOM)
         elif isinstance(f, N.Inv):
             term.inv_of = self.sub(f.args[0], ATOM)
-        elif isinstance(f, N.Ones):
+        elif is_ones(f):  # 𝟙, or 𝟙ᵀ (the same 1-D array in code)
             term.ones = True
         return term
 
