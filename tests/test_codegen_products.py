@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from codegen_targets import TARGETS
+from codegen_targets import TARGETS, run_code
 
 import matcalc
 from matcalc import nodes as N
@@ -192,3 +192,19 @@ def test_layer_norm_generated_jax_and_torch_agree_with_evaluate(target):
     want = [evaluate(derivs[0].function, plain)] + [d.evaluate(plain) for d in derivs]
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(np.asarray(g, dtype=float), w, rtol=1e-10, atol=1e-12)
+
+
+def test_a_broadcast_of_a_shared_sum_is_printed_after_the_sum_it_uses():
+    # found by the long property run: 𝟙 𝟙ᵀ C inside a product was printed as the bare row 𝟙ᵀ C, a node
+    # the plan had made a temporary computed later (NameError in the generated function)
+    text = ("sum((((C + C) - ones(n) ((ones(n)' ((ones(n) ((ones(n)' C) / numel(ones(n)))) .* C)) / numel(ones(n))))"
+            " - C) C' x - logsumexp((((C + C) - ones(n) ((ones(n)' ((ones(n) ((ones(n)' C) / numel(ones(n)))) .* C))"
+            " / numel(ones(n)))) - C) C' x))")
+    e = matcalc.parse(text, warn=False, C="symmetric(n)", x="vector(n)")
+    rng = np.random.default_rng(9)
+    c = rng.standard_normal((3, 3))
+    values = {"C": c + c.T, "x": rng.standard_normal(3)}
+    for d in (matcalc.derive(e, wrt="x", warn=False), matcalc.derive(e, wrt="x", order=2, warn=False)):
+        for target in TARGETS:
+            np.testing.assert_allclose(run_code(d, target, values), np.asarray(d.evaluate(values)), rtol=1e-7,
+                                       atol=1e-9)

@@ -306,7 +306,9 @@ class CodePrinter(Printer):
         """An operand of an element-wise operation; with ``bare``, a vector repeated over a matrix
         (``v 𝟙ᵀ``, ``𝟙 w``) as the vector, which the operation broadcasts: no m x n array is built
         (``broadcast_to`` makes a view in NumPy and torch, but XLA may materialise it)."""
-        parts = broadcast_parts(node) if bare and node not in self.names else None
+        # two factors only: the vector of 𝟙 𝟙ᵀ C would be a new node 𝟙ᵀ C, which may be a temporary the plan
+        # computes later (the plan only knows this node's children)
+        parts = broadcast_parts(node) if bare and node not in self.names and len(node.args) == 2 else None
         if parts is None:
             return self.sub(node, level)
         vector, _, left = parts
