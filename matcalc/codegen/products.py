@@ -28,6 +28,9 @@ from .plan import topological
 #: factors than this are left as they are (the pair count grows with the square of the length).
 MAX_PAIRS = 64
 MAX_FACTORS = 24
+#: Past this many pairs of factors over all products, none are named (the products are only put in
+#: canonical order): each round of the greedy pairing counts them all again.
+MAX_PAIR_WORK = 100_000
 
 
 class _Pair:
@@ -49,7 +52,8 @@ def share_products(roots: list[Node]) -> list[Node]:
     symbols = _symbols(order)
     lists = {h: _open(h) for h in heads}
     lists = {h: fs for h, fs in lists.items() if len(fs) <= MAX_FACTORS}
-    _pair_up(lists, rank, symbols, count(len(order)))
+    if sum(len(fs) * (len(fs) - 1) // 2 for fs in lists.values()) <= MAX_PAIR_WORK:
+        _pair_up(lists, rank, symbols, count(len(order)))
     return _rebuild(order, roots, lists, rank)
 
 
