@@ -306,13 +306,16 @@ class CodePrinter(Printer):
         """An operand of an element-wise operation; with ``bare``, a vector repeated over a matrix
         (``v 𝟙ᵀ``, ``𝟙 w``) as the vector, which the operation broadcasts: no m x n array is built
         (``broadcast_to`` makes a view in NumPy and torch, but XLA may materialise it)."""
-        # two factors only: the vector of 𝟙 𝟙ᵀ C would be a new node 𝟙ᵀ C, which may be a temporary the plan
-        # computes later (the plan only knows this node's children)
-        parts = broadcast_parts(node) if bare and node not in self.names and len(node.args) == 2 else None
+        parts = broadcast_parts(node) if bare and node not in self.names else None
         if parts is None:
             return self.sub(node, level)
         vector, _, left = parts
-        return f"{self.sub(vector, ATOM)}[:, None]" if left else self.sub(vector, level)
+        # The vector of 𝟙 𝟙ᵀ C is a new node 𝟙ᵀ C, which may be a temporary the plan computes later (it
+        # only knows this node's children): it is printed from its factors, never by its name.
+        text, prec = self.print(vector) if len(node.args) == 2 else Printer.print(self, vector)
+        if left:
+            return f"{text if prec >= ATOM else self.paren(text)}[:, None]"
+        return text if prec >= level else self.paren(text)
 
     def _print_Neg(self, n):
         return f"-{self.sub(n.args[0], UNARY)}", UNARY
