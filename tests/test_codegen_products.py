@@ -208,3 +208,18 @@ def test_a_broadcast_of_a_shared_sum_is_printed_after_the_sum_it_uses():
         for target in TARGETS:
             np.testing.assert_allclose(run_code(d, target, values), np.asarray(d.evaluate(values)), rtol=1e-7,
                                        atol=1e-9)
+
+
+@pytest.mark.parametrize("text", [
+    "A .* ((c .* u) ones(n)')",            # a scalar inside the broadcast vector's product: not a factor
+    "A .* ((u .* c) ones(n)') .* B",
+    "(A .* ((c .* u) ones(n)')) ones(n)",
+    "A .* ((u .* y) ones(n)') .* B + C .* (y ones(n)') .* B",  # y 𝟙ᵀ ⊙ B shared after opening (u ⊙ y) 𝟙ᵀ
+])
+def test_broadcast_vectors_of_products_are_opened_only_into_vectors(text):
+    e = matcalc.parse(text, warn=False, c="scalar", **DECLS)
+    values = {**_values(np.random.default_rng(10)), "c": 1.7}
+    _same_value(share_products([for_evaluation(e)])[0], e, values)
+    d = matcalc.derive(f"sum({text})" if e.shape != () else text, wrt="A", warn=False, c="scalar", **DECLS)
+    for target in TARGETS:
+        np.testing.assert_allclose(run_code(d, target, values), np.asarray(d.evaluate(values)), rtol=1e-10)

@@ -81,27 +81,31 @@ def _open(h: Node) -> list[Node]:
     out: list[Node] = []
     for f in hadamard_factors(h):
         parts = broadcast_parts(f)
-        if parts is not None and isinstance(parts[0], N.Hadamard):
-            out += [rebroadcast(v, parts[1], parts[2]) for v in hadamard_factors(parts[0])]
+        vectors = hadamard_factors(parts[0]) if parts is not None else []
+        if len(vectors) > 1 and all(v.shape == parts[0].shape for v in vectors):  # not c ⊙ u: c is a scalar
+            out += [rebroadcast(v, parts[1], parts[2]) for v in vectors]
         else:
             out.append(f)
     return out
 
 
 def _rank_of(f, rank: dict) -> int:
+    """Where a factor comes in the canonical order: its place in the DAG's topological order (a node
+    :func:`_open` made, after its children)."""
     if isinstance(f, _Pair):
         return f.rank
     if f in rank:
         return rank[f]
-    return _rank_of(broadcast_parts(f)[0], rank)  # a broadcast factor made by _open: its vector's rank
+    return max((_rank_of(c, rank) for c in f.children), default=-1)
 
 
 def _symbols_of(f, symbols: dict) -> frozenset:
+    """The variables a factor depends on."""
     if isinstance(f, _Pair):
         return f.symbols
     if f in symbols:
         return symbols[f]
-    return _symbols_of(broadcast_parts(f)[0], symbols)
+    return frozenset().union(*(_symbols_of(c, symbols) for c in f.children))
 
 
 def _key(a, b, rank: dict) -> tuple:
