@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -11,6 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from codegen_targets import TARGETS, run_code
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_property_derive import expr  # the random expressions of every operator and function
 
 import matcalc
 from matcalc import nodes as N
@@ -223,3 +227,40 @@ def test_broadcast_vectors_of_products_are_opened_only_into_vectors(text):
     d = matcalc.derive(f"sum({text})" if e.shape != () else text, wrt="A", warn=False, c="scalar", **DECLS)
     for target in TARGETS:
         np.testing.assert_allclose(run_code(d, target, values), np.asarray(d.evaluate(values)), rtol=1e-10)
+
+
+# --- property: the rewrites keep the value of random expressions ---------------------------------------------------
+PROPERTY_SIZES = {"n": 3, "m": 2}
+LONG = os.environ.get("MATCALC_LONG") == "1"
+
+
+def _random_values(e_list, rng) -> dict:
+    values = {}
+    for e in e_list:
+        for s in N.symbols_of(e):
+            shape = tuple(PROPERTY_SIZES[d.name] if hasattr(d, "name") else d for d in s.shape)
+            values[s.name] = float(rng.uniform(-1, 1)) if s.shape == () else (
+                rng.uniform(-1, 1, shape[0]) if s.shape[1] == 1 else rng.uniform(-1, 1, shape))
+    return values
+
+
+@settings(max_examples=3000 if LONG else 60, deadline=None, derandomize=not LONG,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(st.data())
+def test_rewritten_random_expressions_keep_their_values(data):
+    """for_evaluation and share_products over two random expressions (of every operator and function of the
+    language, as tests/test_property_derive.py draws them) evaluate as the originals do."""
+    roots = [data.draw(expr(data.draw(st.sampled_from(["s", "v", "M", "C"])))) for _ in range(2)]
+    new = share_products([for_evaluation(r) for r in roots])
+    values = _random_values(roots, np.random.default_rng(data.draw(st.integers(0, 2**31))))
+    for n, o in zip(new, roots, strict=True):
+        with np.errstate(all="ignore"):
+            try:
+                want = np.asarray(evaluate(o, values, sizes=PROPERTY_SIZES), dtype=float)
+            except matcalc.MatcalcError:
+                continue
+            got = np.asarray(evaluate(n, values, sizes=PROPERTY_SIZES), dtype=float)
+        finite = np.isfinite(want)
+        assert np.array_equal(finite, np.isfinite(got))
+        scale = max(1.0, np.abs(want[finite]).max(initial=0))
+        np.testing.assert_allclose(got[finite], want[finite], rtol=1e-9, atol=1e-9 * scale)
