@@ -52,8 +52,13 @@ def share_products(roots: list[Node]) -> list[Node]:
     symbols = _symbols(order)
     lists = {h: _open(h) for h in heads}
     lists = {h: fs for h, fs in lists.items() if len(fs) <= MAX_FACTORS}
+    ranks = count(len(order))
+    for fs in lists.values():  # the factors _open made: ranked after the DAG, in a deterministic order
+        for f in fs:
+            if f not in rank:
+                rank[f], symbols[f] = next(ranks), _symbols_of(f, symbols)
     if sum(len(fs) * (len(fs) - 1) // 2 for fs in lists.values()) <= MAX_PAIR_WORK:
-        _pair_up(lists, rank, symbols, count(len(order)))
+        _pair_up(lists, rank, symbols, ranks)
     return _rebuild(order, roots, lists, rank)
 
 
@@ -90,13 +95,9 @@ def _open(h: Node) -> list[Node]:
 
 
 def _rank_of(f, rank: dict) -> int:
-    """Where a factor comes in the canonical order: its place in the DAG's topological order (a node
-    :func:`_open` made, after its children)."""
-    if isinstance(f, _Pair):
-        return f.rank
-    if f in rank:
-        return rank[f]
-    return max((_rank_of(c, rank) for c in f.children), default=-1)
+    """Where a factor comes in the canonical order: its place in the DAG's topological order (pairs and
+    the factors :func:`_open` made come after the DAG, each with a rank of its own)."""
+    return f.rank if isinstance(f, _Pair) else rank[f]
 
 
 def _symbols_of(f, symbols: dict) -> frozenset:
