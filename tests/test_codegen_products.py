@@ -139,8 +139,8 @@ def _run_printed(node: N.Node, values: dict):
     ("A - (u ones(n)')", "A - u[:, None]", "broadcast_to"),
     ("u ones(n)'", "broadcast_to", None),  # alone it must be the whole matrix
     ("(u ones(n)') .* (ones(m) v')", "broadcast_to", None),  # no whole matrix to broadcast against
-    ("(A .* B)' ones(m)", "np.sum((A * B), 0)", ".T"),  # the column sums, not the row sums of a transpose
-    ("ones(n)' (A .* B)'", "np.sum((A * B), 1)", ".T"),
+    ("(A .* B)' ones(m)", "np.sum(A * B, 0)", ".T"),  # the column sums, not the row sums of a transpose
+    ("ones(n)' (A .* B)'", "np.sum(A * B, 1)", ".T"),
 ])
 def test_printed_spellings_compute_the_same_matrix(text, spelled, absent):
     e = _parse(text)

@@ -89,6 +89,8 @@ class Term:
     inv_of: str | None = None
     #: the term is a vector of ones (𝟙): a product with it is a sum along an axis or a broadcast
     ones: bool = False
+    #: ``transpose_of`` without its parentheses (an argument of a call: ``np.sum(A * B, 0)``)
+    transposed_arg: str | None = None
 
     @property
     def kind(self) -> str:
@@ -456,6 +458,7 @@ class CodePrinter(Printer):
             return term
         if isinstance(f, N.Transpose) and kind_of(f) == "matrix":
             term.transpose_of = self.sub(f.args[0], ATOM)
+            term.transposed_arg = self.code(f.args[0])
         elif isinstance(f, N.DiagMat):
             term.diag_of = self.sub(f.args[0], ATOM)
         elif isinstance(f, N.Inv):
@@ -499,11 +502,11 @@ class CodePrinter(Printer):
         rows, cols, ka, kb = a.rows, b.cols, a.kind, b.kind
         if b.ones and kb == "column" and ka in ("matrix", "row"):  # X 𝟙: the row sums (Yᵀ 𝟙: Y's column sums)
             if a.transpose_of is not None:
-                return Term(f"{self.fn('sum')}({a.transpose_of}, 0)", ATOM, rows, cols)
+                return Term(f"{self.fn('sum')}({a.transposed_arg}, 0)", ATOM, rows, cols)
             return Term(f"{self.fn('sum')}({a.code}, {1 if ka == 'matrix' else 0})", ATOM, rows, cols)
         if a.ones and ka == "row" and kb in ("matrix", "column"):  # 𝟙ᵀ X: the column sums (𝟙ᵀ Yᵀ: Y's row sums)
             if b.transpose_of is not None:
-                return Term(f"{self.fn('sum')}({b.transpose_of}, 1)", ATOM, rows, cols)
+                return Term(f"{self.fn('sum')}({b.transposed_arg}, 1)", ATOM, rows, cols)
             return Term(f"{self.fn('sum')}({b.code}, 0)", ATOM, rows, cols)
         if b.ones and ka == "column" and kb == "row":  # c 𝟙ᵀ: c repeated over the columns
             return Term(self.spread(f"{self.paren_term(a, ATOM)}[:, None]", rows, cols), ATOM, rows, cols)
