@@ -302,7 +302,7 @@ def test_network_hessian_is_distributed_into_gram_products():
     # costs O(k n^2) as a Gram product instead of O(n^3) inside the sum
     h = matcalc.hessian("||W2 tanh(W1 x + b) - y||^2", "x", b="vector(m)")
     src = h.to_numpy()
-    assert "t3 = W2 @ (t2[:, None] * W1)" in src and "w1 = -4.0 * (t2 *" in src and "2.0 * (t3.T @ t3) + t4" in src
+    assert "t3 = W2 @ (t2[:, None] * W1)" in src and "w1 = -4.0 * (t1 * t2 *" in src and "2.0 * (t3.T @ t3) + t4" in src
     rng = np.random.default_rng(0)
     for m, k, n in [(7, 5, 3), (1, 1, 1), (12, 9, 2), (140, 130, 13)]:
         values = {"W2": rng.standard_normal((n, m)), "W1": rng.standard_normal((m, k)), "x": rng.standard_normal(k),

@@ -20,6 +20,7 @@ from .adjugate import Adjugate, with_adjugates
 from .naming import Namer, valid_identifier
 from .plan import plan_temporaries
 from .printer import CodegenError, CodePrinter, kind_of
+from .products import share_products
 from .rewrite import for_evaluation
 from .targets import PRINTERS
 
@@ -87,8 +88,8 @@ class _Builder:
             for size in self._code_axes(s):
                 if isinstance(size, Dim) and size.name not in self.dims:
                     self.dims[size.name] = self.namer.take(size.name, "_dim")
-        self.roots = [for_evaluation(with_adjugates(r), numpy=target == "numpy") for r in
-                      ([derivative.function] if value_and_grad else []) + [derivative.expr]]
+        self.roots = share_products([for_evaluation(with_adjugates(r), numpy=target == "numpy") for r in
+                                     ([derivative.function] if value_and_grad else []) + [derivative.expr]])
         cls = PRINTERS[target]
         self.temps = plan_temporaries(self.roots, cls.statement_nodes + (Adjugate,))
         for t in self.temps:

@@ -24,6 +24,7 @@ from .generate import ALIASES, _Builder, _doc_safe, _formula, _shape_text, _unde
 from .naming import Namer, valid_identifier
 from .plan import plan_temporaries
 from .printer import CodegenError
+from .products import share_products
 from .rewrite import for_evaluation
 from .targets import PRINTERS
 
@@ -49,7 +50,7 @@ class _JointBuilder(_Builder):
                 if hasattr(size, "name") and size.name not in self.dims:
                     self.dims[size.name] = self.namer.take(size.name, "_dim")
         exprs = ([S.simplify(function)] if value else []) + [d.expr for d in derivatives]
-        self.roots = [for_evaluation(with_adjugates(r), numpy=target == "numpy") for r in exprs]
+        self.roots = share_products([for_evaluation(with_adjugates(r), numpy=target == "numpy") for r in exprs])
         cls = PRINTERS[target]
         self.temps = plan_temporaries(self.roots, cls.statement_nodes + (Adjugate,))
         for t in self.temps:

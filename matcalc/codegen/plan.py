@@ -15,6 +15,7 @@ from collections import Counter
 from .. import nodes as N
 from ..budget import checkpoint
 from ..nodes import Node
+from .broadcast import broadcast_parts
 
 #: Nodes that are never worth a temporary: names, literals and constants.
 CHEAP = (N.Symbol, N.Number, N.Pi, N.Identity, N.Differential, N.Ones, N.Zeros, N.Numel)  # Numel: a size
@@ -45,6 +46,16 @@ def topological(roots: list[Node]) -> list[Node]:
     return order
 
 
+def _broadcast(node: Node) -> Node | None:
+    """The vector of ``v 𝟙ᵀ`` or ``𝟙 w`` (a vector repeated over a matrix), else None. Such a node stays
+    inline like a transpose: element-wise operations broadcast the vector itself, and a temporary of the
+    repeated matrix would make XLA build all m x n of it."""
+    if not (isinstance(node, N.MatMul) and len(node.args) == 2 and len(node.shape) == 2):
+        return None
+    parts = broadcast_parts(node)
+    return parts[0] if parts is not None else None
+
+
 def plan_temporaries(roots: list[Node], statement_nodes: tuple[type, ...] = ()) -> list[Node]:
     """The nodes to compute into temporaries, in dependency order.
 
@@ -68,8 +79,10 @@ def plan_temporaries(roots: list[Node], statement_nodes: tuple[type, ...] = ()) 
         if isinstance(node, CHEAP):
             weight[node] = 0
             continue
-        if isinstance(node, INLINE):
-            operand = node.args[0]
+        if isinstance(node, INLINE) or _broadcast(node):
+            operand = node.args[0] if isinstance(node, INLINE) else _broadcast(node)
+            while isinstance(operand, INLINE):  # 𝟙 gᵀ: the temporary, if any, is g's
+                operand = operand.args[0]
             if uses[node] > 1 and not isinstance(operand, CHEAP):
                 temps.add(operand)
             weight[node] = inline_weight(operand)

@@ -26,6 +26,7 @@ from ..nodes import Node
 from ..printing.base import Printer
 from ..shapes import Dim, DimLike, DimProduct, is_column, is_row
 from ..visit import find_method
+from .broadcast import broadcast_parts, is_ones
 from .naming import Namer
 
 # Python's operator precedence, loosest first (only the levels generated code uses).
@@ -94,6 +95,8 @@ class Term:
     inv_of: str | None = None
     #: the term is a vector of ones (𝟙): a product with it is a sum along an axis or a broadcast
     ones: bool = False
+    #: ``transpose_of`` without its parentheses (an argument of a call: ``np.sum(A * B, 0)``)
+    transposed_arg: str | None = None
 
     @property
     def kind(self) -> str:
@@ -295,13 +298,40 @@ class CodePrinter(Printer):
         return self._print_terms(n.args), ADD
 
     def _print_terms(self, terms) -> str:
-        parts = [self.sub(terms[0], ADD)]
+        bare = self._has_full(terms)
+        parts = [self.operand(terms[0], ADD, bare)]
         for t in terms[1:]:
             if isinstance(t, N.Neg) and t not in self.names:
-                parts.append(f" - {self.sub(t.args[0], ADD + 1)}")
+                parts.append(f" - {self.operand(t.args[0], ADD + 1, bare)}")
             else:
-                parts.append(f" + {self.sub(t, ADD + 1)}")
+                parts.append(f" + {self.operand(t, ADD + 1, bare)}")
         return "".join(parts)
+
+    # --- implicit broadcasting -------------------------------------------------------------------
+    def _has_full(self, operands) -> bool:
+        """Whether an element-wise operation has an operand that is a whole matrix in code (so the
+        others may be a column ``v[:, None]`` or a row and broadcast against it)."""
+        for t in operands:
+            if isinstance(t, N.Neg) and t not in self.names:
+                t = t.args[0]
+            if kind_of(t) == "matrix" and (t in self.names or broadcast_parts(t) is None):
+                return True
+        return False
+
+    def operand(self, node: Node, level: int, bare: bool) -> str:
+        """An operand of an element-wise operation; with ``bare``, a vector repeated over a matrix
+        (``v 𝟙ᵀ``, ``𝟙 w``) as the vector, which the operation broadcasts: no m x n array is built
+        (``broadcast_to`` makes a view in NumPy and torch, but XLA may materialise it)."""
+        parts = broadcast_parts(node) if bare and node not in self.names else None
+        if parts is None:
+            return self.sub(node, level)
+        vector, _, left = parts
+        # The vector of 𝟙 𝟙ᵀ C is a new node 𝟙ᵀ C, which may be a temporary the plan computes later (it
+        # only knows this node's children): it is printed from its factors, never by its name.
+        text, prec = self.print(vector) if len(node.args) == 2 else Printer.print(self, vector)
+        if left:
+            return f"{text if prec >= ATOM else self.paren(text)}[:, None]"
+        return text if prec >= level else self.paren(text)
 
     def _print_Neg(self, n):
         return f"-{self.sub(n.args[0], UNARY)}", UNARY
@@ -310,10 +340,12 @@ class CodePrinter(Printer):
         return self.binary("/", *n.args)
 
     def _print_ElemDiv(self, n):
-        return self.binary("/", *n.args)
+        bare = self._has_full(n.args)
+        return f"{self.operand(n.args[0], MUL + 1, bare)} / {self.operand(n.args[1], MUL + 1, bare)}", MUL
 
     def _print_Hadamard(self, n):
-        return " * ".join(self.sub(f, MUL + 1) for f in n.args), MUL
+        bare = self._has_full(n.args)
+        return " * ".join(self.operand(f, MUL + 1, bare) for f in n.args), MUL
 
     def _print_Power(self, n):
         base, exponent = n.args
@@ -388,11 +420,12 @@ class CodePrinter(Printer):
             return term
         if isinstance(f, N.Transpose) and kind_of(f) == "matrix":
             term.transpose_of = self.sub(f.args[0], ATOM)
+            term.transposed_arg = self.code(f.args[0])
         elif isinstance(f, N.DiagMat):
             term.diag_of = self.sub(f.args[0], ATOM)
         elif isinstance(f, N.Inv):
             term.inv_of = self.sub(f.args[0], ATOM)
-        elif isinstance(f, N.Ones):
+        elif is_ones(f):  # 𝟙, or 𝟙ᵀ (the same 1-D array in code)
             term.ones = True
         return term
 
@@ -429,9 +462,13 @@ class CodePrinter(Printer):
         """A product with a vector of ones, without the ones (issue 15: the batch operations build them):
         ``X 𝟙`` and ``𝟙ᵀ X`` are sums along an axis, ``c 𝟙ᵀ`` and ``𝟙 r`` broadcasts (views, not copies)."""
         rows, cols, ka, kb = a.rows, b.cols, a.kind, b.kind
-        if b.ones and kb == "column" and ka in ("matrix", "row"):  # X 𝟙: the row sums
+        if b.ones and kb == "column" and ka in ("matrix", "row"):  # X 𝟙: the row sums (Yᵀ 𝟙: Y's column sums)
+            if a.transpose_of is not None:
+                return Term(f"{self.fn('sum')}({a.transposed_arg}, 0)", ATOM, rows, cols)
             return Term(f"{self.fn('sum')}({a.code}, {1 if ka == 'matrix' else 0})", ATOM, rows, cols)
-        if a.ones and ka == "row" and kb in ("matrix", "column"):  # 𝟙ᵀ X: the column sums
+        if a.ones and ka == "row" and kb in ("matrix", "column"):  # 𝟙ᵀ X: the column sums (𝟙ᵀ Yᵀ: Y's row sums)
+            if b.transpose_of is not None:
+                return Term(f"{self.fn('sum')}({b.transposed_arg}, 1)", ATOM, rows, cols)
             return Term(f"{self.fn('sum')}({b.code}, 0)", ATOM, rows, cols)
         if b.ones and ka == "column" and kb == "row":  # c 𝟙ᵀ: c repeated over the columns
             return Term(self.spread(f"{self.paren_term(a, ATOM)}[:, None]", rows, cols), ATOM, rows, cols)

@@ -15,13 +15,7 @@ from .. import nodes as N
 from .. import ops
 from ..nodes import Node
 from ..shapes import is_column, is_row
-
-
-def _product_shape(factors: list[Node]):
-    nonscalar = [f for f in factors if f.shape != ()]
-    if not nonscalar:
-        return ()
-    return N.MatMul(*factors).shape if len(factors) > 1 else factors[0].shape
+from .broadcast import broadcast_parts, hadamard_factors, is_ones, product, product_shape, rebroadcast
 
 
 def _distribute(n: N.MatMul) -> Node | None:
@@ -33,7 +27,7 @@ def _distribute(n: N.MatMul) -> Node | None:
         if any(t.shape == () for t in f.args):
             continue  # a broadcast scalar term: not a plain matrix sum
         right, left = args[i + 1:], args[:i]
-        if (right and is_column(_product_shape(right))) or (left and is_row(_product_shape(left))):
+        if (right and is_column(product_shape(right))) or (left and is_row(product_shape(left))):
             return N.Add(*[N.MatMul(*left, t, *right) for t in f.args])
     return None
 
@@ -127,10 +121,6 @@ def _factors(node: Node, scalars: list[Node], factors: list[Node]) -> None:
         factors.append(node)
 
 
-def _product(factors: list[Node]) -> Node:
-    return factors[0] if len(factors) == 1 else N.MatMul(*factors)
-
-
 def _gram_form(factors: list[Node], numpy: bool) -> Node | None:
     """``Xᵀ X`` or ``Xᵀ diag(w) X`` for a product that reads the same transposed (a palindrome:
     the i-th factor is the transpose of the i-th from the end), written so that NumPy computes it with
@@ -140,12 +130,12 @@ def _gram_form(factors: list[Node], numpy: bool) -> Node | None:
     if half == 0 or any(factors[i] is not _transpose_of(factors[k - 1 - i]) for i in range(half)):
         return None
     if k % 2 == 0:
-        root = _product(factors[half:])
+        root = product(factors[half:])
         return N.MatMul(N.Transpose(root), root)
     middle = factors[half]
     if not isinstance(middle, N.DiagMat):
         return None
-    w, x = middle.args[0], _product(factors[half + 1:])
+    w, x = middle.args[0], product(factors[half + 1:])
     if numpy:
         return WeightedGram(w, x, _nonnegative(w))
     return N.MatMul(N.Transpose(x), middle, x)  # the general product, but x (shared) computed once
@@ -219,51 +209,85 @@ def _gram(n: N.MatMul) -> Node | None:
     return None
 
 
-def _ones(n: Node) -> bool:
-    return isinstance(n, N.Ones) or (isinstance(n, N.Transpose) and isinstance(n.args[0], N.Ones))
-
-
 def _reciprocal(n: N.ElemDiv) -> Node | None:
     """``A ⊘ (v 𝟙ᵀ) -> A ⊙ ((1 ⊘ v) 𝟙ᵀ)`` (and ``𝟙 vᵀ``): a row- or column-wise divisor (a norm's σ, a
     softmax's sum) divides once per row, not once per entry. Division costs several multiplications, and
     XLA and torch do not make the exchange themselves (it changes the last bit, within the rounding of the
     division itself); the reciprocal is one node, so all its divisions share it."""
     a, b = n.args
-    parts = _broadcast_parts(b)
+    if a.shape == b.shape and (is_column(b.shape) or is_row(b.shape)) and not _is_one(a):
+        return N.Hadamard(a, _inverse(b))  # a vector divisor: its reciprocal is shared with the others
+    parts = broadcast_parts(b)
     if parts is None or a.shape != b.shape:
         return None
     v, ones, left = parts
-    return N.Hadamard(a, _rebroadcast(N.ElemDiv(N.Number(1), v), ones, left))
+    return N.Hadamard(a, rebroadcast(_inverse(v), ones, left))
 
 
-def _broadcast_parts(b: Node) -> tuple[Node, Node, bool] | None:
-    """``(v, 𝟙ᵀ, True)`` for ``v 𝟙ᵀ`` and ``(v, 𝟙, False)`` for ``𝟙 v`` (a vector repeated over a matrix)."""
-    if not (isinstance(b, N.MatMul) and len(b.args) == 2 and len(b.shape) == 2):
-        return None
-    u, w = b.args
-    if not (is_column(u.shape) and is_row(w.shape)):  # an outer product; X 𝟙 (a row sum) is not one
-        return None
-    if _ones(w) and not _ones(u):
-        return u, w, True
-    if _ones(u) and not _ones(w):
-        return w, u, False
-    return None
+def _is_one(n: Node) -> bool:
+    return isinstance(n, N.Number) and n.value == 1
 
 
-def _rebroadcast(v: Node, ones: Node, left: bool) -> Node:
-    return N.MatMul(v, ones) if left else N.MatMul(ones, v)
+def _inverse(v: Node) -> Node:
+    """``1 ⊘ v``, and ``(1 ⊘ v).^p`` for ``1 ⊘ v.^p`` (p a positive integer): one reciprocal, whatever
+    power of the divisor a term divides by (layer norm's gradient divides by σ and by σ²)."""
+    if isinstance(v, N.ElemPower) and isinstance(v.args[1], N.Number):
+        p = v.args[1].value
+        if p.denominator == 1 and p > 0:
+            return N.ElemPower(N.ElemDiv(N.Number(1), v.args[0]), v.args[1])
+    return N.ElemDiv(N.Number(1), v)
 
 
 def _through_broadcast(n: Node) -> Node | None:
     """``(v 𝟙ᵀ).^p -> (v.^p) 𝟙ᵀ`` and ``f(v 𝟙ᵀ) -> f(v) 𝟙ᵀ``: an element-wise function of a repeated vector is
     computed on the vector (m values, not m x n)."""
     if isinstance(n, N.ElemPower) and n.args[1].shape == ():
-        parts = _broadcast_parts(n.args[0])
-        return parts and _rebroadcast(N.ElemPower(parts[0], n.args[1]), parts[1], parts[2])
+        parts = broadcast_parts(n.args[0])
+        return parts and rebroadcast(N.ElemPower(parts[0], n.args[1]), parts[1], parts[2])
     if isinstance(n, N.Apply):
-        parts = _broadcast_parts(n.args[1])
-        return parts and _rebroadcast(n.with_children((parts[0],)), parts[1], parts[2])
+        parts = broadcast_parts(n.args[1])
+        return parts and rebroadcast(n.with_children((parts[0],)), parts[1], parts[2])
+    if isinstance(n, N.Div):  # (v 𝟙ᵀ) / c: divide the m entries of v, not the m x n of the matrix
+        parts = broadcast_parts(n.args[0])
+        return parts and rebroadcast(N.Div(parts[0], n.args[1]), parts[1], parts[2])
     return None
+
+
+def _pull_out(h: Node, left: bool) -> tuple[list[Node], Node] | None:
+    """The vectors repeated along the summed axis among the factors of ``h``, and the product of the
+    others (None when there are none of either)."""
+    vectors, rest = [], []
+    for f in hadamard_factors(h):
+        parts = broadcast_parts(f)
+        if parts is not None and parts[2] == left:
+            vectors.append(parts[0])
+        else:
+            rest.append(f)
+    if not vectors or not any(len(f.shape) == 2 for f in rest):
+        return None
+    return vectors, rest[0] if len(rest) == 1 else N.Hadamard(*rest)
+
+
+def _sum_out(n: N.MatMul) -> Node | None:
+    """``(A ⊙ (v 𝟙ᵀ)) 𝟙 -> v ⊙ (A 𝟙)`` and ``𝟙ᵀ (A ⊙ (𝟙 w)) -> w ⊙ (𝟙ᵀ A)``: a factor that is constant
+    along the summed axis multiplies the m sums, not the m x n entries (layer norm's 1/σ in its gradient's
+    row sums). The sum then no longer waits for the factor, and XLA fuses it with its neighbours."""
+    args = list(n.args)
+    for i in range(len(args) - 1):
+        h, o = args[i], args[i + 1]
+        if isinstance(h, N.Hadamard) and isinstance(o, N.Ones) and is_column(o.shape) and _matrix(h):
+            pulled = _pull_out(h, True)
+            if pulled is not None:
+                return product(args[:i] + [N.Hadamard(*pulled[0], N.MatMul(pulled[1], o))] + args[i + 2:])
+        if isinstance(o, N.Hadamard) and is_ones(h) and is_row(h.shape) and _matrix(o):
+            pulled = _pull_out(o, False)
+            if pulled is not None:
+                return product(args[:i] + [N.Hadamard(*pulled[0], N.MatMul(h, pulled[1]))] + args[i + 2:])
+    return None
+
+
+def _matrix(n: Node) -> bool:
+    return len(n.shape) == 2 and not is_column(n.shape) and not is_row(n.shape)
 
 
 def for_evaluation(expr: Node, numpy: bool = False) -> Node:
@@ -287,10 +311,11 @@ def for_evaluation(expr: Node, numpy: bool = False) -> Node:
                 new = N.Add(*[for_evaluation(t, numpy) if isinstance(t, N.MatMul) and t is not new else t
                               for t in better.args])
             else:
-                new = _sandwich(new, numpy) or (numpy and _gram(new)) or _scale_vector(new) or new
+                new = (_sandwich(new, numpy) or (numpy and _gram(new)) or _scale_vector(new) or _sum_out(new)
+                       or new)
         elif isinstance(new, N.ElemDiv):
             new = _reciprocal(new) or new
-        elif isinstance(new, N.ElemPower | N.Apply):
+        elif isinstance(new, N.ElemPower | N.Apply | N.Div):
             new = _through_broadcast(new) or new
         memo[node] = new
     return memo[expr]
