@@ -44,6 +44,7 @@ from .names import MAX_SIZE, check_name, check_size
 from .parser import Raw, number_value, parse_kind, parse_raw
 from .recursion import deep_recursion
 from .shapes import Dim
+from .unify import Unifier, Var
 
 KINDS = (SCALAR, VECTOR, MATRIX, SYMMETRIC)
 _POWER_BASE = "the base of ^, a power of a scalar"
@@ -165,73 +166,7 @@ def parse_declaration(value, name: str = "?") -> Declaration:
 
 
 # --- unification --------------------------------------------------------------------------------------
-class _Var:
-    """A dimension unification variable."""
-
-    __slots__ = ("index", "name")
-
-    def __init__(self, index: int, name: str | None = None):
-        self.index = index
-        self.name = name  # a declared dimension name, if any
-
-    def __repr__(self) -> str:  # pragma: no cover
-        return f"?{self.index}"
-
-
-class _Unifier:
-    def __init__(self):
-        self.parent: dict[int, object] = {}
-        self.vars: list[_Var] = []
-        self.named: dict[str, _Var] = {}
-
-    def fresh(self) -> _Var:
-        v = _Var(len(self.vars))
-        self.vars.append(v)
-        return v
-
-    def named_dim(self, name: str) -> _Var:
-        if name not in self.named:
-            v = self.fresh()
-            v.name = name
-            self.named[name] = v
-        return self.named[name]
-
-    def find(self, d):
-        while isinstance(d, _Var) and d.index in self.parent:
-            d = self.parent[d.index]
-        return d
-
-    def unify(self, a, b) -> bool:
-        a, b = self.find(a), self.find(b)
-        if a is b or (isinstance(a, int) and isinstance(b, int) and a == b):
-            return True
-        if isinstance(a, int) and isinstance(b, int):
-            return False
-        if isinstance(a, int):
-            a, b = b, a
-        # a is a variable now
-        if isinstance(b, int):
-            if b == 1:  # a vector's length or a matrix side never becomes 1 by inference
-                return False
-            if a.name is not None and isinstance(b, int):
-                # a declared symbolic dimension equal to a concrete size: take the size
-                self.parent[a.index] = b
-                return True
-            self.parent[a.index] = b
-            return True
-        # both variables: keep a declared name, else the older variable, as representative
-        if b.name is not None and a.name is None:
-            a, b = b, a
-        elif a.name is not None and b.name is not None:
-            if a.name != b.name:
-                return False
-        elif b.index < a.index and b.name is None and a.name is None:
-            a, b = b, a
-        self.parent[b.index] = a
-        return True
-
-
-def _describe(shape, u: _Unifier) -> str:
+def _describe(shape, u: Unifier) -> str:
     def dim(d):
         d = u.find(d)
         if isinstance(d, int):
@@ -260,14 +195,14 @@ class _Checker:
     def __init__(self, source: str, decls: dict[str, Declaration]):
         self.source = source
         self.decls = decls
-        self.u = _Unifier()
+        self.u = Unifier()
         self.kinds: dict[str, str] = {}
         self.first_pos: dict[str, int] = {}
         self.forced: dict[str, str] = {}
         self.symbol_shapes: dict[str, tuple] = {}
         self.order: list[str] = []
         self.shapes: dict[int, tuple] = {}  # id(raw) -> shape with variables
-        self.identities: dict[int, _Var] = {}
+        self.identities: dict[int, Var] = {}
         self.fills: dict[int, tuple] = {}
         self.decided: dict[int, object] = {}  # id(raw) -> extra decisions (diag kind, max form ...)
         self.axes: dict[int, int | None] = {}  # id(raw) of a call -> its axis keyword (0, 1 or None)

@@ -35,6 +35,7 @@ from ..budget import checkpoint
 from ..conventions import CONSTANTS, DIM_NAMES, MATRIX, SCALAR, VECTOR, convention_kind, is_greek
 from ..names import NAME, RESERVED_NAMES
 from ..shapes import Dim
+from ..unify import Unifier
 from ..visit import find_method
 from .base import HAD, stacked_rows
 from .names import _post_order
@@ -60,64 +61,6 @@ class _Fail(Exception):
 
 class _Unsure(Exception):
     """The prediction is not exact for this node: the caller parses the text."""
-
-
-class _Var:
-    """A dimension variable of the unification, as the checker's ``_Var``."""
-
-    __slots__ = ("index", "name")
-
-    def __init__(self, index: int, name: str | None = None):
-        self.index, self.name = index, name
-
-
-class _Unifier:
-    """The checker's unifier, rule for rule: a variable never becomes 1, a named one takes a size, two
-    variables keep the named or else the older one as representative."""
-
-    def __init__(self):
-        self.parent: dict[int, object] = {}
-        self.vars: list[_Var] = []
-        self.named: dict[str, _Var] = {}
-
-    def fresh(self) -> _Var:
-        v = _Var(len(self.vars))
-        self.vars.append(v)
-        return v
-
-    def named_dim(self, name: str) -> _Var:
-        if name not in self.named:
-            self.named[name] = v = self.fresh()
-            v.name = name
-        return self.named[name]
-
-    def find(self, d):
-        while isinstance(d, _Var) and d.index in self.parent:
-            d = self.parent[d.index]
-        return d
-
-    def unify(self, a, b) -> bool:
-        a, b = self.find(a), self.find(b)
-        if a is b or (isinstance(a, int) and isinstance(b, int) and a == b):
-            return True
-        if isinstance(a, int) and isinstance(b, int):
-            return False
-        if isinstance(a, int):
-            a, b = b, a
-        if isinstance(b, int):
-            if b == 1:
-                return False
-            self.parent[a.index] = b
-            return True
-        if b.name is not None and a.name is None:
-            a, b = b, a
-        elif a.name is not None and b.name is not None:
-            if a.name != b.name:
-                return False
-        elif b.index < a.index and b.name is None and a.name is None:
-            a, b = b, a
-        self.parent[b.index] = a
-        return True
 
 
 class RawViews:
@@ -301,7 +244,7 @@ class _Reading:
     def __init__(self, explicit: bool):
         self.explicit = explicit
         self.views: dict[N.Node, tuple] = {}  # nodes hash by identity (they are hash-consed)
-        self.u = _Unifier()
+        self.u = Unifier()
         self.order: list[str] = []
         self.met: set[str] = set()
         self.forced: dict[str, str] = {}
