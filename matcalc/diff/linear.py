@@ -18,6 +18,8 @@ with three or four axes never come here (see :mod:`.tensor`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from .. import nodes as N
 from .. import simplify as S
 from ..errors import DerivativeError, NoMatrixFormError
@@ -86,19 +88,13 @@ def _kron_as_product(n: N.Kron, deps: set[Node], what: str) -> tuple[Node, Node]
     return f, (N.Kron(other, eye) if i == 1 else N.Kron(eye, other))
 
 
-# --- reverse: transposition ------------------------------------------------------------------------------------
-class _Pullback:
-    """Transpose rules: given the cotangent ``c`` of a linear node, the cotangents of its children."""
+class _LinearRules:
+    """What the catalogue's transpose and forward rules of a linear call get (matcalc.ops: ``t.S``,
+    ``t.one_dependent(n)`` ...); ``deps`` are the nodes that depend on the differential."""
 
-    # what the catalogue's transpose rules use (matcalc.ops: ``t.S``, ``t.one_dependent(n)`` ...)
     S = S
     N = N
-    inner = staticmethod(_inner)
-    kron_blocks = staticmethod(kron_blocks)
-    not_found = staticmethod(not_found)
-
-    def __init__(self, deps: set[Node]):
-        self.deps = deps
+    deps: set[Node]
 
     def one_dependent(self, n: Node) -> int:
         """The index of the one argument of ``n`` that carries the differential."""
@@ -107,12 +103,28 @@ class _Pullback:
     def kron_as_product(self, n: N.Kron, what: str) -> tuple[Node, Node]:
         return _kron_as_product(n, self.deps, what)
 
-    def t_Call(self, n, c):
-        """A linear call (sum, tr, diag, kron ...): its record's transpose rule."""
-        rule = n.record.transpose
+    def call_rule(self, n: Node, which: str) -> Callable:
+        """The record's ``transpose`` or ``forward`` rule of a call; a call without one is not linear."""
+        rule = getattr(n.record, which)
         if rule is None:
             raise not_found(n)
-        return rule(self, n, c)
+        return rule
+
+
+# --- reverse: transposition ------------------------------------------------------------------------------------
+class _Pullback(_LinearRules):
+    """Transpose rules: given the cotangent ``c`` of a linear node, the cotangents of its children."""
+
+    inner = staticmethod(_inner)
+    kron_blocks = staticmethod(kron_blocks)
+    not_found = staticmethod(not_found)
+
+    def __init__(self, deps: set[Node]):
+        self.deps = deps
+
+    def t_Call(self, n, c):
+        """A linear call (sum, tr, diag, kron ...): its record's transpose rule."""
+        return self.call_rule(n, "transpose")(self, n, c)
 
     def rule(self, n: Node, c: Node) -> list[tuple[Node, Node]]:
         method = find_method(self, "t_", type(n))
@@ -206,12 +218,9 @@ def _length(x: Node):
     return x.shape[0] if is_column(x.shape) else x.shape[1]
 
 
-class _Forward:
+class _Forward(_LinearRules):
     """Forward rules: the Jacobian ``T`` of a node from those of its children (numerator layout)."""
 
-    # what the catalogue's forward rules use (matcalc.ops: ``f.S``, ``f.length(x)``, ``f.diag_terms(m)`` ...)
-    S = S
-    N = N
     vec = staticmethod(_vec)
     length = staticmethod(_length)
 
@@ -219,18 +228,9 @@ class _Forward:
         self.leaf = leaf
         self.deps = Dependence(leaf, deps)
 
-    def one_dependent(self, n: Node) -> int:
-        return _one_dependent(n, self.deps)
-
-    def kron_as_product(self, n: N.Kron, what: str) -> tuple[Node, Node]:
-        return _kron_as_product(n, self.deps, what)
-
     def f_Call(self, n, t):
         """A linear call: its record's forward (Jacobian) rule."""
-        rule = n.record.forward
-        if rule is None:
-            raise not_found(n)
-        return rule(self, n, t)
+        return self.call_rule(n, "forward")(self, n, t)
 
     def rule(self, n: Node, t: dict[Node, Node]) -> Node:
         if n.shape != () and not (is_column(n.shape) or is_row(n.shape)):
